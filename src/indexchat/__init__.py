@@ -1,0 +1,3 @@
+"""indexchat: a self-hosted LlamaCloud Chat API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from indexchat.cli import main
+
+main()

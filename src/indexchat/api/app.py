@@ -1,0 +1,104 @@
+"""create_app(settings): the FastAPI application with its lifespan, routers and handlers."""
+
+from __future__ import annotations
+
+import json
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from indexchat import __version__
+from indexchat.api import errors
+from indexchat.api.routes import health, projects, sessions
+from indexchat.config import Settings
+from indexchat.runtime import Runtime
+
+DESCRIPTION = """Self-hosted LlamaCloud Chat API. Authenticate with `Authorization: Bearer <key>`;
+create a key with `indexchat keys create`. Every resource call takes optional `organization_id` /
+`project_id` query parameters and defaults to the key's project."""
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. A given ``runtime`` is used as is (and left open) instead of opening one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        app.state.runtime = Runtime.open(settings) if owned else runtime
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.runtime.close()
+
+    app = FastAPI(
+        title="indexchat",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (health, projects, sessions):
+        app.include_router(module.router)
+    app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
+    return app
+
+
+class JsonBodyLimit:
+    """Refuse JSON bodies above a size with 413, before anything reads them into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                # FastAPI passes HTTPException through its body parsing untouched.
+                raise HTTPException(413, _too_large_detail(self.max_bytes))
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = _header(scope, b"content-type") or ""
+    return "json" in content_type.lower()
+
+
+def _too_large_detail(limit: int) -> str:
+    return f"request body larger than {limit} bytes"
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": _too_large_detail(limit)}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,57 @@
+"""The one place where failures become HTTP answers, all shaped ``{"detail": ...}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from indexchat.errors import (
+    Conflict,
+    IndexchatError,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    Unauthenticated,
+)
+
+log = logging.getLogger("indexchat.api")
+
+STATUS_BY_ERROR: dict[type[IndexchatError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 400,
+    LimitExceeded: 413,
+    Unauthenticated: 401,
+}
+# The SDK retries 409 six times unless told not to; our conflicts never heal by waiting.
+NO_RETRY = {"x-should-retry": "false"}
+
+
+def error_response(status: int, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def status_for(error: IndexchatError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(IndexchatError)
+    async def _known(_request: Request, exc: IndexchatError) -> JSONResponse:
+        status = status_for(exc)
+        headers: dict[str, str] = {}
+        if status == 409:
+            headers.update(NO_RETRY)
+        if status == 401:
+            headers["www-authenticate"] = "Bearer"
+        return error_response(status, exc.message, headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal server error")

@@ -1,0 +1,78 @@
+"""Wire models of chat sessions (contract §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from indexchat.api.schemas.events import Event
+from indexchat.domain import wire_timestamp
+from indexchat.storage.tables import ChatEvent, ChatSession
+
+MAX_INDEX_IDS = 100
+IndexId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CreateChatSession(BaseModel):
+    index_ids: list[IndexId] | None = Field(
+        default=None,
+        max_length=MAX_INDEX_IDS,
+        description="Indexes the session retrieves from; locked after the first message. "
+        "Null or absent: an unbound session.",
+    )
+    shared_access: Literal["query", "read_only"] | None = Field(
+        default=None,
+        description="What the share link grants. Null or absent: the deployment default.",
+    )
+
+
+class JobMetadata(BaseModel):
+    duration_ms: float = 0.0
+    error: str | None = None
+    export_config_ids: list[str] | None = None
+    is_error: bool = False
+    total_input_tokens: int | None = None
+    total_output_tokens: int | None = None
+    turns: int = 0
+
+
+class ChatSessionOut(BaseModel):
+    session_id: str
+    last_updated_at: str = Field(examples=["2026-04-22T12:34:41.342245"])
+    shared_access: Literal["query", "read_only"]
+    generated_title: str | None = None
+    index_ids: list[str] | None = None
+    job_metadata: JobMetadata | None = None
+
+    @classmethod
+    def of(cls, chat: ChatSession) -> ChatSessionOut:
+        return cls(**_session_fields(chat))
+
+
+class ChatSessionWithEvents(ChatSessionOut):
+    events: list[Event]
+
+    @classmethod
+    def with_events(
+        cls, chat: ChatSession, events: Sequence[ChatEvent]
+    ) -> ChatSessionWithEvents:
+        return cls(
+            **_session_fields(chat),
+            events=[_EVENT.validate_python(e.payload) for e in events],
+        )
+
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def _session_fields(chat: ChatSession) -> dict[str, object]:
+    return {
+        "session_id": chat.id,
+        "last_updated_at": wire_timestamp(chat.last_updated_at),
+        "shared_access": chat.shared_access,
+        "generated_title": chat.generated_title,
+        "index_ids": chat.index_ids,
+        "job_metadata": chat.job_metadata,
+    }

@@ -1,0 +1,49 @@
+"""Settings: read once at the entry point (CLI callback or ``create_app``) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("indexchat", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting of an indexchat deployment. Env vars use the ``INDEXCHAT_`` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="INDEXCHAT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder holding the SQLite database and uploaded files (embedded default).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("INDEXCHAT_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. "
+        "Unset: SQLite in the data dir.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the server listens on.")
+    default_shared_access: Literal["read_only", "query"] = Field(
+        default="read_only",
+        description="Share-link grant of a session created without shared_access.",
+    )
+    max_json_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest JSON request body accepted (bytes)."
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'indexchat.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")

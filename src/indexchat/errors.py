@@ -1,0 +1,46 @@
+"""What can go wrong, named for the failure rather than the place. No HTTP here.
+
+    IndexchatError
+    ├── NotFound             the object does not exist in the caller's project (or at all)
+    ├── Conflict             the request clashes with the object's state (e.g. index set locked)
+    ├── InvalidInput         the request is well-formed but its values make no sense
+    │   └── InvalidPageToken a page token that is malformed, tampered or from another listing
+    ├── LimitExceeded        the request is larger than a configured limit
+    └── Unauthenticated      no API key, an unknown one, or a revoked one
+
+Bugs stay plain exceptions.
+"""
+
+from __future__ import annotations
+
+
+class IndexchatError(Exception):
+    """Base of every expected failure; ``message`` is safe to show to the caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(IndexchatError):
+    pass
+
+
+class Conflict(IndexchatError):
+    pass
+
+
+class InvalidInput(IndexchatError):
+    pass
+
+
+class InvalidPageToken(InvalidInput):
+    pass
+
+
+class LimitExceeded(IndexchatError):
+    pass
+
+
+class Unauthenticated(IndexchatError):
+    pass

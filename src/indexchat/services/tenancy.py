@@ -1,0 +1,213 @@
+"""Organizations, projects and API keys.
+
+Keys are random, shown once, stored only as a SHA-256 hash and compared in constant time. A key
+belongs to one project, or (created without ``--project``) to a whole organization.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from indexchat.domain import Principal, Scope, new_id, utcnow
+from indexchat.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from indexchat.storage import tenancy as store
+from indexchat.storage.tables import ApiKey, InstanceSecret, Organization, Project
+
+DEFAULT_ORGANIZATION = "Default"
+DEFAULT_PROJECT = "Default"
+KEY_PREFIX = "llx-"
+PAGE_TOKEN_SECRET = "page_token_signing_key"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new API key: ``secret`` is shown to the user once and never stored."""
+
+    key: ApiKey
+    secret: str
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def ensure_defaults(session: Session) -> None:
+    """A fresh database gets a default organization and project, and its signing secret."""
+    if store.any_organization(session) is None:
+        org = Organization(id=str(uuid.uuid4()), name=DEFAULT_ORGANIZATION)
+        session.add(org)
+        session.flush()
+        session.add(
+            Project(id=str(uuid.uuid4()), organization_id=org.id, name=DEFAULT_PROJECT,
+                    is_default=True)
+        )
+    if store.secret(session, PAGE_TOKEN_SECRET) is None:
+        session.add(InstanceSecret(name=PAGE_TOKEN_SECRET, value=secrets.token_hex(32)))
+    session.flush()
+
+
+def page_token_secret(session: Session) -> bytes:
+    value = store.secret(session, PAGE_TOKEN_SECRET)
+    if value is None:
+        raise RuntimeError("database not initialised: run migrations and ensure_defaults first")
+    return bytes.fromhex(value)
+
+
+def organization_named(session: Session, name: str | None) -> Organization:
+    org = store.organization_by_name(session, name or DEFAULT_ORGANIZATION)
+    if org is None:
+        raise NotFound(f"organization {name!r} not found")
+    return org
+
+
+def create_project(session: Session, name: str, *, organization: str | None = None) -> Project:
+    """Create a project, and its organization if that is new."""
+    name = _clean_name(name, "project")
+    org_name = _clean_name(organization or DEFAULT_ORGANIZATION, "organization")
+    org = store.organization_by_name(session, org_name)
+    if org is None:
+        org = Organization(id=str(uuid.uuid4()), name=org_name)
+        session.add(org)
+        session.flush()
+    if store.project_by_name(session, organization_id=org.id, name=name) is not None:
+        raise Conflict(f"project {name!r} already exists in organization {org_name!r}")
+    first = store.default_project(session, organization_id=org.id) is None
+    project = Project(id=str(uuid.uuid4()), organization_id=org.id, name=name, is_default=first)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def create_key(
+    session: Session,
+    *,
+    project: str | None = None,
+    organization: str | None = None,
+    name: str | None = None,
+) -> IssuedKey:
+    """Issue a key for one project (by name), or for a whole organization when ``project`` is None
+    and ``organization`` is given. With neither, the key is for the default project."""
+    org = organization_named(session, organization)
+    project_id: str | None
+    if project is not None:
+        found = store.project_by_name(session, organization_id=org.id, name=project)
+        if found is None:
+            raise NotFound(f"project {project!r} not found in organization {org.name!r}")
+        project_id = found.id
+    elif organization is not None:
+        project_id = None
+    else:
+        default = store.default_project(session, organization_id=org.id)
+        if default is None:
+            raise NotFound(f"organization {org.name!r} has no project")
+        project_id = default.id
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        id=new_id("key"),
+        organization_id=org.id,
+        project_id=project_id,
+        name=name,
+        key_hash=hash_key(secret),
+        key_prefix=secret[:10],
+    )
+    session.add(key)
+    session.flush()
+    return IssuedKey(key=key, secret=secret)
+
+
+def revoke_key(session: Session, key_id: str) -> ApiKey:
+    key = store.api_key_by_id(session, key_id)
+    if key is None:
+        raise NotFound(f"API key {key_id!r} not found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+    return key
+
+
+def list_keys(session: Session) -> Sequence[ApiKey]:
+    return store.api_keys(session)
+
+
+def list_all_projects(session: Session) -> list[tuple[Project, Organization]]:
+    orgs = {org.id: org for org in store.organizations(session)}
+    return [(p, orgs[p.organization_id]) for p in store.projects(session)]
+
+
+def authenticate(session: Session, secret: str | None) -> Principal:
+    if not secret:
+        raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+    digest = hash_key(secret)
+    key = store.api_key_by_hash(session, digest)
+    # The lookup is by hash; the constant-time compare keeps the final check timing-flat too.
+    if key is None or not hmac.compare_digest(key.key_hash, digest) or key.revoked_at:
+        raise Unauthenticated("invalid or revoked API key")
+    return Principal(key_id=key.id, organization_id=key.organization_id, project_id=key.project_id)
+
+
+def resolve_scope(
+    session: Session,
+    principal: Principal,
+    *,
+    organization_id: str | None = None,
+    project_id: str | None = None,
+) -> Scope:
+    """The project a request works in. Ids the key may not reach are reported as not found."""
+    if organization_id is not None and organization_id != principal.organization_id:
+        raise NotFound(f"organization {organization_id!r} not found")
+    org_id = principal.organization_id
+    if project_id is None:
+        project_id = principal.project_id
+        if project_id is None:
+            default = store.default_project(session, organization_id=org_id)
+            if default is None:
+                raise NotFound("the organization has no project")
+            project_id = default.id
+        return Scope(organization_id=org_id, project_id=project_id)
+    if principal.project_id is not None and project_id != principal.project_id:
+        raise NotFound(f"project {project_id!r} not found")
+    project = store.project_by_id(session, project_id)
+    if project is None or project.organization_id != org_id:
+        raise NotFound(f"project {project_id!r} not found")
+    return Scope(organization_id=org_id, project_id=project_id)
+
+
+def reachable_projects(
+    session: Session,
+    principal: Principal,
+    *,
+    organization_id: str | None = None,
+    name: str | None = None,
+) -> Sequence[Project]:
+    if organization_id is not None and organization_id != principal.organization_id:
+        return []
+    found = store.projects(session, organization_id=principal.organization_id, name=name)
+    if principal.project_id is not None:
+        return [p for p in found if p.id == principal.project_id]
+    return found
+
+
+def reachable_project(
+    session: Session, principal: Principal, project_id: str, *, organization_id: str | None = None
+) -> Project:
+    scope = resolve_scope(
+        session, principal, organization_id=organization_id, project_id=project_id
+    )
+    project = store.project_by_id(session, scope.project_id)
+    if project is None:  # deleted between the two reads
+        raise NotFound(f"project {project_id!r} not found")
+    return project
+
+
+def _clean_name(value: str, what: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 200 or any(ord(c) < 32 for c in value):
+        raise InvalidInput(f"{what} name must be 1-200 printable characters")
+    return value

@@ -1,0 +1,73 @@
+"""Queries for organizations, projects, API keys and instance secrets. Never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indexchat.storage.tables import ApiKey, InstanceSecret, Organization, Project
+
+
+def organization_by_name(session: Session, name: str) -> Organization | None:
+    return session.scalar(select(Organization).where(Organization.name == name))
+
+
+def organization_by_id(session: Session, organization_id: str) -> Organization | None:
+    return session.get(Organization, organization_id)
+
+
+def any_organization(session: Session) -> Organization | None:
+    return session.scalar(select(Organization).limit(1))
+
+
+def project_by_id(session: Session, project_id: str) -> Project | None:
+    return session.get(Project, project_id)
+
+
+def project_by_name(session: Session, *, organization_id: str, name: str) -> Project | None:
+    return session.scalar(
+        select(Project).where(Project.organization_id == organization_id, Project.name == name)
+    )
+
+
+def default_project(session: Session, *, organization_id: str) -> Project | None:
+    return session.scalar(
+        select(Project)
+        .where(Project.organization_id == organization_id)
+        .order_by(Project.is_default.desc(), Project.created_at, Project.id)
+        .limit(1)
+    )
+
+
+def projects(
+    session: Session, *, organization_id: str | None = None, name: str | None = None
+) -> Sequence[Project]:
+    query = select(Project).order_by(Project.created_at, Project.id)
+    if organization_id is not None:
+        query = query.where(Project.organization_id == organization_id)
+    if name is not None:
+        query = query.where(Project.name == name)
+    return session.scalars(query).all()
+
+
+def organizations(session: Session) -> Sequence[Organization]:
+    return session.scalars(select(Organization).order_by(Organization.created_at)).all()
+
+
+def api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+def api_key_by_id(session: Session, key_id: str) -> ApiKey | None:
+    return session.get(ApiKey, key_id)
+
+
+def api_keys(session: Session) -> Sequence[ApiKey]:
+    return session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)).all()
+
+
+def secret(session: Session, name: str) -> str | None:
+    row = session.get(InstanceSecret, name)
+    return row.value if row else None
