@@ -1,0 +1,169 @@
+"""Local commands that work on the data dir / database directly: serve, projects, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.orm import Session
+
+from indexchat.cli.output import Format, console, fail, print_json, print_table
+from indexchat.config import Settings
+from indexchat.errors import IndexchatError
+from indexchat.runtime import open_database
+from indexchat.services import tenancy
+
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (env INDEXCHAT_DATA_DIR).", show_default=False),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy database URL (env INDEXCHAT_DATABASE_URL or DATABASE_URL).",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
+
+
+def load_settings(data_dir: Path | None, database_url: str | None, **extra: Any) -> Settings:
+    """Settings from the environment, with the options given on the command line on top."""
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    return Settings(**overrides)
+
+
+@contextmanager
+def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
+    """One write transaction on the configured database; failures print and exit non-zero."""
+    settings = load_settings(data_dir, database_url)
+    try:
+        db = open_database(settings)
+    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
+        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+    try:
+        with db.write() as session:
+            yield session
+    except IndexchatError as exc:
+        fail(exc.message)
+    finally:
+        db.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help="Run the API server.")(serve)
+    projects = typer.Typer(help="Manage projects (works on the database directly).", no_args_is_help=True)
+    projects.command("create")(create_project)
+    projects.command("list")(list_projects)
+    keys = typer.Typer(help="Manage API keys (works on the database directly).", no_args_is_help=True)
+    keys.command("create")(create_key)
+    keys.command("list")(list_keys)
+    keys.command("revoke")(revoke_key)
+    app.add_typer(projects, name="projects")
+    app.add_typer(keys, name="keys")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [default: 8000].", show_default=False)] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    import uvicorn
+
+    from indexchat.api.app import create_app
+
+    settings = load_settings(data_dir, database_url, host=host, port=port)
+    url = f"http://{settings.host}:{settings.port}"
+    where = settings.database_url and "the configured database" or str(settings.data_dir)
+    console.print(f"[bold]indexchat[/] serving {url}  (docs: {url}/docs, data: {where})")
+    console.print(
+        "Create an API key with [bold]indexchat keys create[/]"
+        + ("" if settings.database_url else f" --data-dir {settings.data_dir}")
+        + ", then point the SDK at it: LlamaCloud(base_url=…, api_key=…)",
+        highlight=False,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def create_project(
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    org: Annotated[str | None, typer.Option("--org", help="Organization name; created if new.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a project (and its organization, if new)."""
+    with admin_session(data_dir, database_url) as session:
+        project = tenancy.create_project(session, name, organization=org)
+        print_json({"id": project.id, "name": project.name, "organization_id": project.organization_id})
+
+
+def list_projects(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, format: FormatOption = Format.table
+) -> None:
+    """List every project of every organization."""
+    with admin_session(data_dir, database_url) as session:
+        rows = [
+            {"id": p.id, "name": p.name, "organization": o.name, "organization_id": o.id,
+             "is_default": p.is_default}
+            for p, o in tenancy.list_all_projects(session)
+        ]
+    _render("Projects", rows, format)
+
+
+def create_key(
+    project: Annotated[str | None, typer.Option("--project", help="Project name [default: the organization's default project].")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organization name. With --org and no --project the key reaches every project of the organization.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A label for the key.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key. The key is printed alone on the last line, once; only its hash is kept."""
+    with admin_session(data_dir, database_url) as session:
+        issued = tenancy.create_key(session, project=project, organization=org, name=name)
+    reach = f"project {issued.key.project_id}" if issued.key.project_id else "every project of the organization"
+    console.print(f"Created API key {issued.key.id} for {reach}. Store it now: it is not shown again.", highlight=False)
+    typer.echo(issued.secret)
+
+
+def list_keys(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, format: FormatOption = Format.table
+) -> None:
+    """List API keys (prefixes only; keys themselves are never stored)."""
+    with admin_session(data_dir, database_url) as session:
+        rows = [
+            {"id": k.id, "prefix": k.key_prefix + "…", "name": k.name,
+             "organization_id": k.organization_id, "project_id": k.project_id or "(all)",
+             "created_at": k.created_at.isoformat(),
+             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+            for k in tenancy.list_keys(session)
+        ]
+    _render("API keys", rows, format)
+
+
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key-…), as shown by keys list.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    with admin_session(data_dir, database_url) as session:
+        key = tenancy.revoke_key(session, key_id)
+    console.print(f"Revoked {key.id}.")
+
+
+def _render(title: str, rows: list[dict[str, Any]], format: Format) -> None:
+    if format is Format.json:
+        print_json(rows)
+    else:
+        print_table(title, rows, list(rows[0]) if rows else ["id"])

@@ -1,0 +1,138 @@
+"""Shared fixtures: a real server on a loopback port, over SQLite and over PostgreSQL.
+
+Every test that takes ``server`` runs once per backend. Set ``INDEXCHAT_TEST_BACKENDS=sqlite``
+(or ``postgres``) to run one only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from llama_cloud import LlamaCloud
+
+from indexchat.api.app import create_app
+from indexchat.config import Settings
+from indexchat.domain import Scope
+from indexchat.runtime import Runtime
+from indexchat.services import indexes, tenancy
+
+BACKENDS = [b for b in os.environ.get("INDEXCHAT_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL (with pgvector) started from the pgserver package, one fresh database."""
+    import pgserver
+
+    pgdata = tmp_path_factory.mktemp("pgdata")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    database = f"indexchat_{uuid.uuid4().hex[:8]}"
+    server.psql(f"CREATE DATABASE {database};")
+    yield f"postgresql+psycopg://postgres@/{database}?host={pgdata}"
+    server.cleanup()
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    runtime: Runtime
+    backend: str
+
+    def sdk(self, api_key: str, **kwargs: object) -> LlamaCloud:
+        return LlamaCloud(api_key=api_key, base_url=self.base_url, max_retries=0, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class Tenant:
+    """An organization with a project and a key for it, made through the service layer."""
+
+    organization: str
+    organization_id: str
+    project: str
+    project_id: str
+    api_key: str
+    key_id: str
+    client: LlamaCloud
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(organization_id=self.organization_id, project_id=self.project_id)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    backend: str = request.param
+    data_dir = tmp_path_factory.mktemp(f"data-{backend}")
+    database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    runtime = Runtime.open(settings)
+    port = free_port()
+    config = uvicorn.Config(create_app(settings, runtime), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uvicorn_server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield LiveServer(base_url=f"http://127.0.0.1:{port}", runtime=runtime, backend=backend)
+    uvicorn_server.should_exit = True
+    thread.join(timeout=10)
+    runtime.close()
+
+
+def make_tenant(server: LiveServer, *, organization: str | None = None, project: str | None = None) -> Tenant:
+    organization = organization or f"org-{uuid.uuid4().hex[:8]}"
+    project = project or f"proj-{uuid.uuid4().hex[:8]}"
+    with server.runtime.db.write() as session:
+        created = tenancy.create_project(session, project, organization=organization)
+        issued = tenancy.create_key(session, project=project, organization=organization)
+    return Tenant(
+        organization=organization,
+        organization_id=created.organization_id,
+        project=project,
+        project_id=created.id,
+        api_key=issued.secret,
+        key_id=issued.key.id,
+        client=server.sdk(issued.secret),
+    )
+
+
+@pytest.fixture
+def tenant(server: LiveServer) -> Tenant:
+    return make_tenant(server)
+
+
+def add_index(server: LiveServer, scope: Scope, name: str = "docs") -> str:
+    with server.runtime.db.write() as session:
+        return indexes.register_index(session, scope, name=name).id
+
+
+def count_sessions(server: LiveServer) -> int:
+    from sqlalchemy import func, select
+
+    from indexchat.storage.tables import ChatSession
+
+    with server.runtime.db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(ChatSession)) or 0)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
