@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from indexchat.api.pagination import PageTokens
+from indexchat.api.schemas.common import OptionalIdQuery
 from indexchat.domain import Principal, Scope
 from indexchat.runtime import Runtime
 from indexchat.services import tenancy
@@ -49,8 +50,8 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def get_scope(
     session: SessionDep,
     principal: PrincipalDep,
-    organization_id: Annotated[str | None, Query(max_length=200)] = None,
-    project_id: Annotated[str | None, Query(max_length=200)] = None,
+    organization_id: OptionalIdQuery = None,
+    project_id: OptionalIdQuery = None,
 ) -> Scope:
     return tenancy.resolve_scope(
         session, principal, organization_id=organization_id, project_id=project_id

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter
 
 from indexchat.api.deps import PrincipalDep, SessionDep
-from indexchat.api.schemas.common import ErrorBody
+from indexchat.api.schemas.common import ErrorBody, IdPath, OptionalIdQuery, OptionalNameQuery
 from indexchat.api.schemas.projects import ProjectOut
 from indexchat.services import tenancy
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"], responses={401: {"model": ErrorBody}})
-OptionalId = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("", response_model=list[ProjectOut], summary="List projects or get one by name")
 def list_projects(
     principal: PrincipalDep,
     session: SessionDep,
-    organization_id: OptionalId = None,
-    project_name: OptionalId = None,
+    organization_id: OptionalIdQuery = None,
+    project_name: OptionalNameQuery = None,
 ) -> list[ProjectOut]:
     found = tenancy.reachable_projects(
         session, principal, organization_id=organization_id, name=project_name
@@ -35,10 +32,10 @@ def list_projects(
     responses={404: {"model": ErrorBody}},
 )
 def get_project(
-    project_id: Annotated[str, Path(max_length=200)],
+    project_id: IdPath,
     principal: PrincipalDep,
     session: SessionDep,
-    organization_id: OptionalId = None,
+    organization_id: OptionalIdQuery = None,
 ) -> ProjectOut:
     project = tenancy.reachable_project(
         session, principal, project_id, organization_id=organization_id

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from indexchat.api.deps import PageTokensDep, RuntimeDep, ScopeDep, SessionDep
-from indexchat.api.schemas.common import CursorPage, ErrorBody
+from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionOut, ChatSessionWithEvents, CreateChatSession
 from indexchat.services import sessions as service
 
@@ -19,7 +19,6 @@ router = APIRouter(
     tags=["chat"],
     responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
-SessionId = Annotated[str, Path(max_length=200)]
 
 
 @router.post("", response_model=ChatSessionOut, summary="Create a chat session")
@@ -67,7 +66,7 @@ def list_sessions(
     response_model=ChatSessionWithEvents,
     summary="Get a chat session with its event history",
 )
-def get_session(session_id: SessionId, scope: ScopeDep, session: SessionDep) -> ChatSessionWithEvents:
+def get_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> ChatSessionWithEvents:
     chat = service.get_session(session, scope, session_id)
     events = service.session_events(session, scope, session_id)
     return ChatSessionWithEvents.with_events(chat, events)
@@ -76,11 +75,11 @@ def get_session(session_id: SessionId, scope: ScopeDep, session: SessionDep) -> 
 @router.get(
     "/{session_id}/summary", response_model=ChatSessionOut, summary="Get a chat session summary"
 )
-def get_summary(session_id: SessionId, scope: ScopeDep, session: SessionDep) -> ChatSessionOut:
+def get_summary(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> ChatSessionOut:
     return ChatSessionOut.of(service.get_session(session, scope, session_id))
 
 
 @router.delete("/{session_id}", status_code=204, response_class=Response, summary="Delete a chat session")
-def delete_session(session_id: SessionId, scope: ScopeDep, session: SessionDep) -> Response:
+def delete_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> Response:
     service.delete_session(session, scope, session_id)
     return Response(status_code=204)

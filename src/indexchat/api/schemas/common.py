@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Path, Query
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 T = TypeVar("T")
+
+# Ids we mint use these characters only; anything else cannot name an object (and NUL bytes,
+# which PostgreSQL refuses in text, never reach the database).
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+# Names are free text without control characters.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+
+IdField = Annotated[str, Field(pattern=ID_PATTERN)]
+IdPath = Annotated[str, Path(pattern=ID_PATTERN)]
+OptionalIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
+OptionalNameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 
 
 class CursorPage(BaseModel, Generic[T]):

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from indexchat.api.schemas.common import IdField
 from indexchat.api.schemas.events import Event
 from indexchat.domain import wire_timestamp
 from indexchat.storage.tables import ChatEvent, ChatSession
 
 MAX_INDEX_IDS = 100
-IndexId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class CreateChatSession(BaseModel):
-    index_ids: list[IndexId] | None = Field(
+    index_ids: list[IdField] | None = Field(
         default=None,
         max_length=MAX_INDEX_IDS,
         description="Indexes the session retrieves from; locked after the first message. "

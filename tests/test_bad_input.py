@@ -1,0 +1,100 @@
+"""Bad request bodies get a clear 4xx with ``detail`` and write nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conftest import LiveServer, Tenant, count_sessions
+from llama_cloud import UnprocessableEntityError
+
+BAD_BODIES = [
+    {"index_ids": "idx-1"},
+    {"index_ids": 5},
+    {"index_ids": [1, 2]},
+    {"index_ids": [None]},
+    {"index_ids": [""]},
+    {"index_ids": ["x" * 500]},
+    {"index_ids": [{"id": "idx"}]},
+    {"shared_access": "admin"},
+    {"shared_access": 1},
+    {"shared_access": ["query"]},
+    {"index_ids": [f"idx-{i}" for i in range(101)]},
+    {"index_ids": [f"idx-{i}" for i in range(20_000)]},
+    [],
+    "text",
+    None,
+]
+
+
+@pytest.mark.parametrize("body", BAD_BODIES, ids=lambda b: repr(b)[:40])
+def test_bad_create_bodies_are_422(server: LiveServer, tenant: Tenant, body: object) -> None:
+    before = count_sessions(server)
+    response = httpx.post(
+        f"{server.base_url}/api/v1/chat",
+        json=body,
+        headers={"Authorization": f"Bearer {tenant.api_key}"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]
+    assert count_sessions(server) == before
+
+
+@pytest.mark.parametrize(
+    "content,content_type",
+    [
+        (b"{not json", "application/json"),
+        (b"\xff\xfe\x00", "application/json"),
+        (b'{"index_ids": [', "application/json"),
+        (b"index_ids=a", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_non_json_bodies_are_4xx(server: LiveServer, tenant: Tenant, content: bytes, content_type: str) -> None:
+    before = count_sessions(server)
+    response = httpx.post(
+        f"{server.base_url}/api/v1/chat",
+        content=content,
+        headers={"Authorization": f"Bearer {tenant.api_key}", "Content-Type": content_type},
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["detail"]
+    assert count_sessions(server) == before
+
+
+def test_oversized_body_is_413(server: LiveServer, tenant: Tenant) -> None:
+    limit = server.runtime.settings.max_json_body_bytes
+    before = count_sessions(server)
+    response = httpx.post(
+        f"{server.base_url}/api/v1/chat",
+        content=b'{"index_ids": null}' + b" " * limit,
+        headers={"Authorization": f"Bearer {tenant.api_key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert str(limit) in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        yield b'{"index_ids": null}'
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    response = httpx.post(
+        f"{server.base_url}/api/v1/chat",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {tenant.api_key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert count_sessions(server) == before
+
+
+def test_sdk_maps_validation_errors(tenant: Tenant) -> None:
+    with pytest.raises(UnprocessableEntityError) as caught:
+        tenant.client.chat.create(shared_access="everyone")  # type: ignore[arg-type]
+    assert caught.value.body["detail"][0]["loc"] == ["body", "shared_access"]
+
+
+@pytest.mark.parametrize("session_id", ["%00", "a" * 300, "..%2F..%2Fetc", "ses-\u2603"])
+def test_odd_session_ids_are_4xx(server: LiveServer, tenant: Tenant, session_id: str) -> None:
+    response = httpx.get(
+        f"{server.base_url}/api/v1/chat/{session_id}",
+        headers={"Authorization": f"Bearer {tenant.api_key}"},
+    )
+    assert 400 <= response.status_code < 500
