@@ -75,14 +75,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     backend: str = request.param
     data_dir = tmp_path_factory.mktemp(f"data-{backend}")
     database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
     settings = Settings(data_dir=data_dir, database_url=database_url)
     runtime = Runtime.open(settings)
     port = free_port()
-    config = uvicorn.Config(create_app(settings, runtime), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings, runtime), host="127.0.0.1", port=port, log_level="warning"
+    )
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
@@ -97,7 +101,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     runtime.close()
 
 
-def make_tenant(server: LiveServer, *, organization: str | None = None, project: str | None = None) -> Tenant:
+def make_tenant(
+    server: LiveServer, *, organization: str | None = None, project: str | None = None
+) -> Tenant:
     organization = organization or f"org-{uuid.uuid4().hex[:8]}"
     project = project or f"proj-{uuid.uuid4().hex[:8]}"
     with server.runtime.db.write() as session:

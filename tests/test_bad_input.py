@@ -48,7 +48,9 @@ def test_bad_create_bodies_are_422(server: LiveServer, tenant: Tenant, body: obj
         (b"index_ids=a", "application/x-www-form-urlencoded"),
     ],
 )
-def test_non_json_bodies_are_4xx(server: LiveServer, tenant: Tenant, content: bytes, content_type: str) -> None:
+def test_non_json_bodies_are_4xx(
+    server: LiveServer, tenant: Tenant, content: bytes, content_type: str
+) -> None:
     before = count_sessions(server)
     response = httpx.post(
         f"{server.base_url}/api/v1/chat",

@@ -79,7 +79,14 @@ def test_foreign_project_and_organization_params_are_404(server: LiveServer, wor
                 with pytest.raises(NotFoundError):
                     call(mine, **scope)
             with pytest.raises(NotFoundError):
-                me.client.projects.get(other.project_id, **({"organization_id": scope["organization_id"]} if "organization_id" in scope else {}))
+                me.client.projects.get(
+                    other.project_id,
+                    **(
+                        {"organization_id": scope["organization_id"]}
+                        if "organization_id" in scope
+                        else {}
+                    ),
+                )
     for unknown in ({"project_id": "no-such-project"}, {"organization_id": "no-such-org"}):
         with pytest.raises(NotFoundError):
             world.tenants[0].client.chat.list(**unknown)
@@ -137,9 +144,16 @@ def test_missing_bad_and_revoked_keys_are_401(server: LiveServer, method: str, p
     with server.runtime.db.write() as session:
         tenancy.revoke_key(session, tenant.key_id)
     before = count_sessions(server)
-    for headers in ({}, {"Authorization": "Bearer llx-wrong"}, {"Authorization": f"Bearer {tenant.api_key}"},
-                    {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}):
-        response = httpx.request(method, server.base_url + path, headers=headers, json={} if method == "POST" else None)
+    for headers in (
+        {},
+        {"Authorization": "Bearer llx-wrong"},
+        {"Authorization": f"Bearer {tenant.api_key}"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer"},
+    ):
+        response = httpx.request(
+            method, server.base_url + path, headers=headers, json={} if method == "POST" else None
+        )
         assert response.status_code == 401, (headers, response.text)
         assert response.json()["detail"]
     assert count_sessions(server) == before

@@ -112,7 +112,9 @@ def test_token_from_another_project_is_400(server: LiveServer, tenant: Tenant) -
     assert "page_token" in response.json()["detail"]
 
 
-def test_walk_while_sessions_are_created_neither_skips_nor_repeats(tenant: Tenant, server: LiveServer) -> None:
+def test_walk_while_sessions_are_created_neither_skips_nor_repeats(
+    tenant: Tenant, server: LiveServer
+) -> None:
     existing = make_sessions(tenant, 40)
     writer = server.sdk(tenant.api_key)
     stop = threading.Event()

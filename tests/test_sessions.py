@@ -75,8 +75,14 @@ def test_summary_has_no_events_key(server: LiveServer, tenant: Tenant) -> None:
     assert raw.status_code == 200
     body = raw.json()
     assert "events" not in body
-    assert set(body) == {"session_id", "last_updated_at", "shared_access", "generated_title",
-                         "index_ids", "job_metadata"}
+    assert set(body) == {
+        "session_id",
+        "last_updated_at",
+        "shared_access",
+        "generated_title",
+        "index_ids",
+        "job_metadata",
+    }
 
 
 def test_delete_removes_session(tenant: Tenant) -> None:
@@ -92,7 +98,11 @@ def test_delete_removes_session(tenant: Tenant) -> None:
 
 
 def test_unknown_session_is_404_with_detail(tenant: Tenant) -> None:
-    for call in (tenant.client.chat.retrieve, tenant.client.chat.get_summary, tenant.client.chat.delete):
+    for call in (
+        tenant.client.chat.retrieve,
+        tenant.client.chat.get_summary,
+        tenant.client.chat.delete,
+    ):
         with pytest.raises(NotFoundError) as caught:
             call("ses-does-not-exist")
         assert "ses-does-not-exist" in caught.value.body["detail"]
@@ -123,5 +133,10 @@ def test_health_and_docs_need_no_key(server: LiveServer) -> None:
     assert health["database"] == {"sqlite": "sqlite", "postgres": "postgresql"}[server.backend]
     assert httpx.get(f"{server.base_url}/docs").status_code == 200
     paths = httpx.get(f"{server.base_url}/openapi.json").json()["paths"]
-    assert {"/api/v1/chat", "/api/v1/chat/{session_id}", "/api/v1/chat/{session_id}/summary",
-            "/api/v1/projects", "/api/v1/projects/{project_id}"} <= set(paths)
+    assert {
+        "/api/v1/chat",
+        "/api/v1/chat/{session_id}",
+        "/api/v1/chat/{session_id}/summary",
+        "/api/v1/projects",
+        "/api/v1/projects/{project_id}",
+    } <= set(paths)

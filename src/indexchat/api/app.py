@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from indexchat import __version__
 from indexchat.api import errors
 from indexchat.api.routes import health, projects, sessions
+from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
 
@@ -39,6 +39,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        responses={
+            400: {"model": ErrorBody, "description": "Malformed request"},
+            413: {"model": ErrorBody, "description": "Request body too large"},
+        },
     )
     errors.install(app)
     for module in (health, projects, sessions):
@@ -98,7 +102,10 @@ async def _too_large(send: Send, limit: int) -> None:
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

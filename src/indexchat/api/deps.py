@@ -16,7 +16,9 @@ from indexchat.runtime import Runtime
 from indexchat.services import tenancy
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_bearer = HTTPBearer(auto_error=False, description="An indexchat API key (`indexchat keys create`).")
+_bearer = HTTPBearer(
+    auto_error=False, description="An indexchat API key (`indexchat keys create`)."
+)
 
 
 def get_runtime(request: Request) -> Runtime:

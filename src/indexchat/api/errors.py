@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from indexchat.errors import (
     Conflict,
@@ -29,7 +32,9 @@ STATUS_BY_ERROR: dict[type[IndexchatError], int] = {
 NO_RETRY = {"x-should-retry": "false"}
 
 
-def error_response(status: int, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, detail: object, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
@@ -51,7 +56,24 @@ def install(app: FastAPI) -> None:
             headers["www-authenticate"] = "Bearer"
         return error_response(status, exc.message, headers)
 
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; list them all.
+            allowed = sorted(_allowed_methods(app, request))
+            return error_response(405, exc.detail, {"allow": ", ".join(allowed)})
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal server error")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return methods

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -21,21 +21,35 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 SESSION_COLUMNS = ["session_id", "generated_title", "last_updated_at", "shared_access", "index_ids"]
 
 
-class SharedAccess(str, Enum):
+class SharedAccess(StrEnum):
     query = "query"
     read_only = "read_only"
 
 
 ApiKey = Annotated[
     str | None,
-    typer.Option("--api-key", envvar="LLAMA_CLOUD_API_KEY", help="API key (env LLAMA_CLOUD_API_KEY).", show_default=False),
+    typer.Option(
+        "--api-key",
+        envvar="LLAMA_CLOUD_API_KEY",
+        help="API key (env LLAMA_CLOUD_API_KEY).",
+        show_default=False,
+    ),
 ]
 BaseUrl = Annotated[
     str | None,
-    typer.Option("--base-url", envvar="LLAMA_CLOUD_BASE_URL", help=f"Server URL (env LLAMA_CLOUD_BASE_URL) [default: {DEFAULT_BASE_URL}].", show_default=False),
+    typer.Option(
+        "--base-url",
+        envvar="LLAMA_CLOUD_BASE_URL",
+        help=f"Server URL (env LLAMA_CLOUD_BASE_URL) [default: {DEFAULT_BASE_URL}].",
+        show_default=False,
+    ),
 ]
-ProjectId = Annotated[str | None, typer.Option("--project-id", help="Project to work in [default: the key's].")]
-OrganizationId = Annotated[str | None, typer.Option("--organization-id", help="Organization of the project.")]
+ProjectId = Annotated[
+    str | None, typer.Option("--project-id", help="Project to work in [default: the key's].")
+]
+OrganizationId = Annotated[
+    str | None, typer.Option("--organization-id", help="Organization of the project.")
+]
 SessionId = Annotated[str, typer.Option("--session-id", help="The chat session id (ses-…).")]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
@@ -56,7 +70,10 @@ def client(api_key: str | None, base_url: str | None) -> Iterator[LlamaCloud]:
     """An SDK client; API failures print the server's ``detail`` and exit 1."""
     url = base_url or DEFAULT_BASE_URL
     if not api_key and not os.environ.get("LLAMA_PARSE_API_KEY"):
-        fail("no API key: pass --api-key or set LLAMA_CLOUD_API_KEY (create one with `indexchat keys create`)")
+        fail(
+            "no API key: pass --api-key or set LLAMA_CLOUD_API_KEY "
+            "(create one with `indexchat keys create`)"
+        )
     try:
         with LlamaCloud(api_key=api_key, base_url=url, max_retries=2) as sdk:
             yield sdk
@@ -70,7 +87,9 @@ def client(api_key: str | None, base_url: str | None) -> Iterator[LlamaCloud]:
 
 
 def _scope(project_id: str | None, organization_id: str | None) -> dict[str, str]:
-    return {k: v for k, v in {"project_id": project_id, "organization_id": organization_id}.items() if v}
+    return {
+        k: v for k, v in {"project_id": project_id, "organization_id": organization_id}.items() if v
+    }
 
 
 def _show(data: dict[str, Any] | list[dict[str, Any]], format: Format, title: str) -> None:
@@ -82,8 +101,12 @@ def _show(data: dict[str, Any] | list[dict[str, Any]], format: Format, title: st
 
 
 def list_sessions(
-    page_size: Annotated[int | None, typer.Option("--page-size", help="Sessions per page (max 100).")] = None,
-    page_token: Annotated[str | None, typer.Option("--page-token", help="next_page_token of the previous page.")] = None,
+    page_size: Annotated[
+        int | None, typer.Option("--page-size", help="Sessions per page (max 100).")
+    ] = None,
+    page_token: Annotated[
+        str | None, typer.Option("--page-token", help="next_page_token of the previous page.")
+    ] = None,
     project_id: ProjectId = None,
     organization_id: OrganizationId = None,
     api_key: ApiKey = None,
@@ -92,7 +115,9 @@ def list_sessions(
 ) -> None:
     """List chat sessions, most recently updated first (one page)."""
     with client(api_key, base_url) as sdk:
-        page = sdk.chat.list(page_size=page_size, page_token=page_token, **_scope(project_id, organization_id))
+        page = sdk.chat.list(
+            page_size=page_size, page_token=page_token, **_scope(project_id, organization_id)
+        )
         data: dict[str, Any] = {"items": [s.to_dict() for s in page.items]}
         if page.next_page_token:
             data["next_page_token"] = page.next_page_token
@@ -105,8 +130,13 @@ def list_sessions(
 
 
 def create_session(
-    index_id: Annotated[list[str] | None, typer.Option("--index-id", help="Bind the session to an index (repeatable).")] = None,
-    shared_access: Annotated[SharedAccess | None, typer.Option("--shared-access", help="What the share link grants.")] = None,
+    index_id: Annotated[
+        list[str] | None,
+        typer.Option("--index-id", help="Bind the session to an index (repeatable)."),
+    ] = None,
+    shared_access: Annotated[
+        SharedAccess | None, typer.Option("--shared-access", help="What the share link grants.")
+    ] = None,
     project_id: ProjectId = None,
     organization_id: OrganizationId = None,
     api_key: ApiKey = None,
@@ -163,7 +193,8 @@ def _describe(detail: Any) -> str:
     if isinstance(detail, list):  # FastAPI validation errors
         return "; ".join(
             f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg')}"
-            if isinstance(item, dict) else str(item)
+            if isinstance(item, dict)
+            else str(item)
             for item in detail
         )
     return str(detail)

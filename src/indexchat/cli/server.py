@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -62,10 +62,14 @@ def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[S
 
 def register(app: typer.Typer) -> None:
     app.command(help="Run the API server.")(serve)
-    projects = typer.Typer(help="Manage projects (works on the database directly).", no_args_is_help=True)
+    projects = typer.Typer(
+        help="Manage projects (works on the database directly).", no_args_is_help=True
+    )
     projects.command("create")(create_project)
     projects.command("list")(list_projects)
-    keys = typer.Typer(help="Manage API keys (works on the database directly).", no_args_is_help=True)
+    keys = typer.Typer(
+        help="Manage API keys (works on the database directly).", no_args_is_help=True
+    )
     keys.command("create")(create_key)
     keys.command("list")(list_keys)
     keys.command("revoke")(revoke_key)
@@ -74,8 +78,12 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port [default: 8000].", show_default=False)] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address [default: 127.0.0.1].", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port [default: 8000].", show_default=False)
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -98,14 +106,18 @@ def serve(
 
 def create_project(
     name: Annotated[str, typer.Argument(help="Project name.")],
-    org: Annotated[str | None, typer.Option("--org", help="Organization name; created if new.")] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organization name; created if new.")
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a project (and its organization, if new)."""
     with admin_session(data_dir, database_url) as session:
         project = tenancy.create_project(session, name, organization=org)
-        print_json({"id": project.id, "name": project.name, "organization_id": project.organization_id})
+        print_json(
+            {"id": project.id, "name": project.name, "organization_id": project.organization_id}
+        )
 
 
 def list_projects(
@@ -114,16 +126,33 @@ def list_projects(
     """List every project of every organization."""
     with admin_session(data_dir, database_url) as session:
         rows = [
-            {"id": p.id, "name": p.name, "organization": o.name, "organization_id": o.id,
-             "is_default": p.is_default}
+            {
+                "id": p.id,
+                "name": p.name,
+                "organization": o.name,
+                "organization_id": o.id,
+                "is_default": p.is_default,
+            }
             for p, o in tenancy.list_all_projects(session)
         ]
     _render("Projects", rows, format)
 
 
 def create_key(
-    project: Annotated[str | None, typer.Option("--project", help="Project name [default: the organization's default project].")] = None,
-    org: Annotated[str | None, typer.Option("--org", help="Organization name. With --org and no --project the key reaches every project of the organization.")] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project", help="Project name [default: the organization's default project]."
+        ),
+    ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Organization name. With --org and no --project, the key reaches "
+            "every project of the organization.",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="A label for the key.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -131,8 +160,15 @@ def create_key(
     """Create an API key. The key is printed alone on the last line, once; only its hash is kept."""
     with admin_session(data_dir, database_url) as session:
         issued = tenancy.create_key(session, project=project, organization=org, name=name)
-    reach = f"project {issued.key.project_id}" if issued.key.project_id else "every project of the organization"
-    console.print(f"Created API key {issued.key.id} for {reach}. Store it now: it is not shown again.", highlight=False)
+    reach = (
+        f"project {issued.key.project_id}"
+        if issued.key.project_id
+        else "every project of the organization"
+    )
+    console.print(
+        f"Created API key {issued.key.id} for {reach}. Store it now: it is not shown again.",
+        highlight=False,
+    )
     typer.echo(issued.secret)
 
 
@@ -142,10 +178,15 @@ def list_keys(
     """List API keys (prefixes only; keys themselves are never stored)."""
     with admin_session(data_dir, database_url) as session:
         rows = [
-            {"id": k.id, "prefix": k.key_prefix + "…", "name": k.name,
-             "organization_id": k.organization_id, "project_id": k.project_id or "(all)",
-             "created_at": k.created_at.isoformat(),
-             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+            {
+                "id": k.id,
+                "prefix": k.key_prefix + "…",
+                "name": k.name,
+                "organization_id": k.organization_id,
+                "project_id": k.project_id or "(all)",
+                "created_at": k.created_at.isoformat(),
+                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            }
             for k in tenancy.list_keys(session)
         ]
     _render("API keys", rows, format)

@@ -45,8 +45,9 @@ def ensure_defaults(session: Session) -> None:
         session.add(org)
         session.flush()
         session.add(
-            Project(id=str(uuid.uuid4()), organization_id=org.id, name=DEFAULT_PROJECT,
-                    is_default=True)
+            Project(
+                id=str(uuid.uuid4()), organization_id=org.id, name=DEFAULT_PROJECT, is_default=True
+            )
         )
     if store.secret(session, PAGE_TOKEN_SECRET) is None:
         session.add(InstanceSecret(name=PAGE_TOKEN_SECRET, value=secrets.token_hex(32)))

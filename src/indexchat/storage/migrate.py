@@ -30,7 +30,5 @@ def upgrade(engine: Engine) -> None:
             connection.commit()
         finally:
             if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK}
-                )
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 connection.commit()

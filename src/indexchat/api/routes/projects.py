@@ -9,10 +9,17 @@ from indexchat.api.schemas.common import ErrorBody, IdPath, OptionalIdQuery, Opt
 from indexchat.api.schemas.projects import ProjectOut
 from indexchat.services import tenancy
 
-router = APIRouter(prefix="/api/v1/projects", tags=["projects"], responses={401: {"model": ErrorBody}})
+router = APIRouter(
+    prefix="/api/v1/projects", tags=["projects"], responses={401: {"model": ErrorBody}}
+)
 
 
-@router.get("", response_model=list[ProjectOut], summary="List projects or get one by name")
+@router.get(
+    "",
+    response_model=list[ProjectOut],
+    summary="List projects or get one by name",
+    operation_id="projects_list",
+)
 def list_projects(
     principal: PrincipalDep,
     session: SessionDep,
@@ -29,6 +36,7 @@ def list_projects(
     "/{project_id}",
     response_model=ProjectOut,
     summary="Get a project",
+    operation_id="projects_get",
     responses={404: {"model": ErrorBody}},
 )
 def get_project(

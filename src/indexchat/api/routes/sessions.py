@@ -21,7 +21,23 @@ router = APIRouter(
 )
 
 
-@router.post("", response_model=ChatSessionOut, summary="Create a chat session")
+_SESSION_ID_LINK = {"session_id": "$response.body#/session_id"}
+
+
+@router.post(
+    "",
+    response_model=ChatSessionOut,
+    summary="Create a chat session",
+    operation_id="chat_create",
+    responses={
+        200: {
+            "links": {
+                name: {"operationId": f"chat_{name}", "parameters": _SESSION_ID_LINK}
+                for name in ("retrieve", "get_summary", "delete")
+            }
+        }
+    },
+)
 def create_session(
     body: CreateChatSession, scope: ScopeDep, session: SessionDep, runtime: RuntimeDep
 ) -> ChatSessionOut:
@@ -38,6 +54,7 @@ def create_session(
     "",
     response_model=CursorPage[ChatSessionOut],
     summary="List chat sessions, most recently updated first",
+    operation_id="chat_list",
     responses={400: {"model": ErrorBody}},
 )
 def list_sessions(
@@ -46,7 +63,9 @@ def list_sessions(
     tokens: PageTokensDep,
     page_size: Annotated[
         int,
-        Query(ge=1, le=PAGE_SIZE_MAX, description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}."),
+        Query(
+            ge=1, le=PAGE_SIZE_MAX, description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}."
+        ),
     ] = PAGE_SIZE_DEFAULT,
     page_token: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> CursorPage[ChatSessionOut]:
@@ -65,6 +84,7 @@ def list_sessions(
     "/{session_id}",
     response_model=ChatSessionWithEvents,
     summary="Get a chat session with its event history",
+    operation_id="chat_retrieve",
 )
 def get_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> ChatSessionWithEvents:
     chat = service.get_session(session, scope, session_id)
@@ -73,13 +93,22 @@ def get_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> Cha
 
 
 @router.get(
-    "/{session_id}/summary", response_model=ChatSessionOut, summary="Get a chat session summary"
+    "/{session_id}/summary",
+    response_model=ChatSessionOut,
+    summary="Get a chat session summary",
+    operation_id="chat_get_summary",
 )
 def get_summary(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> ChatSessionOut:
     return ChatSessionOut.of(service.get_session(session, scope, session_id))
 
 
-@router.delete("/{session_id}", status_code=204, response_class=Response, summary="Delete a chat session")
+@router.delete(
+    "/{session_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a chat session",
+    operation_id="chat_delete",
+)
 def delete_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> Response:
     service.delete_session(session, scope, session_id)
     return Response(status_code=204)

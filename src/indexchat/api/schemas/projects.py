@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
@@ -23,7 +23,7 @@ class ProjectOut(BaseModel):
             id=project.id,
             name=project.name,
             organization_id=project.organization_id,
-            created_at=project.created_at,
-            updated_at=project.updated_at,
+            created_at=project.created_at.replace(tzinfo=UTC),
+            updated_at=project.updated_at.replace(tzinfo=UTC),
             is_default=project.is_default,
         )

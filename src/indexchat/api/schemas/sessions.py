@@ -55,9 +55,7 @@ class ChatSessionWithEvents(ChatSessionOut):
     events: list[Event]
 
     @classmethod
-    def with_events(
-        cls, chat: ChatSession, events: Sequence[ChatEvent]
-    ) -> ChatSessionWithEvents:
+    def with_events(cls, chat: ChatSession, events: Sequence[ChatEvent]) -> ChatSessionWithEvents:
         return cls(
             **_session_fields(chat),
             events=[_EVENT.validate_python(e.payload) for e in events],
