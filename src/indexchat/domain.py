@@ -21,8 +21,8 @@ def utcnow() -> datetime:
 
 
 def wire_timestamp(moment: datetime) -> str:
-    """``2026-04-22T12:34:41.342245``: always six fractional digits, like the API."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """``2026-04-22T12:34:41.342245`` (naive UTC in, always six fractional digits out)."""
+    return moment.isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
@@ -20,7 +21,7 @@ Keyset = tuple[datetime, str]
 
 @dataclass(frozen=True)
 class SessionPage:
-    sessions: Sequence[ChatSession]
+    sessions: Sequence[ChatSession | Row[Any]]
     # Where the next page starts; None on the last page.
     next_after: Keyset | None
 
@@ -47,8 +48,7 @@ def create_session(
         created_at=now,
         last_updated_at=now,
     )
-    session.add(chat)
-    session.flush()
+    store.add(session, chat)
     return chat
 
 

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Row, bindparam, delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
+
+_INSERT = insert(ChatSession)
+
+
+def add(session: Session, chat: ChatSession) -> None:
+    """Insert a new session row (a plain Core insert: creating sessions is a hot path)."""
+    session.connection().execute(
+        _INSERT,
+        {
+            "id": chat.id,
+            "project_id": chat.project_id,
+            "index_ids": chat.index_ids,
+            "shared_access": chat.shared_access,
+            "generated_title": chat.generated_title,
+            "job_metadata": chat.job_metadata,
+            "created_at": chat.created_at,
+            "last_updated_at": chat.last_updated_at,
+        },
+    )
 
 
 def get(session: Session, *, project_id: str, session_id: str) -> ChatSession | None:
@@ -19,24 +39,43 @@ def get(session: Session, *, project_id: str, session_id: str) -> ChatSession | 
     )
 
 
+# The hottest read: built once, executed on the plain Core connection, returning plain rows.
+_NEWEST_FIRST = (
+    select(
+        ChatSession.id,
+        ChatSession.last_updated_at,
+        ChatSession.shared_access,
+        ChatSession.generated_title,
+        ChatSession.index_ids,
+        ChatSession.job_metadata,
+    )
+    .where(ChatSession.project_id == bindparam("project_id"))
+    .order_by(ChatSession.last_updated_at.desc(), ChatSession.id.desc())
+    .limit(bindparam("limit"))
+)
+# A row-value comparison: SQLite and PostgreSQL both turn it into an index range, so a deep
+# page costs what the first one does.
+_NEWEST_FIRST_AFTER = _NEWEST_FIRST.where(
+    tuple_(ChatSession.last_updated_at, ChatSession.id)
+    < tuple_(
+        bindparam("after_moment", type_=ChatSession.last_updated_at.type), bindparam("after_id")
+    )
+)
+
+
 def page(
     session: Session,
     *,
     project_id: str,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> Sequence[ChatSession]:
+) -> Sequence[Row[Any]]:
     """Sessions newest first, strictly after the keyset position ``after``."""
-    query = select(ChatSession).where(ChatSession.project_id == project_id)
-    if after is not None:
-        moment, session_id = after
-        # A row-value comparison: both SQLite and PostgreSQL turn it into an index range,
-        # so a deep page costs the same as the first.
-        query = query.where(
-            tuple_(ChatSession.last_updated_at, ChatSession.id) < tuple_(moment, session_id)
-        )
-    query = query.order_by(ChatSession.last_updated_at.desc(), ChatSession.id.desc())
-    return session.scalars(query.limit(limit)).all()
+    params: dict[str, object] = {"project_id": project_id, "limit": limit}
+    if after is None:
+        return session.connection().execute(_NEWEST_FIRST, params).all()
+    params["after_moment"], params["after_id"] = after
+    return session.connection().execute(_NEWEST_FIRST_AFTER, params).all()
 
 
 def remove(session: Session, *, project_id: str, session_id: str) -> bool:

@@ -21,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from indexchat.domain import utcnow
 
+# Python None is SQL NULL (not the JSON text 'null'): cheaper to read, and NULL means NULL.
+NullableJSON = JSON(none_as_null=True)
 # BIGINT on PostgreSQL; INTEGER on SQLite so that it is the rowid and autoincrements.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Moment = DateTime(timezone=False)
@@ -101,10 +103,10 @@ class ChatSession(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    index_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    index_ids: Mapped[list[str] | None] = mapped_column(NullableJSON, nullable=True)
     shared_access: Mapped[str] = mapped_column(String(16))
     generated_title: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    job_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    job_metadata: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     last_updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from indexchat.storage.tables import ApiKey, InstanceSecret, Organization, Project
@@ -56,8 +57,15 @@ def organizations(session: Session) -> Sequence[Organization]:
     return session.scalars(select(Organization).order_by(Organization.created_at)).all()
 
 
-def api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+# Runs on every request: built once, executed on the plain Core connection (no ORM layer).
+_KEY_BY_HASH = select(
+    ApiKey.id, ApiKey.key_hash, ApiKey.organization_id, ApiKey.project_id, ApiKey.revoked_at
+).where(ApiKey.key_hash == bindparam("key_hash"))
+
+
+def api_key_by_hash(session: Session, key_hash: str) -> Row[Any] | None:
+    """The columns authentication needs, as a plain row."""
+    return session.connection().execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
 
 
 def api_key_by_id(session: Session, key_id: str) -> ApiKey | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
 
-from indexchat.api.deps import PrincipalDep, SessionDep
+from indexchat.api.deps import KeyCaller
+from indexchat.api.responses import json_response
 from indexchat.api.schemas.common import ErrorBody, IdPath, OptionalIdQuery, OptionalNameQuery
 from indexchat.api.schemas.projects import ProjectOut
+from indexchat.domain import Principal
 from indexchat.services import tenancy
 
 router = APIRouter(
@@ -20,16 +23,18 @@ router = APIRouter(
     summary="List projects or get one by name",
     operation_id="projects_list",
 )
-def list_projects(
-    principal: PrincipalDep,
-    session: SessionDep,
+async def list_projects(
+    caller: KeyCaller,
     organization_id: OptionalIdQuery = None,
     project_name: OptionalNameQuery = None,
-) -> list[ProjectOut]:
-    found = tenancy.reachable_projects(
-        session, principal, organization_id=organization_id, name=project_name
-    )
-    return [ProjectOut.of(p) for p in found]
+) -> Response:
+    def work(session: Session, principal: Principal) -> Response:
+        found = tenancy.reachable_projects(
+            session, principal, organization_id=organization_id, name=project_name
+        )
+        return json_response([ProjectOut.of(p) for p in found])
+
+    return await caller.as_principal(work)
 
 
 @router.get(
@@ -39,13 +44,13 @@ def list_projects(
     operation_id="projects_get",
     responses={404: {"model": ErrorBody}},
 )
-def get_project(
-    project_id: IdPath,
-    principal: PrincipalDep,
-    session: SessionDep,
-    organization_id: OptionalIdQuery = None,
-) -> ProjectOut:
-    project = tenancy.reachable_project(
-        session, principal, project_id, organization_id=organization_id
-    )
-    return ProjectOut.of(project)
+async def get_project(
+    project_id: IdPath, caller: KeyCaller, organization_id: OptionalIdQuery = None
+) -> Response:
+    def work(session: Session, principal: Principal) -> Response:
+        project = tenancy.reachable_project(
+            session, principal, project_id, organization_id=organization_id
+        )
+        return json_response(ProjectOut.of(project))
+
+    return await caller.as_principal(work)

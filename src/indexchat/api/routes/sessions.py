@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
-from indexchat.api.deps import PageTokensDep, RuntimeDep, ScopeDep, SessionDep
+from indexchat.api.deps import ProjectCaller
+from indexchat.api.responses import json_response
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionOut, ChatSessionWithEvents, CreateChatSession
+from indexchat.domain import Scope
 from indexchat.services import sessions as service
 
 PAGE_SIZE_DEFAULT = 20
@@ -19,8 +22,6 @@ router = APIRouter(
     tags=["chat"],
     responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
-
-
 _SESSION_ID_LINK = {"session_id": "$response.body#/session_id"}
 
 
@@ -38,16 +39,16 @@ _SESSION_ID_LINK = {"session_id": "$response.body#/session_id"}
         }
     },
 )
-def create_session(
-    body: CreateChatSession, scope: ScopeDep, session: SessionDep, runtime: RuntimeDep
-) -> ChatSessionOut:
-    chat = service.create_session(
-        session,
-        scope,
-        index_ids=body.index_ids,
-        shared_access=body.shared_access or runtime.settings.default_shared_access,
-    )
-    return ChatSessionOut.of(chat)
+async def create_session(body: CreateChatSession, caller: ProjectCaller) -> Response:
+    shared_access = body.shared_access or caller.runtime.settings.default_shared_access
+
+    def work(session: Session, scope: Scope) -> Response:
+        chat = service.create_session(
+            session, scope, index_ids=body.index_ids, shared_access=shared_access
+        )
+        return json_response(ChatSessionOut.of(chat))
+
+    return await caller.in_project(work)
 
 
 @router.get(
@@ -55,29 +56,30 @@ def create_session(
     response_model=CursorPage[ChatSessionOut],
     summary="List chat sessions, most recently updated first",
     operation_id="chat_list",
-    responses={400: {"model": ErrorBody}},
 )
-def list_sessions(
-    scope: ScopeDep,
-    session: SessionDep,
-    tokens: PageTokensDep,
+async def list_sessions(
+    caller: ProjectCaller,
     page_size: Annotated[
         int,
         Query(
-            ge=1, le=PAGE_SIZE_MAX, description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}."
+            ge=1,
+            le=PAGE_SIZE_MAX,
+            description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}.",
         ),
     ] = PAGE_SIZE_DEFAULT,
     page_token: Annotated[str | None, Query(max_length=1024)] = None,
-) -> CursorPage[ChatSessionOut]:
-    listing = f"chat:{scope.project_id}"
-    after = tokens.decode_keyset(listing, page_token) if page_token else None
-    page = service.list_sessions(session, scope, after=after, page_size=page_size)
-    return CursorPage[ChatSessionOut](
-        items=[ChatSessionOut.of(chat) for chat in page.sessions],
-        next_page_token=(
-            tokens.encode_keyset(listing, page.next_after) if page.next_after else None
-        ),
-    )
+) -> Response:
+    tokens = caller.page_tokens
+
+    def work(session: Session, scope: Scope) -> Response:
+        listing = f"chat:{scope.project_id}"
+        after = tokens.decode_keyset(listing, page_token) if page_token else None
+        page = service.list_sessions(session, scope, after=after, page_size=page_size)
+        next_token = tokens.encode_keyset(listing, page.next_after) if page.next_after else None
+        items = [ChatSessionOut.of(chat) for chat in page.sessions]
+        return json_response(CursorPage[ChatSessionOut](items=items, next_page_token=next_token))
+
+    return await caller.in_project(work)
 
 
 @router.get(
@@ -86,10 +88,13 @@ def list_sessions(
     summary="Get a chat session with its event history",
     operation_id="chat_retrieve",
 )
-def get_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> ChatSessionWithEvents:
-    chat = service.get_session(session, scope, session_id)
-    events = service.session_events(session, scope, session_id)
-    return ChatSessionWithEvents.with_events(chat, events)
+async def get_session(session_id: IdPath, caller: ProjectCaller) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        chat = service.get_session(session, scope, session_id)
+        events = service.session_events(session, scope, session_id)
+        return json_response(ChatSessionWithEvents.with_events(chat, events))
+
+    return await caller.in_project(work)
 
 
 @router.get(
@@ -98,8 +103,11 @@ def get_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> Cha
     summary="Get a chat session summary",
     operation_id="chat_get_summary",
 )
-def get_summary(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> ChatSessionOut:
-    return ChatSessionOut.of(service.get_session(session, scope, session_id))
+async def get_summary(session_id: IdPath, caller: ProjectCaller) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        return json_response(ChatSessionOut.of(service.get_session(session, scope, session_id)))
+
+    return await caller.in_project(work)
 
 
 @router.delete(
@@ -109,6 +117,9 @@ def get_summary(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> Cha
     summary="Delete a chat session",
     operation_id="chat_delete",
 )
-def delete_session(session_id: IdPath, scope: ScopeDep, session: SessionDep) -> Response:
-    service.delete_session(session, scope, session_id)
-    return Response(status_code=204)
+async def delete_session(session_id: IdPath, caller: ProjectCaller) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        service.delete_session(session, scope, session_id)
+        return Response(status_code=204)
+
+    return await caller.in_project(work)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
+from sqlalchemy import Row
 
 from indexchat.api.schemas.common import IdField
 from indexchat.api.schemas.events import Event
@@ -47,7 +48,7 @@ class ChatSessionOut(BaseModel):
     job_metadata: JobMetadata | None = None
 
     @classmethod
-    def of(cls, chat: ChatSession) -> ChatSessionOut:
+    def of(cls, chat: ChatSession | Row[Any]) -> ChatSessionOut:
         return cls(**_session_fields(chat))
 
 
@@ -65,7 +66,7 @@ class ChatSessionWithEvents(ChatSessionOut):
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def _session_fields(chat: ChatSession) -> dict[str, object]:
+def _session_fields(chat: ChatSession | Row[Any]) -> dict[str, object]:
     return {
         "session_id": chat.id,
         "last_updated_at": wire_timestamp(chat.last_updated_at),
