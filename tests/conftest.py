@@ -23,7 +23,7 @@ from indexchat.api.app import create_app
 from indexchat.config import Settings
 from indexchat.domain import Scope
 from indexchat.runtime import Runtime
-from indexchat.services import indexes, tenancy
+from indexchat.services import directories, indexes, tenancy
 
 BACKENDS = [b for b in os.environ.get("INDEXCHAT_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 
@@ -126,8 +126,10 @@ def tenant(server: LiveServer) -> Tenant:
 
 
 def add_index(server: LiveServer, scope: Scope, name: str = "docs") -> str:
+    """An index over a new, empty directory, made through the service layer."""
     with server.runtime.db.write() as session:
-        return indexes.register_index(session, scope, name=name).id
+        source = directories.create_directory(session, scope, name=f"{name} files")
+        return indexes.create_index(session, scope, source_directory_id=source.id, name=name).id
 
 
 def count_sessions(server: LiveServer) -> int:

@@ -100,3 +100,12 @@ def test_odd_session_ids_are_4xx(server: LiveServer, tenant: Tenant, session_id:
         headers={"Authorization": f"Bearer {tenant.api_key}"},
     )
     assert 400 <= response.status_code < 500
+
+
+def test_repeated_scalar_query_params_are_422(server: LiveServer, tenant: Tenant) -> None:
+    response = httpx.get(
+        f"{server.base_url}/api/v1/chat?page_size=1&page_size=2",
+        headers={"Authorization": f"Bearer {tenant.api_key}"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "page_size"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,6 @@ from conftest import LiveServer, add_index, make_tenant
 
 # positive_data_acceptance expects any schema-valid request to succeed; a random string can
 # never be a valid opaque page token (the server rightly answers 400), so that check is skipped.
-# One worker: hypothesis' lambda introspection is not thread-safe on Python 3.11 and crashes the
-# run itself now and then with several.
 EXCLUDED_CHECKS = "positive_data_acceptance"
 
 
@@ -21,13 +20,33 @@ def test_schemathesis_finds_no_failures(server: LiveServer, tmp_path: Path) -> N
     for _ in range(3):  # something to list, page through and fetch
         tenant.client.chat.create()
 
-    result = subprocess.run(
+    for _attempt in range(3):
+        result = _run_schemathesis(server, tenant.api_key, tmp_path)
+        # A CPython 3.11 bug inside hypothesis' lambda pretty-printer sometimes kills the run
+        # itself ("AST constructor recursion depth mismatch"); that says nothing about our API.
+        if TOOL_CRASH not in result.stdout:
+            break
+
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    selected = re.search(r"Selected: (\d+)/(\d+)", result.stdout)
+    tested = re.search(r"Tested: (\d+)", result.stdout)
+    assert selected and tested, result.stdout[-3000:]
+    assert tested.group(1) == selected.group(1) == selected.group(2), result.stdout[-3000:]
+
+
+TOOL_CRASH = "AST constructor recursion depth mismatch"
+
+
+def _run_schemathesis(
+    server: LiveServer, api_key: str, workdir: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             str(Path(sys.executable).with_name("st")),
             "run",
             f"{server.base_url}/openapi.json",
             "-H",
-            f"Authorization: Bearer {tenant.api_key}",
+            f"Authorization: Bearer {api_key}",
             "--checks",
             "all",
             "--exclude-checks",
@@ -35,7 +54,7 @@ def test_schemathesis_finds_no_failures(server: LiveServer, tmp_path: Path) -> N
             "--max-examples",
             "40",
             "--workers",
-            "2",
+            "1",
             "--seed",
             "1",
             "--no-color",
@@ -43,8 +62,5 @@ def test_schemathesis_finds_no_failures(server: LiveServer, tmp_path: Path) -> N
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=tmp_path,
+        cwd=workdir,
     )
-
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "Tested: 8" in result.stdout, result.stdout[-3000:]

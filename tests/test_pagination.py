@@ -135,3 +135,9 @@ def test_walk_while_sessions_are_created_neither_skips_nor_repeats(
     assert created_during, "the writer thread created nothing while the walk ran"
     assert len(seen) == len(set(seen)), "a session was listed twice"
     assert [s for s in seen if s in set(existing)] == list(reversed(existing))
+
+
+def test_non_ascii_tokens_are_400(server: LiveServer, tenant: Tenant) -> None:
+    for bad in ("1\u0088.b\u00ab\U000a1d59", "\u00e9.\u00e9"):
+        response = _list_with_token(server, tenant, bad)
+        assert response.status_code == 400, response.text

@@ -26,10 +26,22 @@ ALLOWED = {
     "domain": set(),
     "events": set(),
     "storage": {"config", "errors", "domain"},
-    "services": {"config", "errors", "domain", "storage"},
-    "runtime": {"config", "errors", "domain", "storage", "services"},
-    "api": {"config", "errors", "domain", "storage", "services", "runtime"},
-    "cli": {"config", "errors", "domain", "storage", "services", "runtime", "api"},
+    "ingest": {"errors", "domain"},
+    "search": {"errors", "domain"},
+    "services": {"config", "errors", "domain", "storage", "ingest", "search"},
+    "runtime": {"config", "errors", "domain", "storage", "ingest", "search", "services"},
+    "api": {"config", "errors", "domain", "storage", "ingest", "search", "services", "runtime"},
+    "cli": {
+        "config",
+        "errors",
+        "domain",
+        "storage",
+        "ingest",
+        "search",
+        "services",
+        "runtime",
+        "api",
+    },
 }
 
 

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         default="read_only",
         description="Share-link grant of a session created without shared_access.",
     )
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1,
+        description="Largest file accepted by an upload (bytes); larger uploads answer 413.",
+    )
     max_json_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest JSON request body accepted (bytes)."
     )

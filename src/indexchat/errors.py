@@ -21,6 +21,11 @@ class IndexchatError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def detail(self) -> object:
+        """What the caller is told; subclasses may add structure (e.g. an existing id)."""
+        return self.message
+
 
 class NotFound(IndexchatError):
     pass

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from indexchat.config import Settings
 from indexchat.services import tenancy
+from indexchat.storage.blobs import BlobStore, LocalBlobStore
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import upgrade
 
@@ -15,6 +16,7 @@ class Runtime:
     settings: Settings
     db: Database
     page_token_secret: bytes
+    blobs: BlobStore
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -22,7 +24,8 @@ class Runtime:
         db = open_database(settings)
         with db.read() as session:
             secret = tenancy.page_token_secret(session)
-        return cls(settings=settings, db=db, page_token_secret=secret)
+        blobs = LocalBlobStore(settings.data_dir / "blobs")
+        return cls(settings=settings, db=db, page_token_secret=secret, blobs=blobs)
 
     def close(self) -> None:
         self.db.dispose()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexchat import __version__
 from indexchat.api import errors
-from indexchat.api.routes import health, projects, sessions
+from indexchat.api.routes import directories, files, health, indexes, projects, sessions
 from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
@@ -45,10 +46,41 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         },
     )
     errors.install(app)
-    for module in (health, projects, sessions):
+    for module in (health, projects, sessions, indexes, directories, files):
         app.include_router(module.router)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
+    app.add_middleware(SingleValuedQuery, repeatable=REPEATABLE_QUERY_PARAMS)
     return app
+
+
+# Query parameters that are arrays in the API (sent repeated: ?expand=a&expand=b).
+REPEATABLE_QUERY_PARAMS = frozenset({"expand", "file_ids", "types"})
+
+
+class SingleValuedQuery:
+    """Refuse a scalar query parameter given twice (422) instead of silently keeping one."""
+
+    def __init__(self, app: ASGIApp, repeatable: frozenset[str]) -> None:
+        self.app = app
+        self.repeatable = repeatable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            names = [k for k, _ in parse_qsl(scope["query_string"].decode("latin-1"), True)]
+            repeated = {n for n in names if names.count(n) > 1} - self.repeatable
+            if repeated:
+                # Shaped like FastAPI's own validation errors.
+                detail = [
+                    {
+                        "type": "repeated_parameter",
+                        "loc": ["query", name],
+                        "msg": "a single value is expected; the parameter was given more than once",
+                    }
+                    for name in sorted(repeated)
+                ]
+                await _send_json(send, 422, detail)
+                return
+        await self.app(scope, receive, send)
 
 
 class JsonBodyLimit:
@@ -97,11 +129,15 @@ def _too_large_detail(limit: int) -> str:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": _too_large_detail(limit)}).encode()
+    await _send_json(send, 413, _too_large_detail(limit))
+
+
+async def _send_json(send: Send, status: int, detail: object) -> None:
+    body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

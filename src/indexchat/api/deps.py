@@ -62,6 +62,10 @@ class Caller:
         """Run ``work`` in one transaction, in the project the caller may reach."""
         return await self._dispatch(work, True)
 
+    async def check(self) -> Scope:
+        """Authenticate and pick the project, before accepting anything costly (an upload)."""
+        return await self.in_project(lambda _session, scope: scope)
+
     async def as_principal(self, work: Callable[[Session, Principal], T]) -> T:
         """Run ``work`` in one transaction with the authenticated key (no project picked)."""
         return await self._dispatch(work, False)

@@ -54,7 +54,7 @@ def install(app: FastAPI) -> None:
             headers.update(NO_RETRY)
         if status == 401:
             headers["www-authenticate"] = "Bearer"
-        return error_response(status, exc.message, headers)
+        return error_response(status, exc.detail, headers)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from indexchat.errors import InvalidPageToken
+from indexchat.storage.paging import Keyset
 
 _MAX_TOKEN_LENGTH = 1024
 
@@ -32,7 +33,8 @@ class PageTokens:
         if len(token) > _MAX_TOKEN_LENGTH or token.count(".") != 1:
             raise InvalidPageToken("malformed page_token")
         body, signature = token.split(".")
-        if not hmac.compare_digest(signature, self._sign(listing, body)):
+        # Compared as bytes: compare_digest refuses non-ASCII str, and tokens come from anyone.
+        if not hmac.compare_digest(signature.encode(), self._sign(listing, body).encode()):
             raise InvalidPageToken(
                 "invalid page_token: it was not issued for this listing (altered, or from "
                 "another project or query)"
@@ -68,3 +70,14 @@ def _b64(raw: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def page_after(
+    tokens: PageTokens, listing: str, token: str | None, keyset: Keyset
+) -> list[Any] | None:
+    """The typed keyset position a page token stands for (None for the first page)."""
+    return keyset.parse(tokens.decode(listing, token)) if token else None
+
+
+def next_token(tokens: PageTokens, listing: str, position: list[Any] | None) -> str | None:
+    return tokens.encode(listing, position) if position is not None else None

@@ -1,26 +1,105 @@
-"""Indexes: the searchable collections that chat sessions bind to."""
+"""Indexes: searchable collections over a source directory, which chat sessions bind to."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
-from indexchat.storage.tables import SearchIndex
+from indexchat.errors import InvalidInput, NotFound
+from indexchat.services import directories
+from indexchat.storage.paging import Keyset, split_page
+from indexchat.storage.tables import Directory, SearchIndex
+
+INDEX_ORDER = Keyset((SearchIndex.created_at, SearchIndex.id))
+ATTACHMENT_KINDS = frozenset({"screenshots", "items"})
+SYNC_FREQUENCIES = frozenset({"manual", "daily", "on_source_change"})
+VECTOR_TARGETS = frozenset({"DEFAULT", "DISABLED"})
 
 
-def register_index(
-    session: Session, scope: Scope, *, name: str, description: str | None = None
+def create_index(
+    session: Session,
+    scope: Scope,
+    *,
+    source_directory_id: str,
+    name: str | None = None,
+    description: str | None = None,
+    products: list[dict[str, Any]] | None = None,
+    store_attachments: list[str] | None = None,
+    sync_frequency: str = "manual",
+    vector_target: str = "DEFAULT",
 ) -> SearchIndex:
-    """Record an index in the project. The sync pipeline that fills it lives elsewhere."""
+    """Create an index over a directory, with its own output directory and config ids."""
+    source = directories.get_directory(session, scope, source_directory_id)
+    unknown = set(store_attachments or ()) - ATTACHMENT_KINDS
+    if unknown:
+        raise InvalidInput(f"unknown store_attachments kind {sorted(unknown)[0]!r}")
+    if sync_frequency not in SYNC_FREQUENCIES:
+        raise InvalidInput(f"sync_frequency must be one of {', '.join(sorted(SYNC_FREQUENCIES))}")
+    if vector_target not in VECTOR_TARGETS:
+        raise InvalidInput("vector_target must be DEFAULT or DISABLED")
+    index_name = name or source.name
+    output = directories.create_directory(
+        session, scope, name=f"{index_name} (parsed)", type="index"
+    )
     now = utcnow()
     index = SearchIndex(
         id=new_id("idx"),
         project_id=scope.project_id,
-        name=name,
+        name=index_name,
         description=description,
+        source_directory_id=source.id,
+        output_directory_id=output.id,
+        sync_config_id=new_id("scfg"),
+        export_config_id=new_id("ecfg"),
+        products=products,
+        store_attachments=sorted(set(store_attachments or ())),
+        sync_frequency=sync_frequency,
+        vector_target=vector_target,
+        build_state={},
         created_at=now,
         updated_at=now,
     )
     session.add(index)
     session.flush()
     return index
+
+
+def get_index(session: Session, scope: Scope, index_id: str) -> SearchIndex:
+    found = session.scalar(
+        select(SearchIndex).where(
+            SearchIndex.id == index_id, SearchIndex.project_id == scope.project_id
+        )
+    )
+    if found is None:
+        raise NotFound(f"index {index_id!r} not found")
+    return found
+
+
+def list_indexes(
+    session: Session,
+    scope: Scope,
+    *,
+    after: Sequence[Any] | None,
+    page_size: int,
+    source_directory_id: str | None = None,
+) -> tuple[list[SearchIndex], list[Any] | None]:
+    query = select(SearchIndex).where(SearchIndex.project_id == scope.project_id)
+    if source_directory_id is not None:
+        query = query.where(SearchIndex.source_directory_id == source_directory_id)
+    rows = session.scalars(INDEX_ORDER.apply(query, after, page_size + 1)).all()
+    return split_page(rows, page_size, INDEX_ORDER)
+
+
+def delete_index(session: Session, scope: Scope, index_id: str) -> None:
+    """Delete the index, its output directory and everything built from it."""
+    index = get_index(session, scope, index_id)
+    output = session.get(Directory, index.output_directory_id)
+    session.delete(index)
+    session.flush()
+    if output is not None:
+        session.delete(output)
+        session.flush()

@@ -81,6 +81,65 @@ class InstanceSecret(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
+class StoredFile(Base):
+    """An uploaded file; its bytes live in the blob store under ``content_hash``."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    file_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    external_file_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    last_modified_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+
+
+class Directory(Base):
+    __tablename__ = "directories"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    type: Mapped[str] = mapped_column(String(16), default="user")
+    connector_subscription_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    system_metadata: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+
+
+class DirectoryFile(Base):
+    """A file's place in a directory, with its display name, unique id and user metadata."""
+
+    __tablename__ = "directory_files"
+    __table_args__ = (Index("ix_directory_files_directory_unique", "directory_id", "unique_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    directory_id: Mapped[str] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    file_id: Mapped[str | None] = mapped_column(
+        ForeignKey("files.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    display_name: Mapped[str] = mapped_column(String(255))
+    unique_id: Mapped[str] = mapped_column(String(255))
+    external_file_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    user_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+
+
 class SearchIndex(Base):
     __tablename__ = "indexes"
 
@@ -90,8 +149,46 @@ class SearchIndex(Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source_directory_id: Mapped[str] = mapped_column(
+        ForeignKey("directories.id", ondelete="RESTRICT"), index=True
+    )
+    output_directory_id: Mapped[str] = mapped_column(ForeignKey("directories.id"))
+    sync_config_id: Mapped[str] = mapped_column(String(64))
+    export_config_id: Mapped[str] = mapped_column(String(64))
+    products: Mapped[list[dict[str, Any]] | None] = mapped_column(NullableJSON, nullable=True)
+    store_attachments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sync_frequency: Mapped[str] = mapped_column(String(32), default="manual")
+    vector_target: Mapped[str] = mapped_column(String(16), default="DEFAULT")
+    build_state: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    last_synced_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    last_exported_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+
+
+class Job(Base):
+    """A durable background job (e.g. an index sync): claimed with a lease, cancellable."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "status", "run_after"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    index_id: Mapped[str | None] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_after: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
 
 
 class ChatSession(Base):

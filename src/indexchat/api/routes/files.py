@@ -1,0 +1,195 @@
+"""Files (contract §6): upload, list, get, delete, and a signed URL to the bytes."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from indexchat.api.deps import Caller, ProjectCaller
+from indexchat.api.errors import error_response
+from indexchat.api.pagination import next_token, page_after
+from indexchat.api.responses import json_response
+from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
+from indexchat.api.schemas.files import FileOut, PresignedURL
+from indexchat.api.signing import UrlSigner, expiry_datetime
+from indexchat.domain import Scope
+from indexchat.errors import LimitExceeded, NotFound
+from indexchat.services import files as service
+from indexchat.storage import files as store
+
+router = APIRouter(
+    prefix="/api/v1/beta/files",
+    tags=["files"],
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+FILES_PAGE_DEFAULT = 50
+FILES_PAGE_MAX = 1000
+Purpose = Literal["user_data", "parse", "extract", "classify", "split", "sheet", "agent_app"]
+
+
+async def read_upload(upload: UploadFile, caller: Caller) -> tuple[str, int]:
+    """Read an upload within the size limit and store its bytes; returns (digest, size)."""
+    limit = caller.runtime.settings.max_upload_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise LimitExceeded(f"file is larger than the {limit} byte limit")
+    # Off the event loop: hashing and writing a large file takes a while.
+    digest = await run_in_threadpool(caller.runtime.blobs.put, data)
+    return digest, len(data)
+
+
+def presigned(request: Request, caller: Caller, file_id: str, expires_in: int) -> PresignedURL:
+    expires, signature = UrlSigner(caller.runtime.page_token_secret).sign(file_id, expires_in)
+    url = request.url_for("download_file", file_id=file_id).include_query_params(
+        expires=expires, signature=signature
+    )
+    return PresignedURL(url=str(url), expires_at=expiry_datetime(expires))
+
+
+@router.post("", response_model=FileOut, summary="Upload a file", operation_id="files_create")
+async def create_file(
+    caller: ProjectCaller,
+    file: Annotated[UploadFile, File(description="The file's bytes.")],
+    purpose: Annotated[Purpose, Form()],
+    external_file_id: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    await caller.check()  # nothing reaches the blob store from an unauthenticated caller
+    digest, size = await read_upload(file, caller)
+
+    def work(session: Session, scope: Scope) -> Response:
+        stored = service.record_file(
+            session,
+            scope,
+            digest=digest,
+            size=size,
+            filename=file.filename,
+            purpose=purpose,
+            external_file_id=external_file_id,
+        )
+        return json_response(FileOut.of(stored))
+
+    return await caller.in_project(work)
+
+
+@router.get("", response_model=CursorPage[FileOut], summary="List files", operation_id="files_list")
+async def list_files(
+    request: Request,
+    caller: ProjectCaller,
+    page_size: Annotated[int, Query(ge=1, le=FILES_PAGE_MAX)] = FILES_PAGE_DEFAULT,
+    page_token: Annotated[str | None, Query(max_length=1024)] = None,
+    expand: Annotated[list[Literal["download_url"]] | None, Query()] = None,
+    external_file_id: Annotated[str | None, Query(max_length=200)] = None,
+    file_ids: Annotated[list[str] | None, Query(max_length=1000)] = None,
+    file_name: Annotated[str | None, Query(max_length=255)] = None,
+    order_by: Literal["name", "id", "created_at"] = "created_at",
+) -> Response:
+    tokens = caller.page_tokens
+    keyset = store.FILE_ORDERS[order_by]
+
+    def work(session: Session, scope: Scope) -> Response:
+        listing = f"files:{scope.project_id}:{order_by}"
+        rows, after = service.list_files(
+            session,
+            scope,
+            order_by=order_by,
+            after=page_after(tokens, listing, page_token, keyset),
+            page_size=page_size,
+            file_ids=file_ids,
+            file_name=file_name,
+            external_file_id=external_file_id,
+        )
+        items = [
+            FileOut.of(f, presigned(request, caller, f.id, 3600) if expand else None) for f in rows
+        ]
+        return json_response(
+            CursorPage[FileOut](items=items, next_page_token=next_token(tokens, listing, after))
+        )
+
+    return await caller.in_project(work)
+
+
+@router.get(
+    "/{file_id}", response_model=FileOut, summary="Get a file", operation_id="files_retrieve"
+)
+async def get_file(
+    request: Request,
+    file_id: IdPath,
+    caller: ProjectCaller,
+    expand: Annotated[list[Literal["download_url"]] | None, Query()] = None,
+) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        stored = service.get_file(session, scope, file_id)
+        url = presigned(request, caller, stored.id, 3600) if expand else None
+        return json_response(FileOut.of(stored, url))
+
+    return await caller.in_project(work)
+
+
+@router.delete(
+    "/{file_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a file",
+    operation_id="files_delete",
+)
+async def delete_file(file_id: IdPath, caller: ProjectCaller) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        service.delete_file(session, scope, caller.runtime.blobs, file_id)
+        return Response(status_code=204)
+
+    return await caller.in_project(work)
+
+
+@router.get(
+    "/{file_id}/content",
+    response_model=PresignedURL,
+    summary="A signed URL to download the file's bytes",
+    operation_id="files_content",
+)
+async def file_content(
+    request: Request,
+    file_id: IdPath,
+    caller: ProjectCaller,
+    expires_at_seconds: Annotated[int | None, Query(ge=1, le=7 * 24 * 3600)] = None,
+) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        stored = service.get_file(session, scope, file_id)
+        return json_response(presigned(request, caller, stored.id, expires_at_seconds or 3600))
+
+    return await caller.in_project(work)
+
+
+@router.get(
+    "/{file_id}/download",
+    name="download_file",
+    summary="Download a file's bytes with a signed URL (no API key needed)",
+    operation_id="files_download",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorBody}},
+)
+async def download_file(
+    request: Request,
+    file_id: IdPath,
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    signature: Annotated[str, Query(max_length=64)],
+) -> Response:
+    runtime = request.app.state.runtime
+    if not UrlSigner(runtime.page_token_secret).verify(file_id, expires, signature):
+        return error_response(403, "download link is invalid or has expired")
+
+    def load() -> tuple[str, bytes]:
+        with runtime.db.read() as session:
+            stored = store.file_any_project(session, file_id)
+            if stored is None:
+                raise NotFound(f"file {file_id!r} not found")
+            return stored.name, runtime.blobs.get(stored.content_hash)
+
+    name, data = await run_in_threadpool(load)
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+    return Response(data, media_type=media_type, headers={"content-disposition": disposition})

@@ -1,0 +1,140 @@
+"""Wire models of files, directories, directory files (contract §5, §6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from indexchat.api.schemas.common import IdField
+from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
+
+MetadataValue = str | int | float | bool | None | list[str]
+Metadata = dict[str, MetadataValue]
+NameField = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """Stored naive UTC → an aware datetime, serialised with its offset (RFC 3339)."""
+    return moment.replace(tzinfo=UTC) if moment is not None else None
+
+
+class PresignedURL(BaseModel):
+    url: str
+    expires_at: datetime
+    form_fields: dict[str, str] | None = None
+
+
+class FileOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    download_url: PresignedURL | None = None
+    expires_at: datetime | None = None
+    external_file_id: str | None = None
+    file_type: str | None = None
+    last_modified_at: datetime | None = None
+    purpose: str | None = None
+
+    @classmethod
+    def of(cls, stored: StoredFile, download_url: PresignedURL | None = None) -> FileOut:
+        return cls(
+            id=stored.id,
+            name=stored.name,
+            project_id=stored.project_id,
+            download_url=download_url,
+            expires_at=utc(stored.expires_at),
+            external_file_id=stored.external_file_id,
+            file_type=stored.file_type,
+            last_modified_at=utc(stored.last_modified_at),
+            purpose=stored.purpose,
+        )
+
+
+class CreateDirectory(BaseModel):
+    name: str = NameField
+    description: str | None = Field(default=None, max_length=10_000)
+    connector_subscription_id: str | None = Field(default=None, max_length=200)
+    system_metadata: dict[str, Any] | None = None
+    type: Literal["ephemeral", "user"] = "user"
+
+
+class UpdateDirectory(BaseModel):
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class DirectoryOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    connector_subscription_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None
+    description: str | None = None
+    expires_at: datetime | None = None
+    system_metadata: dict[str, Any] | None = None
+    type: Literal["ephemeral", "index", "user"] | None = None
+
+    @classmethod
+    def of(cls, directory: Directory) -> DirectoryOut:
+        return cls(
+            id=directory.id,
+            name=directory.name,
+            project_id=directory.project_id,
+            connector_subscription_id=directory.connector_subscription_id,
+            created_at=utc(directory.created_at),
+            updated_at=utc(directory.updated_at),
+            deleted_at=utc(directory.deleted_at),
+            description=directory.description,
+            expires_at=utc(directory.expires_at),
+            system_metadata=directory.system_metadata,
+            type=directory.type,  # type: ignore[arg-type]
+        )
+
+
+class AddDirectoryFile(BaseModel):
+    file_id: IdField
+    display_name: str | None = Field(default=None, max_length=255)
+    unique_id: str | None = Field(default=None, max_length=255)
+    metadata: Metadata | None = None
+
+
+class UpdateDirectoryFile(BaseModel):
+    display_name: str | None = Field(default=None, min_length=1, max_length=255)
+    unique_id: str | None = Field(default=None, min_length=1, max_length=255)
+    metadata: Metadata | None = None
+    target_directory_id: IdField | None = None
+
+
+class DirectoryFileOut(BaseModel):
+    id: str
+    directory_id: str
+    display_name: str
+    project_id: str
+    unique_id: str
+    file_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None
+    download_url: PresignedURL | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, placed: DirectoryFile) -> DirectoryFileOut:
+        return cls(
+            id=placed.id,
+            directory_id=placed.directory_id,
+            display_name=placed.display_name,
+            project_id=placed.project_id,
+            unique_id=placed.unique_id,
+            file_id=placed.file_id,
+            created_at=utc(placed.created_at),
+            updated_at=utc(placed.updated_at),
+            deleted_at=utc(placed.deleted_at),
+            metadata=placed.user_metadata or {},
+        )

@@ -1,0 +1,67 @@
+"""Wire models of indexes (contract §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from indexchat.api.schemas.common import IdField
+from indexchat.api.schemas.files import utc
+from indexchat.storage.tables import SearchIndex
+
+
+class Product(BaseModel):
+    product_config_id: str = Field(max_length=200)
+    product_type: Literal["parse", "extract"]
+
+
+class CreateIndex(BaseModel):
+    source_directory_id: IdField
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
+    description: str | None = Field(default=None, max_length=10_000)
+    products: list[Product] | None = Field(default=None, max_length=10)
+    store_attachments: list[Literal["screenshots", "items"]] | None = Field(
+        default=None, max_length=2
+    )
+    sync_frequency: Literal["manual", "daily", "on_source_change"] = "manual"
+    vector_target: Literal["DEFAULT", "DISABLED"] = "DEFAULT"
+
+
+class IndexOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    source_directory_id: str
+    output_directory_id: str
+    sync_config_id: str
+    export_config_id: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    description: str | None = None
+    last_synced_at: datetime | None = None
+    last_exported_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Build state.")
+    sync_in_progress: bool | None = None
+
+    @classmethod
+    def of(cls, index: SearchIndex, sync_in_progress: bool | None = None) -> IndexOut:
+        return cls(
+            id=index.id,
+            name=index.name,
+            project_id=index.project_id,
+            source_directory_id=index.source_directory_id,
+            output_directory_id=index.output_directory_id,
+            sync_config_id=index.sync_config_id,
+            export_config_id=index.export_config_id,
+            created_at=utc(index.created_at),
+            updated_at=utc(index.updated_at),
+            description=index.description,
+            last_synced_at=utc(index.last_synced_at),
+            last_exported_at=utc(index.last_exported_at),
+            metadata=index.build_state or {},
+            sync_in_progress=sync_in_progress,
+        )

@@ -1,0 +1,291 @@
+"""Directories and the files in them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from indexchat.domain import Scope, new_id, utcnow
+from indexchat.errors import Conflict, InvalidInput, NotFound
+from indexchat.storage import files as store
+from indexchat.storage.paging import split_page
+from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
+
+UNSET: Any = object()  # "leave unchanged" in updates, distinct from an explicit None
+
+
+class DuplicateSubscription(Conflict):
+    """A connector subscription already syncs into another directory."""
+
+    def __init__(self, directory_id: str) -> None:
+        super().__init__(f"connector subscription already syncs into directory {directory_id}")
+        self.directory_id = directory_id
+
+    @property
+    def detail(self) -> object:
+        return {"directory_id": self.directory_id, "message": self.message}
+
+
+def create_directory(
+    session: Session,
+    scope: Scope,
+    *,
+    name: str,
+    description: str | None = None,
+    type: str = "user",
+    connector_subscription_id: str | None = None,
+    system_metadata: dict[str, Any] | None = None,
+) -> Directory:
+    if connector_subscription_id is not None:
+        existing = store.directory_by_subscription(
+            session, project_id=scope.project_id, subscription_id=connector_subscription_id
+        )
+        if existing is not None:
+            raise DuplicateSubscription(existing.id)
+    now = utcnow()
+    directory = Directory(
+        id=new_id("dir"),
+        project_id=scope.project_id,
+        name=name,
+        description=description,
+        type=type,
+        connector_subscription_id=connector_subscription_id,
+        system_metadata=system_metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(directory)
+    session.flush()
+    return directory
+
+
+def get_directory(session: Session, scope: Scope, directory_id: str) -> Directory:
+    found = store.directory(session, project_id=scope.project_id, directory_id=directory_id)
+    if found is None:
+        raise NotFound(f"directory {directory_id!r} not found")
+    return found
+
+
+def list_directories(
+    session: Session,
+    scope: Scope,
+    *,
+    after: Sequence[Any] | None,
+    page_size: int,
+    name: str | None = None,
+    types: Sequence[str] | None = None,
+    include_deleted: bool = False,
+) -> tuple[list[Directory], list[Any] | None]:
+    rows = store.directories(
+        session,
+        project_id=scope.project_id,
+        after=after,
+        limit=page_size + 1,
+        name=name,
+        types=types,
+        include_deleted=include_deleted,
+    )
+    return split_page(rows, page_size, store.DIRECTORY_ORDER)
+
+
+def update_directory(
+    session: Session,
+    scope: Scope,
+    directory_id: str,
+    *,
+    name: str | None = UNSET,
+    description: str | None = UNSET,
+) -> Directory:
+    directory = get_directory(session, scope, directory_id)
+    if name is not UNSET:
+        if name is None:
+            raise InvalidInput("name cannot be null")
+        directory.name = name
+    if description is not UNSET:
+        directory.description = description
+    directory.updated_at = utcnow()
+    session.flush()
+    return directory
+
+
+def delete_directory(session: Session, scope: Scope, directory_id: str) -> None:
+    directory = get_directory(session, scope, directory_id)
+    users = store.indexes_using_directory(session, directory_id=directory_id)
+    if users:
+        raise Conflict(f"directory {directory_id!r} is used by index {users[0]!r}; delete it first")
+    session.delete(directory)
+    session.flush()
+
+
+def add_file(
+    session: Session,
+    scope: Scope,
+    directory_id: str,
+    *,
+    file_id: str,
+    display_name: str | None = None,
+    unique_id: str | None = None,
+    external_file_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> DirectoryFile:
+    directory = get_directory(session, scope, directory_id)
+    stored = store.file(session, project_id=scope.project_id, file_id=file_id)
+    if stored is None:
+        raise NotFound(f"file {file_id!r} not found")
+    return _place(
+        session,
+        directory,
+        stored,
+        display_name=display_name or stored.name,
+        unique_id=unique_id or external_file_id or stored.external_file_id or stored.name,
+        external_file_id=external_file_id or stored.external_file_id,
+        metadata=metadata or {},
+    )
+
+
+def _place(
+    session: Session,
+    directory: Directory,
+    stored: StoredFile,
+    *,
+    display_name: str,
+    unique_id: str,
+    external_file_id: str | None,
+    metadata: dict[str, Any],
+) -> DirectoryFile:
+    if store.live_unique_id_taken(session, directory_id=directory.id, unique_id=unique_id):
+        raise Conflict(f"unique_id {unique_id!r} is already used in directory {directory.id!r}")
+    now = utcnow()
+    placed = DirectoryFile(
+        id=new_id("dfl"),
+        directory_id=directory.id,
+        project_id=directory.project_id,
+        file_id=stored.id,
+        display_name=display_name,
+        unique_id=unique_id,
+        external_file_id=external_file_id,
+        user_metadata=metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(placed)
+    directory.updated_at = now
+    session.flush()
+    return placed
+
+
+def place_uploaded(
+    session: Session,
+    scope: Scope,
+    directory_id: str,
+    stored: StoredFile,
+    *,
+    display_name: str | None,
+    unique_id: str | None,
+    metadata: dict[str, Any] | None,
+) -> DirectoryFile:
+    directory = get_directory(session, scope, directory_id)
+    return _place(
+        session,
+        directory,
+        stored,
+        display_name=display_name or stored.name,
+        unique_id=unique_id or stored.external_file_id or stored.name,
+        external_file_id=stored.external_file_id,
+        metadata=metadata or {},
+    )
+
+
+def get_file(
+    session: Session, scope: Scope, directory_id: str, directory_file_id: str
+) -> DirectoryFile:
+    get_directory(session, scope, directory_id)
+    found = store.directory_file(
+        session,
+        project_id=scope.project_id,
+        directory_id=directory_id,
+        directory_file_id=directory_file_id,
+    )
+    if found is None:
+        raise NotFound(f"directory file {directory_file_id!r} not found")
+    return found
+
+
+def list_files(
+    session: Session,
+    scope: Scope,
+    directory_id: str,
+    *,
+    after: Sequence[Any] | None,
+    page_size: int,
+    display_name: str | None = None,
+    display_name_contains: str | None = None,
+    file_id: str | None = None,
+    unique_id: str | None = None,
+    include_deleted: bool = False,
+    updated_on_or_after: datetime | None = None,
+    updated_on_or_before: datetime | None = None,
+) -> tuple[list[DirectoryFile], list[Any] | None]:
+    get_directory(session, scope, directory_id)
+    rows = store.directory_files(
+        session,
+        project_id=scope.project_id,
+        directory_id=directory_id,
+        after=after,
+        limit=page_size + 1,
+        display_name=display_name,
+        display_name_contains=display_name_contains,
+        file_id=file_id,
+        unique_id=unique_id,
+        include_deleted=include_deleted,
+        updated_on_or_after=updated_on_or_after,
+        updated_on_or_before=updated_on_or_before,
+    )
+    return split_page(rows, page_size, store.DIRECTORY_FILE_ORDER)
+
+
+def update_file(
+    session: Session,
+    scope: Scope,
+    directory_id: str,
+    directory_file_id: str,
+    *,
+    display_name: str | None = UNSET,
+    unique_id: str | None = UNSET,
+    metadata: dict[str, Any] | None = UNSET,
+    target_directory_id: str | None = UNSET,
+) -> DirectoryFile:
+    placed = get_file(session, scope, directory_id, directory_file_id)
+    if placed.deleted_at is not None:
+        raise NotFound(f"directory file {directory_file_id!r} not found")
+    if display_name is not UNSET and display_name is not None:
+        placed.display_name = display_name
+    if metadata is not UNSET:
+        placed.user_metadata = metadata or {}  # replaces the user metadata layer
+    target = placed.directory_id
+    if target_directory_id is not UNSET and target_directory_id is not None:
+        target = get_directory(session, scope, target_directory_id).id
+    new_unique = unique_id if unique_id is not UNSET and unique_id is not None else placed.unique_id
+    if (target, new_unique) != (
+        placed.directory_id,
+        placed.unique_id,
+    ) and store.live_unique_id_taken(
+        session, directory_id=target, unique_id=new_unique, except_id=placed.id
+    ):
+        raise Conflict(f"unique_id {new_unique!r} is already used in directory {target!r}")
+    placed.directory_id, placed.unique_id = target, new_unique
+    placed.updated_at = utcnow()
+    session.flush()
+    return placed
+
+
+def delete_file(session: Session, scope: Scope, directory_id: str, directory_file_id: str) -> None:
+    """Soft delete: the row stays (with ``deleted_at``) so a sync can remove its chunks."""
+    placed = get_file(session, scope, directory_id, directory_file_id)
+    if placed.deleted_at is not None:
+        raise NotFound(f"directory file {directory_file_id!r} not found")
+    placed.deleted_at = placed.updated_at = utcnow()
+    session.flush()

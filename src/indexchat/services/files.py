@@ -1,0 +1,109 @@
+"""Uploaded files: store bytes once per content, record the file in its project."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from indexchat.domain import Scope, utcnow
+from indexchat.errors import InvalidInput, NotFound
+from indexchat.storage import files as store
+from indexchat.storage.blobs import BlobStore
+from indexchat.storage.paging import split_page
+from indexchat.storage.tables import StoredFile
+
+PURPOSES = frozenset({"user_data", "parse", "extract", "classify", "split", "sheet", "agent_app"})
+# A blob no row references is removed only once it is older than this: an upload of the same
+# bytes may have written it and not yet committed its row.
+BLOB_GRACE_SECONDS = 600.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_file_name(raw: str | None) -> str:
+    """A safe display name: no directories (either slash), no control characters, ≤ 255 chars."""
+    name = PurePosixPath((raw or "").replace("\\", "/")).name
+    name = _CONTROL.sub("", name).strip().lstrip(".")
+    return name[:255] or "upload"
+
+
+def file_type_of(name: str) -> str | None:
+    suffix = PurePosixPath(name).suffix.lower().lstrip(".")
+    return suffix[:32] or None
+
+
+def record_file(
+    session: Session,
+    scope: Scope,
+    *,
+    digest: str,
+    size: int,
+    filename: str | None,
+    purpose: str,
+    external_file_id: str | None,
+) -> StoredFile:
+    """Record a file whose bytes are already in the blob store under ``digest``."""
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"purpose must be one of {', '.join(sorted(PURPOSES))}")
+    name = clean_file_name(filename)
+    now = utcnow()
+    stored = StoredFile(
+        id=str(uuid.uuid4()),  # files use bare UUIDs, as in the API
+        project_id=scope.project_id,
+        name=name,
+        file_type=file_type_of(name),
+        purpose=purpose,
+        external_file_id=external_file_id,
+        content_hash=digest,
+        size_bytes=size,
+        created_at=now,
+        last_modified_at=now,
+    )
+    session.add(stored)
+    session.flush()
+    return stored
+
+
+def get_file(session: Session, scope: Scope, file_id: str) -> StoredFile:
+    found = store.file(session, project_id=scope.project_id, file_id=file_id)
+    if found is None:
+        raise NotFound(f"file {file_id!r} not found")
+    return found
+
+
+def list_files(
+    session: Session,
+    scope: Scope,
+    *,
+    order_by: str,
+    after: Sequence[Any] | None,
+    page_size: int,
+    file_ids: Sequence[str] | None = None,
+    file_name: str | None = None,
+    external_file_id: str | None = None,
+) -> tuple[list[StoredFile], list[Any] | None]:
+    order = store.FILE_ORDERS[order_by]
+    rows = store.files(
+        session,
+        project_id=scope.project_id,
+        order=order,
+        after=after,
+        limit=page_size + 1,
+        file_ids=file_ids,
+        file_name=file_name,
+        external_file_id=external_file_id,
+    )
+    return split_page(rows, page_size, order)
+
+
+def delete_file(session: Session, scope: Scope, blobs: BlobStore, file_id: str) -> None:
+    found = get_file(session, scope, file_id)
+    digest = found.content_hash
+    session.delete(found)
+    session.flush()
+    if store.references_to_blob(session, digest) == 0:
+        blobs.delete_if_stale(digest, grace_seconds=BLOB_GRACE_SECONDS)

@@ -1,0 +1,63 @@
+"""Content-addressed file bytes. The embedded default keeps them under ``<data_dir>/blobs``;
+anything with the same four operations (an object store, say) can stand in."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Protocol
+
+
+class BlobStore(Protocol):
+    def put(self, data: bytes) -> str:
+        """Store ``data``; return its SHA-256 hex digest (its address)."""
+
+    def get(self, digest: str) -> bytes: ...
+
+    def exists(self, digest: str) -> bool: ...
+
+    def delete_if_stale(self, digest: str, *, grace_seconds: float) -> bool:
+        """Delete a blob no row references any more, unless it was written in the last
+        ``grace_seconds`` (an upload of the same bytes may be about to reference it)."""
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, digest: str) -> Path:
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a blob address: {digest!r}")
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._path(digest)
+        if path.exists():
+            os.utime(path)  # refresh the grace period of a blob about to be referenced again
+            return digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename: readers never see a half-written blob.
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, path)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        return self._path(digest).read_bytes()
+
+    def exists(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
+    def delete_if_stale(self, digest: str, *, grace_seconds: float) -> bool:
+        path = self._path(digest)
+        try:
+            if time.time() - path.stat().st_mtime < grace_seconds:
+                return False
+            path.unlink()
+            return True
+        except FileNotFoundError:
+            return False

@@ -1,0 +1,181 @@
+"""Queries for files, directories and directory files. Every query takes ``project_id=``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from indexchat.storage.paging import Keyset
+from indexchat.storage.tables import Directory, DirectoryFile, SearchIndex, StoredFile
+
+FILE_ORDERS = {
+    "created_at": Keyset((StoredFile.created_at, StoredFile.id), descending=True),
+    "name": Keyset((StoredFile.name, StoredFile.id)),
+    "id": Keyset((StoredFile.id,)),
+}
+DIRECTORY_ORDER = Keyset((Directory.created_at, Directory.id))
+DIRECTORY_FILE_ORDER = Keyset((DirectoryFile.created_at, DirectoryFile.id))
+
+
+def file(session: Session, *, project_id: str, file_id: str) -> StoredFile | None:
+    return session.scalar(
+        select(StoredFile).where(StoredFile.id == file_id, StoredFile.project_id == project_id)
+    )
+
+
+def file_any_project(session: Session, file_id: str) -> StoredFile | None:
+    """Only for signed download links, whose signature already names the file."""
+    return session.get(StoredFile, file_id)
+
+
+def files(
+    session: Session,
+    *,
+    project_id: str,
+    order: Keyset,
+    after: Sequence[Any] | None,
+    limit: int,
+    file_ids: Sequence[str] | None = None,
+    file_name: str | None = None,
+    external_file_id: str | None = None,
+) -> Sequence[StoredFile]:
+    query = select(StoredFile).where(StoredFile.project_id == project_id)
+    if file_ids:
+        query = query.where(StoredFile.id.in_(file_ids))
+    if file_name is not None:
+        query = query.where(StoredFile.name == file_name)
+    if external_file_id is not None:
+        query = query.where(StoredFile.external_file_id == external_file_id)
+    return session.scalars(order.apply(query, after, limit)).all()
+
+
+def references_to_blob(session: Session, digest: str) -> int:
+    return int(session.scalar(select(func.count()).where(StoredFile.content_hash == digest)) or 0)
+
+
+def directory(
+    session: Session, *, project_id: str, directory_id: str, include_deleted: bool = False
+) -> Directory | None:
+    query = select(Directory).where(
+        Directory.id == directory_id, Directory.project_id == project_id
+    )
+    if not include_deleted:
+        query = query.where(Directory.deleted_at.is_(None))
+    return session.scalar(query)
+
+
+def directory_by_subscription(
+    session: Session, *, project_id: str, subscription_id: str
+) -> Directory | None:
+    return session.scalar(
+        select(Directory).where(
+            Directory.project_id == project_id,
+            Directory.connector_subscription_id == subscription_id,
+            Directory.deleted_at.is_(None),
+        )
+    )
+
+
+def directories(
+    session: Session,
+    *,
+    project_id: str,
+    after: Sequence[Any] | None,
+    limit: int,
+    name: str | None = None,
+    types: Sequence[str] | None = None,
+    include_deleted: bool = False,
+) -> Sequence[Directory]:
+    query = select(Directory).where(Directory.project_id == project_id)
+    if name is not None:
+        query = query.where(Directory.name == name)
+    if types:
+        query = query.where(Directory.type.in_(types))
+    if not include_deleted:
+        query = query.where(Directory.deleted_at.is_(None))
+    return session.scalars(DIRECTORY_ORDER.apply(query, after, limit)).all()
+
+
+def indexes_using_directory(session: Session, *, directory_id: str) -> Sequence[str]:
+    return session.scalars(
+        select(SearchIndex.id).where(
+            (SearchIndex.source_directory_id == directory_id)
+            | (SearchIndex.output_directory_id == directory_id)
+        )
+    ).all()
+
+
+def directory_file(
+    session: Session, *, project_id: str, directory_id: str, directory_file_id: str
+) -> DirectoryFile | None:
+    return session.scalar(
+        select(DirectoryFile).where(
+            DirectoryFile.id == directory_file_id,
+            DirectoryFile.directory_id == directory_id,
+            DirectoryFile.project_id == project_id,
+        )
+    )
+
+
+def live_unique_id_taken(
+    session: Session, *, directory_id: str, unique_id: str, except_id: str | None = None
+) -> bool:
+    query = select(DirectoryFile.id).where(
+        DirectoryFile.directory_id == directory_id,
+        DirectoryFile.unique_id == unique_id,
+        DirectoryFile.deleted_at.is_(None),
+    )
+    if except_id is not None:
+        query = query.where(DirectoryFile.id != except_id)
+    return session.scalar(query.limit(1)) is not None
+
+
+def directory_files(
+    session: Session,
+    *,
+    project_id: str,
+    directory_id: str,
+    after: Sequence[Any] | None,
+    limit: int,
+    display_name: str | None = None,
+    display_name_contains: str | None = None,
+    file_id: str | None = None,
+    unique_id: str | None = None,
+    include_deleted: bool = False,
+    updated_on_or_after: datetime | None = None,
+    updated_on_or_before: datetime | None = None,
+) -> Sequence[DirectoryFile]:
+    query = select(DirectoryFile).where(
+        DirectoryFile.project_id == project_id, DirectoryFile.directory_id == directory_id
+    )
+    if display_name is not None:
+        query = query.where(DirectoryFile.display_name == display_name)
+    if display_name_contains is not None:
+        query = query.where(
+            func.lower(DirectoryFile.display_name).contains(
+                display_name_contains.lower(), autoescape=True
+            )
+        )
+    if file_id is not None:
+        query = query.where(DirectoryFile.file_id == file_id)
+    if unique_id is not None:
+        query = query.where(DirectoryFile.unique_id == unique_id)
+    if not include_deleted:
+        query = query.where(DirectoryFile.deleted_at.is_(None))
+    if updated_on_or_after is not None:
+        query = query.where(DirectoryFile.updated_at >= updated_on_or_after)
+    if updated_on_or_before is not None:
+        query = query.where(DirectoryFile.updated_at <= updated_on_or_before)
+    return session.scalars(DIRECTORY_FILE_ORDER.apply(query, after, limit)).all()
+
+
+def live_files_of_directory(session: Session, *, directory_id: str) -> Sequence[DirectoryFile]:
+    return session.scalars(
+        select(DirectoryFile)
+        .where(DirectoryFile.directory_id == directory_id, DirectoryFile.deleted_at.is_(None))
+        .order_by(DirectoryFile.created_at, DirectoryFile.id)
+    ).all()
