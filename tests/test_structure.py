@@ -20,6 +20,7 @@ PACKAGE = Path(indexchat.__file__).parent
 ROOT = PACKAGE.parent.parent
 
 # What each layer may import from indexchat (besides itself). Vocabulary imports nothing.
+_CAPABILITIES = {"config", "errors", "domain", "storage", "ingest", "search"}
 ALLOWED = {
     "config": set(),
     "errors": set(),
@@ -28,20 +29,11 @@ ALLOWED = {
     "storage": {"config", "errors", "domain"},
     "ingest": {"errors", "domain"},
     "search": {"errors", "domain"},
-    "services": {"config", "errors", "domain", "storage", "ingest", "search"},
-    "runtime": {"config", "errors", "domain", "storage", "ingest", "search", "services"},
-    "api": {"config", "errors", "domain", "storage", "ingest", "search", "services", "runtime"},
-    "cli": {
-        "config",
-        "errors",
-        "domain",
-        "storage",
-        "ingest",
-        "search",
-        "services",
-        "runtime",
-        "api",
-    },
+    "services": _CAPABILITIES,
+    "runtime": _CAPABILITIES | {"services"},
+    "worker": _CAPABILITIES | {"services", "runtime"},
+    "api": _CAPABILITIES | {"services", "runtime", "worker"},
+    "cli": _CAPABILITIES | {"services", "runtime", "worker", "api"},
 }
 
 

@@ -40,6 +40,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest file accepted by an upload (bytes); larger uploads answer 413.",
     )
+    embeddings: Literal["local", "local-onnx", "local-torch", "openai"] = Field(
+        default="local",
+        description="Embedding provider: the bundled all-MiniLM-L6-v2, offline (local: ONNX "
+        "int8; local-onnx: fp32; local-torch: plain torch), or an OpenAI-compatible "
+        "/embeddings endpoint (openai; OPENAI_BASE_URL, OPENAI_API_KEY).",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description="Embedding model name for the openai provider (e.g. text-embedding-3-small).",
+    )
+    run_worker: bool = Field(
+        default=True,
+        description="Run the background job worker inside the server process.",
+    )
     max_json_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest JSON request body accepted (bytes)."
     )

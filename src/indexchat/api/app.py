@@ -8,14 +8,25 @@ from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexchat import __version__
 from indexchat.api import errors
-from indexchat.api.routes import directories, files, health, indexes, projects, sessions
+from indexchat.api.routes import (
+    attachments,
+    directories,
+    files,
+    health,
+    indexes,
+    projects,
+    retrieval,
+    sessions,
+)
 from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
+from indexchat.worker import Worker
 
 DESCRIPTION = """Self-hosted LlamaCloud Chat API. Authenticate with `Authorization: Bearer <key>`;
 create a key with `indexchat keys create`. Every resource call takes optional `organization_id` /
@@ -29,9 +40,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = Runtime.open(settings) if owned else runtime
+        worker = Worker(app.state.runtime) if settings.run_worker else None
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await run_in_threadpool(worker.close)
             if owned:
                 app.state.runtime.close()
 
@@ -46,8 +62,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         },
     )
     errors.install(app)
-    for module in (health, projects, sessions, indexes, directories, files):
+    for module in (health, projects, sessions, indexes, directories, files, retrieval, attachments):
         app.include_router(module.router)
+    app.include_router(attachments.download_router)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     app.add_middleware(SingleValuedQuery, repeatable=REPEATABLE_QUERY_PARAMS)
     return app

@@ -13,7 +13,7 @@ other writer of this process holds the write lock (otherwise it queues in a work
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -61,6 +61,12 @@ class Caller:
     async def in_project(self, work: Callable[[Session, Scope], T]) -> T:
         """Run ``work`` in one transaction, in the project the caller may reach."""
         return await self._dispatch(work, True)
+
+    async def searching(self, work: Callable[[Session, Scope], T]) -> T:
+        """Like ``in_project`` for a read-only POST that computes (embeds, searches): a read
+        transaction, always in a worker thread so the event loop stays free."""
+        reader = replace(self, write=False)
+        return await run_in_threadpool(reader._run, work, True)
 
     async def check(self) -> Scope:
         """Authenticate and pick the project, before accepting anything costly (an upload)."""

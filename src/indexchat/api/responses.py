@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi import Response
 from pydantic import BaseModel
 
@@ -14,3 +17,8 @@ def json_response(model: BaseModel | list[BaseModel], status_code: int = 200) ->
     else:
         body = model.model_dump_json().encode()
     return Response(body, status_code=status_code, media_type="application/json")
+
+
+def json_response_of(data: Any, status_code: int = 200) -> Response:
+    """A plain JSON value (for the endpoints the SDK types as a free-form object)."""
+    return Response(json.dumps(data), status_code=status_code, media_type="application/json")

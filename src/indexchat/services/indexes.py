@@ -9,8 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
-from indexchat.errors import InvalidInput, NotFound
+from indexchat.errors import Conflict, InvalidInput, NotFound
+from indexchat.search.store import SearchStore
 from indexchat.services import directories
+from indexchat.services.sync import remove_index_content
+from indexchat.storage import jobs
 from indexchat.storage.paging import Keyset, split_page
 from indexchat.storage.tables import Directory, SearchIndex
 
@@ -94,9 +97,36 @@ def list_indexes(
     return split_page(rows, page_size, INDEX_ORDER)
 
 
-def delete_index(session: Session, scope: Scope, index_id: str) -> None:
+def start_sync(session: Session, scope: Scope, index_id: str) -> dict[str, Any]:
+    """Queue a sync, or report the one already queued or running."""
+    index = get_index(session, scope, index_id)
+    job = jobs.active_for_index(session, index.id)
+    if job is not None:
+        return {"index_id": index.id, "status": "already_running", "job_id": job.id}
+    job = jobs.enqueue(session, kind="sync", project_id=scope.project_id, index_id=index.id)
+    return {"index_id": index.id, "status": "started", "job_id": job.id}
+
+
+def cancel_sync(session: Session, scope: Scope, index_id: str) -> dict[str, Any]:
+    index = get_index(session, scope, index_id)
+    job = jobs.active_for_index(session, index.id)
+    if job is None:
+        raise Conflict(f"no sync is running for index {index_id!r}")
+    jobs.request_cancel(session, job)
+    return {"index_id": index.id, "status": "cancelling", "job_id": job.id}
+
+
+def sync_in_progress(session: Session, index_ids: Sequence[str]) -> set[str]:
+    return jobs.active_index_ids(session, index_ids)
+
+
+def delete_index(session: Session, scope: Scope, index_id: str, store: SearchStore) -> None:
     """Delete the index, its output directory and everything built from it."""
     index = get_index(session, scope, index_id)
+    active = jobs.active_for_index(session, index.id)
+    if active is not None:
+        jobs.request_cancel(session, active)
+    remove_index_content(session, store, index.id)
     output = session.get(Directory, index.output_directory_id)
     session.delete(index)
     session.flush()

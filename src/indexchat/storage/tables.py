@@ -220,3 +220,62 @@ class ChatEvent(Base):
     type: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+
+
+class IndexedFile(Base):
+    """One source file as an index has parsed it. Its id is the parsed file's directory-file id
+    in the index's output directory (``parsed_directory_file_id`` in retrieval results)."""
+
+    __tablename__ = "index_files"
+    __table_args__ = (UniqueConstraint("index_id", "source_file_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index_id: Mapped[str] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
+    source_file_id: Mapped[str] = mapped_column(String(64))  # the source directory file
+    file_name: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # parsed | failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # parsed text blob
+    page_starts: Mapped[list[int]] = mapped_column(JSON, default=list)
+    user_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+
+
+class Chunk(Base):
+    """A searchable piece of a parsed file; its id is the rowid of the full-text and vector
+    entries in the search store."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_file", "parsed_file_id", "chunk_index"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    index_id: Mapped[str] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"), index=True)
+    parsed_file_id: Mapped[str] = mapped_column(ForeignKey("index_files.id", ondelete="CASCADE"))
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    start_char: Mapped[int] = mapped_column(Integer)
+    end_char: Mapped[int] = mapped_column(Integer)
+    page_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    page_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heading_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Attachment(Base):
+    """A stored artefact of a parsed file, e.g. ``screenshots/page_3.png``."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("source_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    index_id: Mapped[str] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from indexchat.api.deps import ProjectCaller
 from indexchat.api.pagination import next_token, page_after
-from indexchat.api.responses import json_response
+from indexchat.api.responses import json_response, json_response_of
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
 from indexchat.api.schemas.indexes import CreateIndex, IndexOut
 from indexchat.domain import Scope
@@ -82,8 +82,8 @@ async def get_index(
 ) -> Response:
     def work(session: Session, scope: Scope) -> Response:
         index = service.get_index(session, scope, index_id)
-        # No sync runs yet in this version, so none is ever in progress.
-        return json_response(IndexOut.of(index, False if expand else None))
+        running = bool(service.sync_in_progress(session, [index.id])) if expand else None
+        return json_response(IndexOut.of(index, running))
 
     return await caller.in_project(work)
 
@@ -96,8 +96,35 @@ async def get_index(
     operation_id="indexes_delete",
 )
 async def delete_index(index_id: IdPath, caller: ProjectCaller) -> Response:
+    store = caller.runtime.search
+
     def work(session: Session, scope: Scope) -> Response:
-        service.delete_index(session, scope, index_id)
+        service.delete_index(session, scope, index_id, store)
         return Response(status_code=204)
+
+    return await caller.in_project(work)
+
+
+@router.post(
+    "/{index_id}/sync",
+    summary="Sync and export: parse new or changed files, drop removed ones (in the background)",
+    operation_id="indexes_sync",
+)
+async def sync_index(index_id: IdPath, caller: ProjectCaller) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        return json_response_of(service.start_sync(session, scope, index_id))
+
+    return await caller.in_project(work)
+
+
+@router.post(
+    "/{index_id}/sync/cancel",
+    summary="Cancel the running sync (409 when none runs)",
+    operation_id="indexes_cancel_sync",
+    responses={409: {"model": ErrorBody}},
+)
+async def cancel_sync(index_id: IdPath, caller: ProjectCaller) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        return json_response_of(service.cancel_sync(session, scope, index_id))
 
     return await caller.in_project(work)

@@ -1,0 +1,1 @@
+"""Search capabilities: text embeddings and the building blocks of retrieval."""

@@ -1,0 +1,76 @@
+"""The embedded search store: SQLite FTS5 (BM25) for text, sqlite-vec for vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import Connection
+
+from indexchat.search.store import Entry, query_terms
+
+
+class SqliteSearchStore:
+    def __init__(self, dimension: int) -> None:
+        self.dimension = dimension
+        # One vector table per dimension: the embedding model decides it, not a migration.
+        self._vectors = f"chunk_vectors_{dimension}"
+
+    def ensure_schema(self, connection: Connection) -> None:
+        connection.exec_driver_sql(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5("
+            "text, content='', contentless_delete=1, "
+            "tokenize='porter unicode61 remove_diacritics 2')"
+        )
+        connection.exec_driver_sql(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self._vectors} USING vec0("
+            f"index_id text partition key, embedding float[{self.dimension}] "
+            "distance_metric=cosine)"
+        )
+
+    def add(self, connection: Connection, entries: Sequence[Entry]) -> None:
+        if not entries:
+            return
+        connection.exec_driver_sql(
+            "INSERT INTO chunk_text(rowid, text) VALUES (?, ?)",
+            [(e.chunk_id, e.text) for e in entries],
+        )
+        connection.exec_driver_sql(
+            f"INSERT INTO {self._vectors}(rowid, index_id, embedding) VALUES (?, ?, ?)",
+            [(e.chunk_id, e.index_id, _blob(e.embedding)) for e in entries],
+        )
+
+    def remove(self, connection: Connection, chunk_ids: Sequence[int]) -> None:
+        rows = [(i,) for i in chunk_ids]
+        if rows:
+            connection.exec_driver_sql("DELETE FROM chunk_text WHERE rowid = ?", rows)
+            connection.exec_driver_sql(f"DELETE FROM {self._vectors} WHERE rowid = ?", rows)
+
+    def text_search(
+        self, connection: Connection, index_id: str, query: str, limit: int
+    ) -> list[tuple[int, float]]:
+        terms = query_terms(query)
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        rows = connection.exec_driver_sql(
+            "SELECT t.rowid, -bm25(chunk_text) FROM chunk_text t "
+            "JOIN chunks c ON c.id = t.rowid "
+            "WHERE chunk_text MATCH ? AND c.index_id = ? ORDER BY bm25(chunk_text) LIMIT ?",
+            (match, index_id, limit),
+        ).all()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def vector_search(
+        self, connection: Connection, index_id: str, query: np.ndarray, limit: int
+    ) -> list[tuple[int, float]]:
+        rows = connection.exec_driver_sql(
+            f"SELECT rowid, distance FROM {self._vectors} "
+            "WHERE embedding MATCH ? AND k = ? AND index_id = ?",
+            (_blob(query), limit, index_id),
+        ).all()
+        return [(int(r[0]), 1.0 - float(r[1])) for r in rows]
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()

@@ -1,0 +1,51 @@
+"""The search store: full-text and vector entries for chunks, keyed by the chunk's id.
+
+One implementation per database (``sqlite.py``: FTS5 + sqlite-vec; ``postgres.py``: full text
++ pgvector), behind this protocol. Writes join the caller's transaction (they take its
+Connection), so a file's chunks and their search entries commit together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from sqlalchemy import Connection
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Entry:
+    chunk_id: int
+    index_id: str
+    text: str
+    embedding: np.ndarray
+
+
+class SearchStore(Protocol):
+    dimension: int
+
+    def ensure_schema(self, connection: Connection) -> None: ...
+
+    def add(self, connection: Connection, entries: Sequence[Entry]) -> None: ...
+
+    def remove(self, connection: Connection, chunk_ids: Sequence[int]) -> None: ...
+
+    def text_search(
+        self, connection: Connection, index_id: str, query: str, limit: int
+    ) -> list[tuple[int, float]]:
+        """(chunk id, score), best first; higher scores are better."""
+
+    def vector_search(
+        self, connection: Connection, index_id: str, query: np.ndarray, limit: int
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity), best first."""
+
+
+def query_terms(query: str, limit: int = 64) -> list[str]:
+    """The words of a free-text query, deduplicated, in order (no search syntax survives)."""
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:limit]

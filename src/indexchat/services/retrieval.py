@@ -1,0 +1,246 @@
+"""Retrieval over an index: hybrid search, find a file by name, grep a file, read a file.
+
+Serves the HTTP API and the chat agent's tools alike; every call is scoped to the caller's
+project through the index it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import regex
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from indexchat.domain import Scope
+from indexchat.errors import InvalidInput, NotFound
+from indexchat.search.embeddings import Embedder
+from indexchat.search.fusion import convex
+from indexchat.search.store import SearchStore
+from indexchat.services.indexes import get_index
+from indexchat.storage.blobs import BlobStore
+from indexchat.storage.paging import Keyset, split_page
+from indexchat.storage.tables import Attachment, Chunk, IndexedFile
+
+TOP_K_MAX = 500
+DEFAULT_TOP_K = 10
+# Share of the vector pipeline in the fused score when the caller gives no weights.
+DEFAULT_VECTOR_WEIGHT = 0.5
+# Candidates taken from each pipeline before fusion; more when filters may drop many.
+CANDIDATES = 100
+FILTERED_CANDIDATES = 1000
+GREP_TIMEOUT_SECONDS = 1.0
+FIND_ORDER = Keyset((IndexedFile.file_name, IndexedFile.id))
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    file: IndexedFile
+    score: float
+    attachments: list[str]
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    top_k: int = DEFAULT_TOP_K
+    vector_weight: float = 0.5
+    text_weight: float = 0.5
+    score_threshold: float | None = None
+    rerank_top_n: int | None = None
+    # Keep a candidate or not, given its chunk and parsed file.
+    keep: Callable[[Chunk, IndexedFile], bool] | None = None
+
+
+def retrieve(
+    session: Session,
+    scope: Scope,
+    store: SearchStore,
+    embedder: Embedder,
+    index_id: str,
+    query: str,
+    options: SearchOptions,
+) -> list[Hit]:
+    index = get_index(session, scope, index_id)
+    if not query.strip():
+        raise InvalidInput("query must not be empty")
+    connection = session.connection()
+    limit = max(CANDIDATES, options.top_k * 2) if options.keep is None else FILTERED_CANDIDATES
+    text = store.text_search(connection, index.id, query, limit) if options.text_weight else []
+    vector = (
+        store.vector_search(connection, index.id, embedder.embed_query(query), limit)
+        if options.vector_weight
+        else []
+    )
+    fused = convex(
+        text, vector, text_weight=options.text_weight, vector_weight=options.vector_weight
+    )
+    rows = _load(session, [chunk_id for chunk_id, _ in fused])
+    hits: list[Hit] = []
+    for chunk_id, score in fused:
+        if chunk_id not in rows:
+            continue
+        chunk, indexed = rows[chunk_id]
+        if options.score_threshold is not None and score < options.score_threshold:
+            break
+        if options.keep is not None and not options.keep(chunk, indexed):
+            continue
+        hits.append(Hit(chunk, indexed, score, []))
+        if len(hits) >= min(options.top_k, options.rerank_top_n or TOP_K_MAX):
+            break
+    return _with_attachments(session, hits)
+
+
+def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[Chunk, IndexedFile]]:
+    if not chunk_ids:
+        return {}
+    rows = session.execute(
+        select(Chunk, IndexedFile)
+        .join(IndexedFile, IndexedFile.id == Chunk.parsed_file_id)
+        .where(Chunk.id.in_(chunk_ids))
+    ).all()
+    return {c.id: (c, f) for c, f in rows}
+
+
+def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
+    """Attach the screenshot of each hit's first page, when one was stored."""
+    wanted = {(h.file.id, f"screenshots/page_{h.chunk.page_start}.png") for h in hits}
+    if not wanted:
+        return hits
+    found = {
+        (row[0], row[1])
+        for row in session.execute(
+            select(Attachment.source_id, Attachment.name).where(
+                Attachment.source_id.in_({source for source, _ in wanted}),
+                Attachment.name.in_({name for _, name in wanted}),
+            )
+        )
+    }
+    return [
+        Hit(
+            h.chunk,
+            h.file,
+            h.score,
+            [
+                n
+                for s, n in found
+                if s == h.file.id and n == f"screenshots/page_{h.chunk.page_start}.png"
+            ],
+        )
+        for h in hits
+    ]
+
+
+def find_files(
+    session: Session,
+    scope: Scope,
+    index_id: str,
+    *,
+    file_name: str | None,
+    file_name_contains: str | None,
+    after: Sequence[Any] | None,
+    page_size: int,
+) -> tuple[list[IndexedFile], list[Any] | None]:
+    index = get_index(session, scope, index_id)
+    query = select(IndexedFile).where(IndexedFile.index_id == index.id)
+    if file_name is not None:
+        query = query.where(IndexedFile.file_name == file_name)
+    if file_name_contains is not None:
+        query = query.where(
+            func.lower(IndexedFile.file_name).contains(file_name_contains.lower(), autoescape=True)
+        )
+    rows = session.scalars(FIND_ORDER.apply(query, after, page_size + 1)).all()
+    return split_page(rows, page_size, FIND_ORDER)
+
+
+def parsed_text(
+    session: Session, scope: Scope, blobs: BlobStore, index_id: str, file_id: str
+) -> str:
+    index = get_index(session, scope, index_id)
+    indexed = session.scalar(
+        select(IndexedFile).where(IndexedFile.id == file_id, IndexedFile.index_id == index.id)
+    )
+    if indexed is None:
+        raise NotFound(f"file {file_id!r} not found in index {index_id!r}")
+    if indexed.text_hash is None:
+        raise InvalidInput(f"file {file_id!r} has no parsed text: {indexed.error}")
+    return blobs.get(indexed.text_hash).decode()
+
+
+@dataclass(frozen=True)
+class GrepMatch:
+    content: str
+    start_char: int
+    end_char: int
+
+
+def grep(
+    text: str, pattern: str, *, context_chars: int, start_after: int, limit: int
+) -> tuple[list[GrepMatch], int | None]:
+    """Regex matches from offset ``start_after``; the time limit guards against patterns with
+    catastrophic backtracking. Returns the matches and where the next page starts."""
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error as exc:
+        raise InvalidInput(f"invalid regular expression: {exc}") from exc
+    matches: list[GrepMatch] = []
+    try:
+        for match in compiled.finditer(text, pos=start_after, timeout=GREP_TIMEOUT_SECONDS):
+            start, end = match.span()
+            if len(matches) == limit:
+                return matches, start
+            lo, hi = max(0, start - context_chars), min(len(text), end + context_chars)
+            matches.append(GrepMatch(text[lo:hi], start, end))
+            if end == start:  # an empty match: step on, or finditer would stall here
+                continue
+    except TimeoutError as exc:
+        raise InvalidInput(
+            f"regular expression took longer than {GREP_TIMEOUT_SECONDS:g}s; simplify it"
+        ) from exc
+    return matches, None
+
+
+def attachment(session: Session, scope: Scope, source_id: str, name: str) -> Attachment:
+    found = session.scalar(
+        select(Attachment).where(
+            Attachment.source_id == source_id,
+            Attachment.name == name,
+            Attachment.project_id == scope.project_id,
+        )
+    )
+    if found is None:
+        raise NotFound(f"attachment {name!r} not found for {source_id!r}")
+    return found
+
+
+def attachments(session: Session, scope: Scope, source_id: str) -> Sequence[Attachment]:
+    return session.scalars(
+        select(Attachment)
+        .where(Attachment.source_id == source_id, Attachment.project_id == scope.project_id)
+        .order_by(Attachment.name)
+    ).all()
+
+
+def filter_matches(actual: Any, operator: str, expected: Any) -> bool:
+    """One filter condition; a missing value never matches (except ``ne`` / ``nin``)."""
+    if operator in ("in", "nin"):
+        options = expected if isinstance(expected, list) else [expected]
+        hit = actual in options or (isinstance(actual, list) and any(a in options for a in actual))
+        return hit if operator == "in" else not hit
+    if operator == "eq":
+        return actual == expected or (isinstance(actual, list) and expected in actual)
+    if operator == "ne":
+        return actual != expected
+    if actual is None or isinstance(expected, list):
+        return False
+    try:
+        return {
+            "gt": actual > expected,
+            "gte": actual >= expected,
+            "lt": actual < expected,
+            "lte": actual <= expected,
+        }[operator]
+    except TypeError:  # e.g. comparing a string field with a number
+        return False

@@ -1,0 +1,340 @@
+"""Index sync: parse → chunk → embed → export, incrementally, as a cancellable background job.
+
+A sync compares the source directory with what the index has parsed: new or changed files
+(by content hash) are processed, files gone from the source are removed, the rest is left
+alone. Files are processed in batches: parse and chunk each file, embed the whole batch at once
+(the embedder is much faster on batches), then write the batch in one transaction, so a batch
+is either fully searchable or not at all. Between batches the job renews its lease, reports
+progress and stops if cancelled; what was committed stays, and the next sync carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from indexchat.domain import new_id, utcnow
+from indexchat.ingest.chunking import TextChunk, chunk, full_text, page_offsets
+from indexchat.ingest.pages import render_pdf_pages
+from indexchat.ingest.parsers import ParseError, parse
+from indexchat.search.embeddings import Embedder
+from indexchat.search.store import Entry, SearchStore
+from indexchat.storage.blobs import BlobStore
+from indexchat.storage.db import Database
+from indexchat.storage.tables import (
+    Attachment,
+    Chunk,
+    DirectoryFile,
+    IndexedFile,
+    SearchIndex,
+    StoredFile,
+)
+
+log = logging.getLogger("indexchat.sync")
+
+BATCH_FILES = 32
+MAX_REPORTED_FAILURES = 100
+
+
+class SyncCancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SyncDeps:
+    db: Database
+    blobs: BlobStore
+    embedder: Embedder
+    store: SearchStore
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    directory_file_id: str
+    name: str
+    content_hash: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class Prepared:
+    """One source file after parse + chunk, before embedding."""
+
+    source: SourceFile
+    kind: str | None = None
+    error: str | None = None
+    text: str = ""
+    page_starts: list[int] = field(default_factory=list)
+    chunks: list[TextChunk] = field(default_factory=list)
+    screenshots: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+# Called between batches with progress; raises SyncCancelled to stop.
+Checkpoint = Callable[[dict[str, Any]], None]
+
+
+def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str, Any]:
+    """Bring the index up to date with its source directory; returns the new build state."""
+    with deps.db.read() as session:
+        index = session.get(SearchIndex, index_id)
+        if index is None:
+            return {}
+        sources = _live_sources(session, index.source_directory_id)
+        existing = {f.source_file_id: f for f in _indexed(session, index_id)}
+        screenshots = "screenshots" in (index.store_attachments or [])
+    todo = [
+        s
+        for s in sources
+        if s.directory_file_id not in existing
+        or existing[s.directory_file_id].content_hash != s.content_hash
+        or existing[s.directory_file_id].user_metadata != s.metadata
+    ]
+    live = {s.directory_file_id for s in sources}
+    gone = [f for source_id, f in existing.items() if source_id not in live]
+    progress = {"files_total": len(todo), "files_done": 0, "files_removed": len(gone)}
+    checkpoint(progress)
+    if gone:
+        with deps.db.write() as session:
+            for indexed in gone:
+                _remove_indexed(session, deps.store, indexed.id)
+    with deps.db.read() as session:
+        deps.store.ensure_schema(session.connection())
+    for start in range(0, len(todo), BATCH_FILES):
+        batch = [_prepare(deps.blobs, s, screenshots) for s in todo[start : start + BATCH_FILES]]
+        texts = [c.text for p in batch for c in p.chunks]
+        vectors = deps.embedder.embed_documents(texts) if texts else None
+        with deps.db.write() as session:
+            _write_batch(session, deps, index_id, batch, vectors)
+        progress["files_done"] += len(batch)
+        checkpoint(progress)
+    with deps.db.write() as session:
+        return _finish(session, index_id)
+
+
+def _live_sources(session: Session, directory_id: str) -> list[SourceFile]:
+    rows = session.execute(
+        select(
+            DirectoryFile.id,
+            DirectoryFile.display_name,
+            DirectoryFile.user_metadata,
+            StoredFile.content_hash,
+        )
+        .join(StoredFile, StoredFile.id == DirectoryFile.file_id)
+        .where(DirectoryFile.directory_id == directory_id, DirectoryFile.deleted_at.is_(None))
+        .order_by(DirectoryFile.created_at, DirectoryFile.id)
+    ).all()
+    return [SourceFile(r[0], r[1], r[3], r[2] or {}) for r in rows]
+
+
+def _indexed(session: Session, index_id: str) -> Sequence[IndexedFile]:
+    return session.scalars(select(IndexedFile).where(IndexedFile.index_id == index_id)).all()
+
+
+def _prepare(blobs: BlobStore, source: SourceFile, screenshots: bool) -> Prepared:
+    prepared = Prepared(source=source)
+    data = blobs.get(source.content_hash)
+    try:
+        document = parse(data, source.name)
+    except ParseError as exc:
+        prepared.error = exc.reason
+        return prepared
+    except Exception as exc:  # a parser bug must not fail the whole sync
+        log.exception("parsing %s failed", source.name)
+        prepared.error = f"could not parse the file ({type(exc).__name__})"
+        return prepared
+    prepared.kind = document.kind
+    prepared.text = full_text(document)
+    prepared.page_starts = page_offsets(document)
+    prepared.chunks = chunk(document)
+    if screenshots and document.kind == "pdf":
+        try:
+            prepared.screenshots = list(render_pdf_pages(data))
+        except Exception:  # screenshots are a bonus; the text is already searchable
+            log.exception("rendering %s failed", source.name)
+    return prepared
+
+
+def _write_batch(
+    session: Session, deps: SyncDeps, index_id: str, batch: list[Prepared], vectors: Any
+) -> None:
+    index = session.get(SearchIndex, index_id)
+    if index is None:  # deleted while we worked
+        return
+    connection = session.connection()
+    offset = 0
+    for prepared in batch:
+        parsed_id = _upsert_indexed(session, deps, index, prepared)
+        rows = [
+            Chunk(
+                index_id=index_id,
+                parsed_file_id=parsed_id,
+                chunk_index=c.index,
+                text=c.text,
+                start_char=c.start_char,
+                end_char=c.end_char,
+                page_start=c.page_start,
+                page_end=c.page_end,
+                heading_path=c.heading_path,
+                token_count=c.token_estimate,
+            )
+            for c in prepared.chunks
+        ]
+        session.add_all(rows)
+        session.flush()
+        deps.store.add(
+            connection,
+            [Entry(row.id, index_id, row.text, vectors[offset + i]) for i, row in enumerate(rows)],
+        )
+        offset += len(rows)
+        for page, png in prepared.screenshots:
+            session.add(
+                Attachment(
+                    project_id=index.project_id,
+                    index_id=index_id,
+                    source_id=parsed_id,
+                    name=f"screenshots/page_{page}.png",
+                    content_hash=deps.blobs.put(png),
+                    size_bytes=len(png),
+                )
+            )
+    session.flush()
+
+
+def _upsert_indexed(
+    session: Session, deps: SyncDeps, index: SearchIndex, prepared: Prepared
+) -> str:
+    """Create or refresh the parsed file (keeping its id), dropping its old chunks."""
+    source = prepared.source
+    indexed = session.scalar(
+        select(IndexedFile).where(
+            IndexedFile.index_id == index.id,
+            IndexedFile.source_file_id == source.directory_file_id,
+        )
+    )
+    if indexed is None:
+        indexed = IndexedFile(
+            id=new_id("dfl"), index_id=index.id, source_file_id=source.directory_file_id
+        )
+        session.add(indexed)
+    else:
+        _drop_content(session, deps.store, indexed.id)
+    text_hash = deps.blobs.put(prepared.text.encode()) if prepared.error is None else None
+    indexed.file_name = source.name
+    indexed.content_hash = source.content_hash
+    indexed.status = "failed" if prepared.error else "parsed"
+    indexed.error = prepared.error
+    indexed.kind = prepared.kind
+    indexed.page_count = len(prepared.page_starts)
+    indexed.chunk_count = len(prepared.chunks)
+    indexed.text_hash = text_hash
+    indexed.page_starts = prepared.page_starts
+    indexed.user_metadata = source.metadata
+    indexed.updated_at = utcnow()
+    session.flush()
+    _publish_output(session, index, indexed, text_hash, len(prepared.text.encode()))
+    return indexed.id
+
+
+def _publish_output(
+    session: Session, index: SearchIndex, indexed: IndexedFile, text_hash: str | None, size: int
+) -> None:
+    """Mirror the parsed file into the index's output directory (same id)."""
+    output = session.get(DirectoryFile, indexed.id)
+    if output is not None and output.file_id is not None:
+        session.execute(delete(StoredFile).where(StoredFile.id == output.file_id))
+    stored_id = None
+    if text_hash is not None:
+        stored = StoredFile(
+            id=new_id("parsed"),
+            project_id=index.project_id,
+            name=f"{indexed.file_name}.md",
+            file_type="md",
+            purpose="parse",
+            content_hash=text_hash,
+            size_bytes=size,
+        )
+        session.add(stored)
+        session.flush()
+        stored_id = stored.id
+    if output is None:
+        session.add(
+            DirectoryFile(
+                id=indexed.id,
+                directory_id=index.output_directory_id,
+                project_id=index.project_id,
+                file_id=stored_id,
+                display_name=indexed.file_name,
+                unique_id=indexed.source_file_id,
+                user_metadata=indexed.user_metadata,
+            )
+        )
+    else:
+        output.file_id, output.display_name = stored_id, indexed.file_name
+        output.user_metadata, output.updated_at = indexed.user_metadata, utcnow()
+    session.flush()
+
+
+def _drop_content(session: Session, store: SearchStore, parsed_id: str) -> None:
+    chunk_ids = session.scalars(select(Chunk.id).where(Chunk.parsed_file_id == parsed_id)).all()
+    store.remove(session.connection(), chunk_ids)
+    session.execute(delete(Chunk).where(Chunk.parsed_file_id == parsed_id))
+    session.execute(delete(Attachment).where(Attachment.source_id == parsed_id))
+
+
+def _remove_indexed(session: Session, store: SearchStore, parsed_id: str) -> None:
+    _drop_content(session, store, parsed_id)
+    output = session.get(DirectoryFile, parsed_id)
+    if output is not None and output.file_id is not None:
+        session.execute(delete(StoredFile).where(StoredFile.id == output.file_id))
+    session.execute(delete(IndexedFile).where(IndexedFile.id == parsed_id))
+    session.execute(delete(DirectoryFile).where(DirectoryFile.id == parsed_id))
+
+
+def remove_index_content(session: Session, store: SearchStore, index_id: str) -> None:
+    """Everything an index has built, for deleting the index."""
+    for parsed_id in session.scalars(
+        select(IndexedFile.id).where(IndexedFile.index_id == index_id)
+    ):
+        _remove_indexed(session, store, parsed_id)
+
+
+def _finish(session: Session, index_id: str) -> dict[str, Any]:
+    index = session.get(SearchIndex, index_id)
+    if index is None:
+        return {}
+    files = _indexed(session, index_id)
+    failed = [f for f in files if f.status == "failed"]
+    state = {
+        "files_total": len(files),
+        "files_parsed": len(files) - len(failed),
+        "files_failed": len(failed),
+        "chunks": sum(f.chunk_count for f in files),
+        "failed_files": [
+            {"directory_file_id": f.source_file_id, "file_name": f.file_name, "error": f.error}
+            for f in failed[:MAX_REPORTED_FAILURES]
+        ],
+        "last_sync_status": "succeeded",
+    }
+    now = utcnow()
+    index.build_state = state
+    index.last_synced_at = index.last_exported_at = index.updated_at = now
+    session.flush()
+    return state
+
+
+def record_failure(session: Session, index_id: str, status: str, error: str | None) -> None:
+    """Keep the last sync's outcome in the index's build state (counts stay as they were)."""
+    index = session.get(SearchIndex, index_id)
+    if index is not None:
+        index.build_state = {
+            **(index.build_state or {}),
+            "last_sync_status": status,
+            "last_error": error,
+        }
+        index.updated_at = utcnow()
+        session.flush()

@@ -1,0 +1,143 @@
+"""The durable job queue: enqueue, claim with a lease, report progress, finish, cancel.
+
+A claimed job holds a lease (``locked_until``); a worker that dies stops renewing it and the job
+becomes claimable again. PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so many workers can
+share the queue; SQLite claims inside its single-writer transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from indexchat.domain import utcnow
+from indexchat.storage.tables import Job
+
+ACTIVE = ("queued", "running")
+
+
+def enqueue(session: Session, *, kind: str, project_id: str, index_id: str | None) -> Job:
+    now = utcnow()
+    job = Job(
+        kind=kind,
+        project_id=project_id,
+        index_id=index_id,
+        status="queued",
+        progress={},
+        run_after=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def active_for_index(session: Session, index_id: str) -> Job | None:
+    return session.scalar(
+        select(Job)
+        .where(Job.index_id == index_id, Job.status.in_(ACTIVE))
+        .order_by(Job.id)
+        .limit(1)
+    )
+
+
+def active_index_ids(session: Session, index_ids: Sequence[str]) -> set[str]:
+    if not index_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Job.index_id).where(Job.index_id.in_(index_ids), Job.status.in_(ACTIVE))
+        )
+    )
+
+
+def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
+    """Take the oldest runnable job (queued, or running with an expired lease)."""
+    now = utcnow()
+    query = (
+        select(Job)
+        .where(
+            or_(
+                (Job.status == "queued") & (Job.run_after <= now),
+                (Job.status == "running") & (Job.locked_until < now),
+            )
+        )
+        .order_by(Job.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    job = session.scalar(query)
+    if job is None:
+        return None
+    job.status = "running"
+    job.locked_by = worker_id
+    job.locked_until = now + lease
+    job.attempts += 1
+    job.updated_at = now
+    session.flush()
+    return job
+
+
+def renew(
+    session: Session,
+    job_id: int,
+    *,
+    worker_id: str,
+    lease: timedelta,
+    progress: dict[str, Any] | None = None,
+) -> bool:
+    """Extend the lease (and record progress); False if the job was cancelled or taken over."""
+    now = utcnow()
+    values: dict[str, Any] = {"locked_until": now + lease, "updated_at": now}
+    if progress is not None:
+        values["progress"] = progress
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+def cancel_requested(session: Session, job_id: int) -> bool:
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def finish(session: Session, job_id: int, *, status: str, error: str | None = None) -> None:
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(status=status, error=error, finished_at=now, updated_at=now, locked_until=None)
+    )
+
+
+def request_cancel(session: Session, job: Job) -> None:
+    """A queued job is cancelled at once; a running one at its next checkpoint."""
+    now = utcnow()
+    job.cancel_requested = True
+    job.updated_at = now
+    if job.status == "queued":
+        job.status, job.finished_at = "cancelled", now
+    session.flush()
+
+
+def latest_for_index(session: Session, index_id: str) -> Job | None:
+    return session.scalar(
+        select(Job).where(Job.index_id == index_id).order_by(Job.id.desc()).limit(1)
+    )
+
+
+def requeue(session: Session, job_id: int) -> None:
+    """Hand a running job back to the queue (its worker is shutting down)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(status="queued", locked_by=None, locked_until=None, updated_at=utcnow())
+    )
