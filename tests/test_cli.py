@@ -169,3 +169,31 @@ def test_serve_command_starts_a_usable_server(tmp_path: Path) -> None:
         proc.terminate()
         output, _ = proc.communicate(timeout=15)
     assert f"http://127.0.0.1:{port}" in output and "indexchat keys create" in output
+
+
+def test_ingest_folder_then_retrieve(
+    server: LiveServer, tenant: Tenant, sdk_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "notes"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "bread.md").write_text("# Baking\n\nSourdough bread rises with wild yeast.")
+    (folder / "sub" / "tides.txt").write_text("Tides follow the moon.")
+    (folder / "broken.pdf").write_bytes(b"not a pdf")
+    (folder / ".hidden").write_text("skipped")
+
+    code, out, err = invoke("ingest", str(folder), "--index", "notes", env=sdk_env)
+    assert code == 0, err
+    assert "2 files searchable, 1 failed" in " ".join(out.split())
+    [index] = list(tenant.client.indexes.list())
+    assert index.name == "notes" and index.metadata["files_total"] == 3
+
+    code, out, _ = invoke(
+        "retrieve", "wild yeast", "--index", index.id, "--format", "json", env=sdk_env
+    )
+    results = json.loads(out)
+    assert code == 0 and results[0]["file"] == "bread.md" and results[0]["rank"] == 1
+
+    (folder / "comets.md").write_text("Comets have icy tails.")
+    code, out, _ = invoke("ingest", str(folder), "--index", "notes", env=sdk_env)  # adds only new
+    assert code == 0 and len(list(tenant.client.indexes.list())) == 1
+    assert tenant.client.indexes.get(index.id).metadata["files_total"] == 4

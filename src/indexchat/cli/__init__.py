@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from indexchat.cli import chat, server
+from indexchat.cli import chat, documents, server
 
 app = typer.Typer(
     name="indexchat",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 server.register(app)
 chat.register(app)
+documents.register(app)
 
 
 def main() -> None:

@@ -1,23 +1,28 @@
 """``indexchat beta:chat …`` / ``indexchat chat …``: the chat API through the official SDK.
 
-This module talks to a server over HTTP with the ``llama-cloud`` SDK, exactly as a user's own
-code would; it imports nothing from the server side.
+Built on the official ``llama-cloud`` SDK (see ``cli/sdk.py``).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from llama_cloud import APIConnectionError, APIStatusError, LlamaCloud, LlamaCloudError
+from llama_cloud import LlamaCloud
 
-from indexchat.cli.output import Format, fail, print_json, print_table
+from indexchat.cli.output import Format, print_json, print_table
+from indexchat.cli.sdk import (
+    ApiKey,
+    BaseUrl,
+    FormatOption,
+    OrganizationId,
+    ProjectId,
+    client,
+    scope,
+)
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 SESSION_COLUMNS = ["session_id", "generated_title", "last_updated_at", "shared_access", "index_ids"]
 
 
@@ -26,32 +31,7 @@ class SharedAccess(StrEnum):
     read_only = "read_only"
 
 
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="LLAMA_CLOUD_API_KEY",
-        help="API key (env LLAMA_CLOUD_API_KEY).",
-        show_default=False,
-    ),
-]
-BaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        envvar="LLAMA_CLOUD_BASE_URL",
-        help=f"Server URL (env LLAMA_CLOUD_BASE_URL) [default: {DEFAULT_BASE_URL}].",
-        show_default=False,
-    ),
-]
-ProjectId = Annotated[
-    str | None, typer.Option("--project-id", help="Project to work in [default: the key's].")
-]
-OrganizationId = Annotated[
-    str | None, typer.Option("--organization-id", help="Organization of the project.")
-]
 SessionId = Annotated[str, typer.Option("--session-id", help="The chat session id (ses-…).")]
-FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -63,33 +43,6 @@ def register(app: typer.Typer) -> None:
         group.command("summary")(get_summary)
         group.command("delete")(delete_session)
         app.add_typer(group, name=name)
-
-
-@contextmanager
-def client(api_key: str | None, base_url: str | None) -> Iterator[LlamaCloud]:
-    """An SDK client; API failures print the server's ``detail`` and exit 1."""
-    url = base_url or DEFAULT_BASE_URL
-    if not api_key and not os.environ.get("LLAMA_PARSE_API_KEY"):
-        fail(
-            "no API key: pass --api-key or set LLAMA_CLOUD_API_KEY "
-            "(create one with `indexchat keys create`)"
-        )
-    try:
-        with LlamaCloud(api_key=api_key, base_url=url, max_retries=2) as sdk:
-            yield sdk
-    except APIStatusError as exc:
-        detail = exc.body.get("detail") if isinstance(exc.body, dict) else exc.body
-        fail(f"{exc.status_code}: {_describe(detail)}")
-    except APIConnectionError:
-        fail(f"cannot reach the server at {url} (is `indexchat serve` running?)")
-    except LlamaCloudError as exc:
-        fail(str(exc))
-
-
-def _scope(project_id: str | None, organization_id: str | None) -> dict[str, str]:
-    return {
-        k: v for k, v in {"project_id": project_id, "organization_id": organization_id}.items() if v
-    }
 
 
 def _show(data: dict[str, Any] | list[dict[str, Any]], format: Format, title: str) -> None:
@@ -116,7 +69,7 @@ def list_sessions(
     """List chat sessions, most recently updated first (one page)."""
     with client(api_key, base_url) as sdk:
         page = sdk.chat.list(
-            page_size=page_size, page_token=page_token, **_scope(project_id, organization_id)
+            page_size=page_size, page_token=page_token, **scope(project_id, organization_id)
         )
         data: dict[str, Any] = {"items": [s.to_dict() for s in page.items]}
         if page.next_page_token:
@@ -150,7 +103,7 @@ def create_session(
     if shared_access is not None:
         body["shared_access"] = shared_access.value
     with client(api_key, base_url) as sdk:
-        created = sdk.chat.create(**body, **_scope(project_id, organization_id))
+        created = sdk.chat.create(**body, **scope(project_id, organization_id))
     _show(created.to_dict(), format, "Chat session")
 
 
@@ -164,7 +117,7 @@ def _by_id(call: Callable[[LlamaCloud], Callable[..., Any]], title: str) -> Call
         format: FormatOption = Format.json,
     ) -> None:
         with client(api_key, base_url) as sdk:
-            found = call(sdk)(session_id, **_scope(project_id, organization_id))
+            found = call(sdk)(session_id, **scope(project_id, organization_id))
         _show(found.to_dict(), format, title)
 
     return command
@@ -185,16 +138,5 @@ def delete_session(
 ) -> None:
     """Delete a chat session and its history."""
     with client(api_key, base_url) as sdk:
-        sdk.chat.delete(session_id, **_scope(project_id, organization_id))
+        sdk.chat.delete(session_id, **scope(project_id, organization_id))
     print_json({"deleted": session_id})
-
-
-def _describe(detail: Any) -> str:
-    if isinstance(detail, list):  # FastAPI validation errors
-        return "; ".join(
-            f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg')}"
-            if isinstance(item, dict)
-            else str(item)
-            for item in detail
-        )
-    return str(detail)

@@ -1,0 +1,224 @@
+"""Local embedding speed and quality on BEIR SciFact: torch vs ONNX fp32 vs ONNX int8.
+
+    python bench/bench_embeddings.py [--data /work/shared/data/scifact] [--n 1000] [--repeats 3]
+                                     [--batch-sizes 16,32,64] [--threads 2] [--skip-quality]
+
+Speed: passages/s (title + " " + text, truncated at 256 tokens) for every variant on the same
+first N corpus passages, median of the repeats. Quality: dense-only retrieval nDCG@10 on the 300
+SciFact test queries (brute-force cosine over all 5,183 documents; nDCG@10 as BEIR computes it
+with pytrec_eval: graded gains from the qrels, log2 discount, ideal from the judged documents)
+for fp32 and int8; the int8 full-corpus pass is also its full-corpus timing. Also: per-query
+latency (median over the test queries, one at a time) and the first-load (export) time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexchat.search.embeddings import LocalEmbedder
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+def load_scifact(data: Path) -> tuple[list[str], list[str], dict[str, str], dict[str, dict]]:
+    """Corpus ids and passages, test queries, and graded qrels."""
+    ids, passages = [], []
+    with open(data / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            doc = json.loads(line)
+            ids.append(doc["_id"])
+            passages.append((doc["title"] + " " + doc["text"]).strip())  # as BEIR's SBERT does
+    qrels: dict[str, dict[str, int]] = {}
+    with open(data / "qrels" / "test.tsv", encoding="utf-8") as f:  # text mode drops the \r
+        next(f)
+        for line in f:
+            query_id, doc_id, score = line.rstrip("\n").split("\t")
+            qrels.setdefault(query_id, {})[doc_id] = int(score)
+    queries: dict[str, str] = {}
+    with open(data / "queries.jsonl", encoding="utf-8") as f:
+        for line in f:
+            query = json.loads(line)
+            if query["_id"] in qrels:
+                queries[query["_id"]] = query["text"]
+    return ids, passages, queries, qrels
+
+
+def ndcg_at_10(
+    scores: np.ndarray, doc_ids: list[str], query_ids: list[str], qrels: dict[str, dict]
+) -> float:
+    """Mean nDCG@10; BEIR leaves out a hit whose id equals the query's (none on SciFact)."""
+    total = 0.0
+    for row, query_id in enumerate(query_ids):
+        ranked = [j for j in np.argsort(-scores[row])[:11] if doc_ids[j] != query_id][:10]
+        judged = qrels[query_id]
+        dcg = sum(judged.get(doc_ids[j], 0) / math.log2(r + 2) for r, j in enumerate(ranked))
+        ideal = sorted(judged.values(), reverse=True)[:10]
+        idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
+        total += dcg / idcg if idcg > 0 else 0.0
+    return total / len(query_ids)
+
+
+def sentence_transformers_encoder(batch_size: int, threads: int) -> Embed:
+    """The baseline: plain sentence-transformers encode on torch fp32."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from indexchat.search.embeddings import bundled_model_dir
+
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(str(bundled_model_dir()), device="cpu", local_files_only=True)
+    model.max_seq_length = 256
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True)
+
+    return embed
+
+
+def passages_per_second(embed: Embed, texts: list[str], repeats: int) -> list[float]:
+    embed(texts[:8])  # warm-up: first-run allocations, lazy loads
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        embed(texts)
+        rates.append(len(texts) / (time.perf_counter() - start))
+    return rates
+
+
+def query_latency_ms(embedder: LocalEmbedder, queries: list[str]) -> float:
+    embedder.embed_query(queries[0])
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        embedder.embed_query(query)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def first_load_seconds(backend: str, threads: int) -> float:
+    """Export into an empty cache, as a fresh data directory would (imports included)."""
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        LocalEmbedder(cache, backend=backend, threads=threads).load()
+        return time.perf_counter() - start
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
+    parser.add_argument("--cache-dir", type=Path, default=None, help="exported models (kept)")
+    parser.add_argument("--n", type=int, default=1000, help="passages per speed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-sizes", default="16,32,64", help="int8 batch sizes to compare")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-torch", action="store_true", help="no torch baseline (slow)")
+    parser.add_argument("--skip-quality", action="store_true", help="no full-corpus nDCG runs")
+    parser.add_argument("--skip-first-load", action="store_true", help="no export timing")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="indexchat-bench-models-"))
+    doc_ids, passages, queries, qrels = load_scifact(args.data)
+    sample = passages[: args.n]
+    rows: list[tuple[str, int, list[float]]] = []
+
+    def speed(label: str, batch: int, embed: Embed) -> None:
+        rates = passages_per_second(embed, sample, args.repeats)
+        rows.append((label, batch, rates))
+        print(f"  {label} batch {batch}: {[round(r, 1) for r in rates]} passages/s", flush=True)
+
+    first_load: dict[str, float] = {}
+    if not args.skip_first_load:
+        for backend in ("onnx-int8", "onnx"):
+            first_load[backend] = first_load_seconds(backend, args.threads)
+            print(f"  first load (export) {backend}: {first_load[backend]:.1f} s", flush=True)
+
+    embedders = {
+        backend: LocalEmbedder(cache, backend=backend, threads=args.threads)
+        for backend in ("onnx", "onnx-int8")
+    }
+    for embedder in embedders.values():
+        embedder.load()
+    if not args.skip_torch:
+        speed(
+            "torch fp32 (sentence-transformers encode)",
+            32,
+            sentence_transformers_encoder(32, args.threads),
+        )
+    speed("onnx fp32 (fused)", 32, embedders["onnx"].embed_documents)
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        embedder = LocalEmbedder(cache, backend="onnx-int8", threads=args.threads, batch_size=batch)
+        speed("onnx int8 (fused, per-channel u8)", batch, embedder.embed_documents)
+
+    quality: dict[str, tuple[float, float]] = {}
+    if not args.skip_quality:
+        query_ids, query_texts = list(queries), list(queries.values())
+        for backend, embedder in embedders.items():
+            start = time.perf_counter()
+            corpus = embedder.embed_documents(passages)
+            rate = len(passages) / (time.perf_counter() - start)
+            scores = embedder.embed_documents(query_texts) @ corpus.T
+            quality[backend] = (ndcg_at_10(scores, doc_ids, query_ids, qrels), rate)
+            print(
+                f"  {backend}: nDCG@10 {quality[backend][0]:.4f}, {rate:.1f} passages/s full corpus"
+            )
+    latency = {b: query_latency_ms(e, list(queries.values())) for b, e in embedders.items()}
+
+    report(args, rows, quality, latency, first_load, len(passages))
+
+
+def report(
+    args: argparse.Namespace,
+    rows: list[tuple[str, int, list[float]]],
+    quality: dict[str, tuple[float, float]],
+    latency: dict[str, float],
+    first_load: dict[str, float],
+    corpus_size: int,
+) -> None:
+    print()
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.threads} threads; load average {os.getloadavg()[0]:.2f} at the end"
+    )
+    print(f"Command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
+    print()
+    print(f"| variant | batch | passages/s (median of {args.repeats}, N={args.n}) | runs |")
+    print("| --- | ---: | ---: | --- |")
+    for label, batch, rates in rows:
+        runs = ", ".join(f"{r:.1f}" for r in rates)
+        print(f"| {label} | {batch} | {statistics.median(rates):.1f} | {runs} |")
+    if quality:
+        print()
+        print(
+            f"| backend | SciFact nDCG@10 (dense) | full corpus passages/s ({corpus_size}) | "
+            "query latency, median ms |"
+        )
+        print("| --- | ---: | ---: | ---: |")
+        for backend, (ndcg, rate) in quality.items():
+            print(f"| {backend} | {ndcg:.4f} | {rate:.1f} | {latency[backend]:.1f} |")
+        print("\nPublished all-MiniLM-L6-v2 dense anchor on SciFact: 0.645.")
+    else:
+        for backend, ms in latency.items():
+            print(f"query latency {backend}: {ms:.1f} ms (median)")
+    for backend, seconds in first_load.items():
+        print(f"First load with export, {backend}: {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""SciFact (BEIR) through the HTTP API: ingestion time, retrieval quality, retrieval latency.
+
+    python bench/bench_scifact.py [--backend sqlite|postgres] [--limit-docs N]
+
+Starts `indexchat serve`, uploads every SciFact document as a text file (title, blank line,
+abstract) through the official SDK, syncs an index and waits until it is searchable, then runs
+the 300 test queries through `retrieval.retrieve`: the default hybrid, and full-text-only and
+vector-only beside it (weights 1/0). Quality is nDCG@10 and recall@100 per document (a document's
+best-ranked chunk counts), computed as BEIR does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from llama_cloud import LlamaCloud
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
+BIN = Path(sys.executable).parent
+
+
+def load(limit: int | None) -> tuple[dict, dict, dict]:
+    corpus = {}
+    with open(DATA / "corpus.jsonl") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            corpus[doc["_id"]] = f"{doc['title']}\n\n{doc['text']}"
+    queries = {}
+    with open(DATA / "queries.jsonl") as fh:
+        for line in fh:
+            q = json.loads(line)
+            queries[q["_id"]] = q["text"]
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    with open(DATA / "qrels" / "test.tsv") as fh:
+        next(fh)
+        for line in fh:
+            qid, did, score = line.split()
+            qrels[qid][did] = int(score)
+    queries = {q: queries[q] for q in qrels}
+    if limit:
+        keep = set(list(corpus)[:limit]) | {d for rel in qrels.values() for d in rel}
+        corpus = {d: t for d, t in corpus.items() if d in keep}
+    return corpus, queries, qrels
+
+
+def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranked: list[str], relevant: dict[str, int], k: int = 100) -> float:
+    hits = {d for d in ranked[:k] if relevant.get(d, 0) > 0}
+    return len(hits) / len([d for d, r in relevant.items() if r > 0])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--limit-docs", type=int, default=None)
+    parser.add_argument("--embeddings", default=os.environ.get("INDEXCHAT_EMBEDDINGS", "local"))
+    args = parser.parse_args()
+    corpus, queries, qrels = load(args.limit_docs)
+    work = Path(tempfile.mkdtemp(prefix="indexchat-scifact-"))
+    env = {
+        **os.environ,
+        "INDEXCHAT_DATA_DIR": str(work / "data"),
+        "INDEXCHAT_EMBEDDINGS": args.embeddings,
+    }
+    if args.backend == "postgres":
+        import pgserver
+
+        pg = pgserver.get_server(work / "pg", cleanup_mode="stop")
+        pg.psql("CREATE DATABASE scifact;")
+        env["INDEXCHAT_DATABASE_URL"] = f"postgresql+psycopg://postgres@/scifact?host={work / 'pg'}"
+    key = (
+        subprocess.run(
+            [BIN / "indexchat", "keys", "create"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [BIN / "indexchat", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        client = LlamaCloud(api_key=key, base_url=base, max_retries=0, timeout=120)
+        directory = client.beta.directories.create(name="scifact")
+        t0 = time.perf_counter()
+        for doc_id, text in corpus.items():
+            client.beta.directories.files.upload(
+                directory.id, upload_file=(f"{doc_id}.txt", text.encode())
+            )
+        upload_s = time.perf_counter() - t0
+        index = client.indexes.create(source_directory_id=directory.id)
+        t0 = time.perf_counter()
+        client.indexes.sync(index.id)
+        while client.indexes.get(index.id, expand=["sync_in_progress"]).sync_in_progress:
+            time.sleep(0.5)
+        ingest_s = time.perf_counter() - t0
+        state = client.indexes.get(index.id).metadata
+        names = {
+            f.file_id: f.file_name.removesuffix(".txt")
+            for f in client.retrieval.find(index_id=index.id, page_size=1000)
+        }
+        print(
+            f"docs {len(corpus)}, upload {upload_s:.1f}s, sync {ingest_s:.1f}s, state {state}",
+            flush=True,
+        )
+        rows = []
+        for label, weights in (
+            ("hybrid (default)", {}),
+            ("full text only", {"full_text_pipeline_weight": 1.0, "vector_pipeline_weight": 0.0}),
+            ("vector only", {"full_text_pipeline_weight": 0.0, "vector_pipeline_weight": 1.0}),
+        ):
+            ndcgs, recalls, latencies = [], [], []
+            for qid, text in queries.items():
+                t = time.perf_counter()
+                results = client.retrieval.retrieve(
+                    index_id=index.id, query=text, top_k=100, **weights
+                ).results
+                latencies.append((time.perf_counter() - t) * 1000)
+                ranked = list(
+                    dict.fromkeys(names[r.static_fields.parsed_directory_file_id] for r in results)
+                )
+                ndcgs.append(ndcg_at(ranked, qrels[qid]))
+                recalls.append(recall_at(ranked, qrels[qid]))
+            latencies.sort()
+            rows.append(
+                (
+                    label,
+                    statistics.mean(ndcgs),
+                    statistics.mean(recalls),
+                    statistics.median(latencies),
+                    latencies[int(len(latencies) * 0.99) - 1],
+                )
+            )
+            print(rows[-1], flush=True)
+        print(f"\n## SciFact ({args.backend}, embeddings {args.embeddings})\n")
+        print(
+            f"- documents: {len(corpus)}; upload {upload_s:.1f} s; sync to searchable "
+            f"{ingest_s:.1f} s ({len(corpus) / ingest_s:.0f} docs/s)\n"
+        )
+        print("| retrieval | nDCG@10 | recall@100 | p50 ms | p99 ms |")
+        print("|---|---|---|---|---|")
+        for label, ndcg, recall, p50, p99 in rows:
+            print(f"| {label} | {ndcg:.4f} | {recall:.4f} | {p50:.1f} | {p99:.1f} |")
+        print(
+            f"\nmachine: {platform.platform()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
