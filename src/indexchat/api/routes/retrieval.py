@@ -58,7 +58,8 @@ async def retrieve(body: RetrieveRequest, caller: ProjectCaller) -> Response:
             Result(
                 content=h.chunk.text,
                 score=h.score,
-                rerank_score=h.score if body.rerank.enabled else None,
+                # No reranking model runs yet (rerank.top_n still truncates), so no score.
+                rerank_score=None,
                 metadata=h.file.user_metadata or {},
                 static_fields=StaticFields(
                     chunk_index=h.chunk.chunk_index,
