@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +75,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    backend: str = request.param
-    data_dir = tmp_path_factory.mktemp(f"data-{backend}")
-    database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
-    settings = Settings(data_dir=data_dir, database_url=database_url)
+@contextmanager
+def live_server(settings: Settings, backend: str) -> Iterator[LiveServer]:
+    """``indexchat``'s app on uvicorn on a free loopback port, in a thread."""
     runtime = Runtime.open(settings)
     port = free_port()
     config = uvicorn.Config(
@@ -95,10 +91,23 @@ def server(
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
-    yield LiveServer(base_url=f"http://127.0.0.1:{port}", runtime=runtime, backend=backend)
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
-    runtime.close()
+    try:
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}", runtime=runtime, backend=backend)
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=10)
+        runtime.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    backend: str = request.param
+    data_dir = tmp_path_factory.mktemp(f"data-{backend}")
+    database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    with live_server(Settings(data_dir=data_dir, database_url=database_url), backend) as running:
+        yield running
 
 
 def make_tenant(

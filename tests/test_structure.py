@@ -20,7 +20,7 @@ PACKAGE = Path(indexchat.__file__).parent
 ROOT = PACKAGE.parent.parent
 
 # What each layer may import from indexchat (besides itself). Vocabulary imports nothing.
-_CAPABILITIES = {"config", "errors", "domain", "storage", "ingest", "search"}
+_CAPABILITIES = {"config", "errors", "domain", "storage", "ingest", "search", "agent"}
 ALLOWED = {
     "config": set(),
     "errors": set(),
@@ -29,6 +29,8 @@ ALLOWED = {
     "storage": {"config", "errors", "domain"},
     "ingest": {"errors", "domain"},
     "search": {"errors", "domain"},
+    # The agent knows models, tools and prompts, not where tools get their data.
+    "agent": {"errors", "domain"},
     "services": _CAPABILITIES,
     "runtime": _CAPABILITIES | {"services"},
     "worker": _CAPABILITIES | {"services", "runtime"},

@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from indexchat.agent.extractive import ExtractiveModel
+from indexchat.agent.model import ChatModel
+from indexchat.agent.openai_chat import OpenAIChatModel
 from indexchat.config import Settings
 from indexchat.search.embeddings import Embedder, make_embedder
 from indexchat.search.postgres import PostgresSearchStore
@@ -12,6 +15,7 @@ from indexchat.search.sqlite import SqliteSearchStore
 from indexchat.search.store import SearchStore
 from indexchat.services import tenancy
 from indexchat.services.sync import SyncDeps
+from indexchat.services.turn_runner import ChatDeps
 from indexchat.storage.blobs import BlobStore, LocalBlobStore
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import upgrade
@@ -24,6 +28,7 @@ class Runtime:
     page_token_secret: bytes
     blobs: BlobStore
     _embedder: Embedder | None = None
+    _chat_model: ChatModel | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -44,6 +49,23 @@ class Runtime:
         if self.db.is_sqlite:
             return SqliteSearchStore(dimension)
         return PostgresSearchStore(dimension)
+
+    @property
+    def chat_model(self) -> ChatModel:
+        with self._lock:
+            if self._chat_model is None:
+                self._chat_model = make_chat_model(self.settings, self)
+            return self._chat_model
+
+    def chat_deps(self) -> ChatDeps:
+        return ChatDeps(
+            db=self.db,
+            store=self.search,
+            embedder=self.embedder,
+            blobs=self.blobs,
+            model=self.chat_model,
+            max_model_calls=self.settings.max_model_calls,
+        )
 
     def sync_deps(self) -> SyncDeps:
         return SyncDeps(db=self.db, blobs=self.blobs, embedder=self.embedder, store=self.search)
@@ -70,3 +92,15 @@ def open_database(settings: Settings) -> Database:
     with db.write() as session:
         tenancy.ensure_defaults(session)
     return db
+
+
+def make_chat_model(settings: Settings, runtime: Runtime) -> ChatModel:
+    if settings.llm == "openai":
+        return OpenAIChatModel(
+            model=settings.llm_model,
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            timeout_seconds=settings.llm_timeout_seconds,
+        )
+    # Usage is counted with the embedding model's tokenizer (loaded on first use).
+    return ExtractiveModel(lambda text: runtime.embedder.count_tokens(text))

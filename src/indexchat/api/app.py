@@ -15,6 +15,7 @@ from indexchat import __version__
 from indexchat.api import errors
 from indexchat.api.routes import (
     attachments,
+    chat_turns,
     directories,
     files,
     health,
@@ -26,6 +27,7 @@ from indexchat.api.routes import (
 from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
+from indexchat.services.turn_runner import TurnRunner
 from indexchat.worker import Worker
 
 DESCRIPTION = """Self-hosted LlamaCloud Chat API. Authenticate with `Authorization: Bearer <key>`;
@@ -43,9 +45,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         worker = Worker(app.state.runtime) if settings.run_worker else None
         if worker is not None:
             worker.start()
+        app.state.turns = TurnRunner(app.state.runtime.chat_deps)
         try:
             yield
         finally:
+            await app.state.turns.close()
             if worker is not None:
                 await run_in_threadpool(worker.close)
             if owned:
@@ -62,7 +66,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         },
     )
     errors.install(app)
-    for module in (health, projects, sessions, indexes, directories, files, retrieval, attachments):
+    routers = (health, projects, sessions, chat_turns, indexes, directories, files, retrieval)
+    for module in (*routers, attachments):
         app.include_router(module.router)
     app.include_router(attachments.download_router)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)

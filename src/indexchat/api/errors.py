@@ -67,7 +67,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal server error")
+        # A retried POST could repeat what already happened (e.g. start a second chat turn).
+        headers = NO_RETRY if request.method == "POST" else None
+        return error_response(500, "internal server error", headers)
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> set[str]:

@@ -206,6 +206,11 @@ class ChatSession(Base):
     job_metadata: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     last_updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    # The turn running now, if any: one at a time per session, across every server process.
+    # A turn whose heartbeat stops (its process died) may be taken over after a grace period.
+    turn_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    turn_heartbeat_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    turn_cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ChatEvent(Base):

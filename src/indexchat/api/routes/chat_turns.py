@@ -1,0 +1,191 @@
+"""Chat turns (contract §3.7) streamed as Server-Sent Events, and three extensions: follow or
+resume a turn's stream, cancel a running turn, export a transcript."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from indexchat.api import sse
+from indexchat.api.deps import ProjectCaller
+from indexchat.api.responses import json_response
+from indexchat.api.schemas.common import ErrorBody, IdPath
+from indexchat.api.schemas.sessions import ChatSessionOut, ChatSessionWithEvents
+from indexchat.api.schemas.turns import TurnRequest
+from indexchat.domain import Scope
+from indexchat.services import sessions, transcripts, turns
+from indexchat.services.turn_runner import CLIENT_GONE, TurnRun, TurnRunner
+
+# How often a follower polls for events of a turn that another server process runs.
+FOLLOW_POLL_SECONDS = 0.25
+
+router = APIRouter(
+    prefix="/api/v1/chat",
+    tags=["chat"],
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+_EVENT_STREAM = {
+    200: {
+        "description": "Server-Sent Events: `event: <type>` and `data: <JSON event>` per event, "
+        "ending with one `stop` event.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+}
+
+
+def _runner(request: Request) -> TurnRunner:
+    runner: TurnRunner = request.app.state.turns
+    return runner
+
+
+@router.post(
+    "/{session_id}/messages/stream",
+    response_class=sse.EventStreamResponse,
+    summary="Run one chat turn, streamed as Server-Sent Events",
+    operation_id="chat_stream",
+    responses={**_EVENT_STREAM, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def stream_turn(
+    session_id: IdPath, body: TurnRequest, caller: ProjectCaller, request: Request
+) -> Response:
+    """Runs the agent over the turn's indexes. Checks (unknown session, index set differing
+    from the bound one, a turn already running) answer 404/409 before streaming starts; a
+    failure after that ends the stream with a `stop` event whose `is_error` is true."""
+    retried = request.headers.get("x-stainless-retry-count", "0").strip() not in ("", "0")
+
+    def begin(session: Session, scope: Scope) -> turns.TurnPlan:
+        return turns.begin_turn(
+            session,
+            scope,
+            session_id,
+            index_ids=body.index_ids,
+            prompt=body.prompt,
+            require_all_indexes=body.require_all_indexes,
+            is_retry=retried,
+        )
+
+    plan = await caller.in_project(begin)
+    run = _runner(request).start(plan)
+    return sse.EventStreamResponse(_owned(run), headers=sse.HEADERS)
+
+
+async def _owned(run: TurnRun) -> AsyncIterator[bytes]:
+    """The starting client's stream: if it goes away, the turn is cancelled (and says so)."""
+    try:
+        async for chunk in sse.encode(run.follow(keepalive_seconds=sse.KEEPALIVE_SECONDS)):
+            yield chunk
+    finally:
+        run.cancel(CLIENT_GONE)
+
+
+@router.get(
+    "/{session_id}/messages/stream",
+    response_class=sse.EventStreamResponse,
+    summary="Follow or resume a chat session's stream (extension)",
+    operation_id="chat_stream_follow",
+    responses=_EVENT_STREAM,
+)
+async def follow_turn(
+    session_id: IdPath,
+    caller: ProjectCaller,
+    request: Request,
+    after: Annotated[
+        int,
+        Query(
+            ge=0,
+            description="Events the client already has: the stream starts with history event "
+            "number after+1 (events are numbered from 1, as in `GET /api/v1/chat/{id}`).",
+        ),
+    ] = 0,
+) -> Response:
+    """Replays the stored events after `after`, then follows the running turn, if any, until its
+    `stop` event. Leaving this stream does not cancel the turn."""
+    since = await caller.in_project(_events_after(session_id, after))
+    local = _runner(request).running.get(session_id)
+    return sse.EventStreamResponse(
+        sse.encode(_follow(caller, session_id, since, local)), headers=sse.HEADERS
+    )
+
+
+async def _follow(
+    caller: ProjectCaller, session_id: str, since: turns.EventsSince, local: TurnRun | None
+) -> AsyncIterator[dict[str, Any] | None]:
+    last = 0
+    for seq, event in since.events:
+        last = seq
+        yield event
+    if not since.running:
+        return
+    if local is not None:  # runs here: follow it live, deltas included
+        async for event in local.follow(after_seq=last, keepalive_seconds=sse.KEEPALIVE_SECONDS):
+            yield event
+        return
+    while True:  # runs in another server process: poll the stored events
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        since = await caller.in_project(_events_after(session_id, last))
+        for seq, event in since.events:
+            last = seq
+            yield event
+        if not since.running:
+            return
+
+
+def _events_after(session_id: str, after: int) -> Callable[[Session, Scope], turns.EventsSince]:
+    return lambda session, scope: turns.events_after(session, scope, session_id, after)
+
+
+@router.post(
+    "/{session_id}/messages/cancel",
+    response_model=ChatSessionOut,
+    summary="Cancel the running chat turn (extension)",
+    operation_id="chat_cancel",
+    responses={409: {"model": ErrorBody}},
+)
+async def cancel_turn(session_id: IdPath, caller: ProjectCaller, request: Request) -> Response:
+    """The turn stops at once and ends with a `stop` event saying it was cancelled. 409 when no
+    turn is running."""
+
+    def work(session: Session, scope: Scope) -> Response:
+        return json_response(ChatSessionOut.of(turns.request_cancel(session, scope, session_id)))
+
+    answer = await caller.in_project(work)
+    _runner(request).cancel_local(session_id)
+    return answer
+
+
+@router.get(
+    "/{session_id}/export",
+    summary="Export a chat transcript as Markdown or JSON (extension)",
+    operation_id="chat_export",
+    responses={
+        200: {
+            "content": {
+                "text/markdown": {"schema": {"type": "string"}},
+                "application/json": {"schema": ChatSessionWithEvents.model_json_schema()},
+            }
+        }
+    },
+)
+async def export_transcript(
+    session_id: IdPath,
+    caller: ProjectCaller,
+    format: Annotated[Literal["md", "json"], Query(description="md or json")] = "md",
+) -> Response:
+    def work(session: Session, scope: Scope) -> Response:
+        chat = sessions.get_session(session, scope, session_id)
+        events = sessions.session_events(session, scope, session_id)
+        if format == "json":
+            answer = json_response(ChatSessionWithEvents.with_events(chat, events))
+            answer.headers["content-disposition"] = f'attachment; filename="{chat.id}.json"'
+            return answer
+        return Response(
+            transcripts.markdown(chat, [e.payload for e in events]),
+            media_type="text/markdown; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{chat.id}.md"'},
+        )
+
+    return await caller.in_project(work)

@@ -1,0 +1,35 @@
+"""Wire models of chat turns (contract §3.7) and of the turn extensions."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+from indexchat.api.schemas.common import IdField
+from indexchat.api.schemas.sessions import MAX_INDEX_IDS
+
+MAX_PROMPT_CHARS = 32_000
+
+
+class TurnRequest(BaseModel):
+    index_ids: list[IdField] = Field(
+        max_length=MAX_INDEX_IDS,
+        description="Indexes to query on this turn. A bound session accepts its own set (in any "
+        "order) or []; another set answers 409. An unbound session queries these.",
+    )
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description=f"The user's message, at most {MAX_PROMPT_CHARS:,} characters.",
+    )
+    require_all_indexes: bool = Field(
+        default=False,
+        description="Fail the turn when any requested index cannot be queried (unknown, or never "
+        "synced) instead of skipping it and listing it in the stop event's skipped_index_ids.",
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("prompt must not be blank")
+        return prompt

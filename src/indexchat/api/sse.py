@@ -1,0 +1,36 @@
+"""Server-Sent Events framing that the official SDKs can read.
+
+Each event is ``event: <type>`` plus one ``data:`` line of JSON (``type`` included), then a
+blank line. No ``id:`` and no ``retry:`` fields: the SDK's decoder remembers the last ``id`` and
+then turns the next comment line into an empty event it cannot parse. Keep-alives are comment
+lines, safe only because no ``id`` is ever sent; resuming a stream uses a query parameter
+(``?after=N``) instead of ``Last-Event-ID``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+KEEPALIVE_SECONDS = 15.0
+KEEPALIVE = b": keep-alive\n\n"
+# Proxies must pass events through as they come (no buffering, no compression).
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def frame(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+async def encode(events: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:
+    """Frames for events; a keep-alive comment for each ``None``."""
+    async for event in events:
+        yield KEEPALIVE if event is None else frame(event)
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"

@@ -1,0 +1,56 @@
+"""A chat session's history as a Markdown transcript."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from indexchat.domain import wire_timestamp
+from indexchat.storage.tables import ChatSession
+
+ARGUMENTS_CHARS = 200
+
+
+def markdown(chat: ChatSession, events: Sequence[dict[str, Any]]) -> str:
+    lines = [f"# {chat.generated_title or 'Chat session'}", ""]
+    facts = [f"Session `{chat.id}`", f"last updated {wire_timestamp(chat.last_updated_at)} UTC"]
+    if chat.index_ids:
+        facts.append("indexes: " + ", ".join(f"`{i}`" for i in chat.index_ids))
+    lines += [" · ".join(facts), ""]
+    for event in events:
+        kind = event["type"]
+        if kind == "user_input":
+            lines += ["## You", "", event["content"], "", "## Assistant", ""]
+        elif kind == "thinking":
+            quoted = "\n".join(f"> {line}" for line in event["content"].splitlines())
+            lines += ["<details><summary>Thinking</summary>", "", quoted, "", "</details>", ""]
+        elif kind == "tool_call":
+            arguments = json.dumps(event["arguments"], ensure_ascii=False)
+            if len(arguments) > ARGUMENTS_CHARS:
+                arguments = arguments[:ARGUMENTS_CHARS] + "…"
+            lines += [f"*Tool call:* `{event['name']}` {arguments}", ""]
+        elif kind == "tool_result":
+            result = event.get("result")
+            count = f"{len(result)} results" if isinstance(result, list) else "done"
+            lines += [f"*Tool result:* `{event['name']}`: {count}", ""]
+        elif kind == "text":
+            lines += [event["content"], ""]
+        elif kind == "stop":
+            lines += [_stop_line(event), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _stop_line(stop: dict[str, Any]) -> str:
+    usage = stop.get("usage") or {}
+    parts = [f"{usage.get('turns', 0)} model calls"]
+    if usage.get("total_input_tokens") is not None:
+        tokens_in, tokens_out = usage["total_input_tokens"], usage.get("total_output_tokens")
+        parts.append(f"{tokens_in} input / {tokens_out} output tokens")
+    parts.append(f"{usage.get('duration_ms', 0):.0f} ms")
+    line = "*" + ", ".join(parts) + "*"
+    if stop.get("is_error"):
+        line = f"**Stopped with an error:** {stop.get('error')}  \n{line}"
+    if stop.get("skipped_index_ids"):
+        line += "  \n*Skipped indexes:* " + ", ".join(stop["skipped_index_ids"])
+    return line

@@ -1,0 +1,255 @@
+"""Runs chat turns in the server's event loop and lets clients watch them.
+
+A turn runs as its own task, apart from the request that started it: the stream that started
+it reads its events, other streams may follow it (resume), and a cancel (the starting client
+going away, or a cancel request from any server process) stops the model call at once and is
+recorded in a ``stop`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from indexchat.agent.loop import AgentError, Tally, run_agent
+from indexchat.agent.model import ChatModel, ModelError
+from indexchat.agent.prompts import build_messages
+from indexchat.search.embeddings import Embedder
+from indexchat.search.store import SearchStore
+from indexchat.services import turns
+from indexchat.services.chat_tools import IndexTools
+from indexchat.storage.blobs import BlobStore
+from indexchat.storage.db import Database
+
+log = logging.getLogger("indexchat.turns")
+
+# How often a running turn checks for a cancel asked through another server process, and how
+# often it tells the others it is alive.
+CANCEL_POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 10.0
+DELTAS = frozenset({"thinking_delta", "text_delta"})
+
+CANCELLED_BY_REQUEST = "the turn was cancelled on request"
+CLIENT_GONE = "the client disconnected, so the turn was cancelled"
+SHUTTING_DOWN = "the server shut down while the turn was running"
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatDeps:
+    db: Database
+    store: SearchStore
+    embedder: Embedder
+    blobs: BlobStore
+    model: ChatModel
+    max_model_calls: int
+
+
+class TurnRun:
+    """One running turn: every event it produced so far, in order, and a way to wait for more.
+    Each entry is (position in the session history or None for a delta, event)."""
+
+    def __init__(self, plan: turns.TurnPlan) -> None:
+        self.plan = plan
+        self.events: list[tuple[int | None, Event]] = [(plan.user_input_seq, plan.user_input)]
+        self.next_seq = plan.user_input_seq + 1
+        self.done = False
+        self.cancel_reason: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    def publish(self, seq: int | None, event: Event) -> None:
+        self.events.append((seq, event))
+        self._wake()
+
+    def finish(self) -> None:
+        self.done = True
+        self._wake()
+
+    def cancel(self, reason: str) -> None:
+        if not self.done and self.cancel_reason is None and self.task is not None:
+            self.cancel_reason = reason
+            self.task.cancel()
+
+    async def follow(
+        self, *, after_seq: int = 0, keepalive_seconds: float | None = None
+    ) -> AsyncIterator[Event | None]:
+        """Events from the start of the turn (stored ones only past ``after_seq``), then live
+        ones until the stop event; ``None`` after each quiet ``keepalive_seconds``."""
+        position, last_seq = 0, 0
+        while True:
+            while position < len(self.events):
+                seq, event = self.events[position]
+                position += 1
+                if seq is not None:
+                    last_seq = seq
+                    if seq > after_seq:
+                        yield event
+                elif last_seq >= after_seq:  # a delta of the block after the last stored one
+                    yield event
+            if self.done:
+                return
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), keepalive_seconds)
+            except TimeoutError:
+                yield None
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+class TurnRunner:
+    """Starts turns and keeps the ones running in this process."""
+
+    def __init__(self, deps: Callable[[], ChatDeps]) -> None:
+        self._deps = deps
+        self.running: dict[str, TurnRun] = {}
+
+    def start(self, plan: turns.TurnPlan) -> TurnRun:
+        run = TurnRun(plan)
+        self.running[plan.session_id] = run
+        run.task = asyncio.create_task(self._run(run), name=f"turn {plan.turn_id}")
+        return run
+
+    def cancel_local(self, session_id: str, reason: str = CANCELLED_BY_REQUEST) -> None:
+        run = self.running.get(session_id)
+        if run is not None:
+            run.cancel(reason)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Cancel every running turn, each recorded as stopped by the shutdown."""
+        runs = list(self.running.values())
+        for run in runs:
+            run.cancel(SHUTTING_DOWN)
+        tasks = [r.task for r in runs if r.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def _run(self, run: TurnRun) -> None:
+        plan = run.plan
+        started = time.monotonic()
+        tally = Tally()
+        error: str | None = None
+        watcher = asyncio.create_task(self._watch(run))
+        try:
+            deps = self._deps()
+            if plan.require_all_indexes and plan.skipped_index_ids:
+                error = (
+                    "require_all_indexes is set and these indexes cannot be queried (unknown "
+                    f"in this project, or never synced): {', '.join(plan.skipped_index_ids)}"
+                )
+            else:
+                tools = None
+                if plan.index_ids:
+                    tools = IndexTools(
+                        deps.db, deps.store, deps.embedder, deps.blobs, plan.scope, plan.index_ids
+                    )
+                messages = build_messages(plan.history, plan.prompt, has_tools=tools is not None)
+                async for event in run_agent(
+                    deps.model,
+                    tools,
+                    messages,
+                    max_model_calls=deps.max_model_calls,
+                    tally=tally,
+                ):
+                    await self._emit(run, deps.db, event)
+        except asyncio.CancelledError:
+            error = run.cancel_reason or CANCELLED_BY_REQUEST
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+        except (ModelError, AgentError) as exc:
+            error = str(exc)
+        except turns.TurnLost:
+            log.info("turn %s lost its session (deleted or taken over)", plan.turn_id)
+            error = None
+            run.finish()
+            self.running.pop(plan.session_id, None)
+            watcher.cancel()
+            return
+        except Exception as exc:
+            log.exception("turn %s failed", plan.turn_id)
+            error = f"internal error while running the turn ({type(exc).__name__})"
+        watcher.cancel()
+        await self._stop(run, error, tally, started)
+
+    async def _emit(self, run: TurnRun, db: Database, event: Event) -> None:
+        if event["type"] in DELTAS:
+            run.publish(None, event)
+            return
+        seq = run.next_seq
+        run.next_seq += 1
+        cancel = await anyio.to_thread.run_sync(
+            _write, db, turns.record_event, run.plan, seq, event
+        )
+        run.publish(seq, event)
+        if cancel:
+            run.cancel_reason = run.cancel_reason or CANCELLED_BY_REQUEST
+            raise asyncio.CancelledError
+
+    async def _stop(self, run: TurnRun, error: str | None, tally: Tally, started: float) -> None:
+        plan = run.plan
+        duration_ms = round((time.monotonic() - started) * 1000, 3)
+        usage = {
+            "duration_ms": duration_ms,
+            "total_input_tokens": tally.input_tokens,
+            "total_output_tokens": tally.output_tokens,
+            "turns": tally.model_calls,
+        }
+        stop = turns.stop_event(error, usage=usage, skipped_index_ids=plan.skipped_index_ids)
+        metadata = {
+            **usage,
+            "is_error": error is not None,
+            "error": error,
+            "export_config_ids": plan.export_config_ids,
+        }
+        seq = run.next_seq
+        try:
+            await anyio.to_thread.run_sync(
+                _write, self._deps().db, turns.finish_turn, plan, seq, stop, metadata
+            )
+        except turns.TurnLost:
+            log.info("turn %s lost its session before it could stop", plan.turn_id)
+        except Exception:
+            log.exception("could not record the end of turn %s", plan.turn_id)
+        run.publish(seq, stop)
+        run.finish()
+        self.running.pop(plan.session_id, None)
+
+    async def _watch(self, run: TurnRun) -> None:
+        """Poll for a cancel asked through another process; keep the heartbeat fresh."""
+        db = self._deps().db
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            try:
+                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                    cancel = await anyio.to_thread.run_sync(_write, db, turns.heartbeat, run.plan)
+                    last_beat = time.monotonic()
+                else:
+                    cancel = await anyio.to_thread.run_sync(_cancel_asked, db, run.plan)
+            except turns.TurnLost:
+                run.cancel("the chat session was deleted")
+                return
+            if cancel:
+                run.cancel(CANCELLED_BY_REQUEST)
+                return
+
+
+def _write(db: Database, step: Callable[..., Any], *args: Any) -> Any:
+    with db.write() as session:
+        return step(session, *args)
+
+
+def _cancel_asked(db: Database, plan: turns.TurnPlan) -> bool:
+    with db.read() as session:
+        return turns.cancel_asked(session, plan)
