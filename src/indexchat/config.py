@@ -54,6 +54,35 @@ class Settings(BaseSettings):
         default=True,
         description="Run the background job worker inside the server process.",
     )
+    job_lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How long a job stays claimed without a sign of life from its worker; "
+        "a killed worker's job is taken over by another worker after this.",
+    )
+    llm: Literal["extractive", "openai"] = Field(
+        default="extractive",
+        description="Who answers chat turns: extractive (no model, offline: quotes the best "
+        "passages with citations) or openai (any OpenAI-compatible Chat Completions server).",
+    )
+    llm_model: str = Field(
+        default="gpt-4o-mini",
+        description="Model name for the openai provider (e.g. llama3.1 on Ollama).",
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="Base URL of the OpenAI-compatible server, e.g. http://localhost:11434/v1. "
+        "Unset: OPENAI_BASE_URL, else api.openai.com.",
+    )
+    llm_api_key: str | None = Field(
+        default=None, description="API key for the openai provider. Unset: OPENAI_API_KEY."
+    )
+    llm_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Longest wait for the language model (seconds)."
+    )
+    max_model_calls: int = Field(
+        default=8, ge=1, le=50, description="Most model calls one chat turn may make."
+    )
     max_json_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest JSON request body accepted (bytes)."
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from indexchat.cli.output import Format, console, fail, print_json, print_table
@@ -86,12 +87,31 @@ def serve(
     ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            help="Who answers chat turns: extractive (offline, no model) or openai (any "
+            "OpenAI-compatible server; OPENAI_BASE_URL, OPENAI_API_KEY) [default: extractive].",
+            show_default=False,
+        ),
+    ] = None,
+    llm_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model name for --llm openai [default: gpt-4o-mini].", show_default=False
+        ),
+    ] = None,
 ) -> None:
     import uvicorn
 
     from indexchat.api.app import create_app
 
-    settings = load_settings(data_dir, database_url, host=host, port=port)
+    try:
+        settings = load_settings(
+            data_dir, database_url, host=host, port=port, llm=llm, llm_model=llm_model
+        )
+    except ValidationError as exc:
+        fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     url = f"http://{settings.host}:{settings.port}"
     where = settings.database_url and "the configured database" or str(settings.data_dir)
     console.print(f"[bold]indexchat[/] serving {url}  (docs: {url}/docs, data: {where})")
