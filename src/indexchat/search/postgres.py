@@ -1,46 +1,80 @@
-"""The PostgreSQL search store: pgvector for vectors, PostgreSQL full text for words.
+"""The PostgreSQL search store: pgvector for vectors, PostgreSQL full text ranked by BM25.
 
-Text ranking uses ``ts_rank_cd`` over an English ``tsvector``; a BM25 ranking is planned.
+PostgreSQL's own ``ts_rank``/``ts_rank_cd`` know nothing of how rare a word is across an index;
+on SciFact they trail BM25 by 10 and 30 nDCG@10 points. So the store keeps an inverted index of
+its own beside the ``tsvector`` entries, per index: ``_postings`` (lexeme, chunk, term count,
+chunk length) and ``_stats`` (chunk count and total length, and a short key for the postings).
+Statement triggers on the entries table maintain both inside the writer's transaction, so every
+way an entry goes (``remove``, or a cascade from a deleted chunk or index) keeps them exact.
+Writers to one index queue on its ``_stats`` row; postings belong to one chunk, so nobody else
+contends for them.
+
+A query reads the postings of its lexemes (a lexeme's df is how many there are) and scores each
+chunk in the same statement: Σ idf·tf·(k1+1) / (tf + k1·(1 − b + b·len/avglen)), with
+idf = ln(1 + (N − df + 0.5) / (df + 0.5)) as in Lucene. A chunk's length is its count of indexed
+words (stop words are not indexed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import Connection
 
 from indexchat.search.store import Entry, query_terms
 
+K1 = 1.2
+B = 0.75
+
+Ranking = Literal["bm25", "ts_rank", "ts_rank_cd"]
+
 
 class PostgresSearchStore:
-    def __init__(self, dimension: int) -> None:
+    def __init__(self, dimension: int, ranking: Ranking = "bm25") -> None:
+        """``ranking`` other than BM25 (PostgreSQL's own ``ts_rank``/``ts_rank_cd``) is there to
+        compare against."""
         self.dimension = dimension
+        self.ranking = ranking
         self._table = f"chunk_search_{dimension}"
 
     def ensure_schema(self, connection: Connection) -> None:
+        t = self._table
+        if connection.exec_driver_sql("SELECT to_regclass(%s)", (f"{t}_postings",)).scalar():
+            return  # all of it commits at once, so one table tells
+        # Two processes starting at once must not both create (or backfill) the same things.
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (t,))
+        if connection.exec_driver_sql("SELECT to_regclass(%s)", (f"{t}_postings",)).scalar():
+            return
         connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
         connection.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
+            f"CREATE TABLE IF NOT EXISTS {t} ("
             "chunk_id BIGINT PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE, "
             "index_id VARCHAR(64) NOT NULL, "
             "terms TSVECTOR NOT NULL, "
             f"embedding VECTOR({self.dimension}) NOT NULL)"
         )
-        connection.exec_driver_sql(
-            f"CREATE INDEX IF NOT EXISTS {self._table}_terms ON {self._table} USING GIN (terms)"
-        )
-        connection.exec_driver_sql(
-            f"CREATE INDEX IF NOT EXISTS {self._table}_index ON {self._table} (index_id)"
-        )
+        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {t}_terms ON {t} USING GIN (terms)")
+        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {t}_index ON {t} (index_id)")
+        for statement in _bm25_schema(t):
+            connection.exec_driver_sql(statement)
 
     def add(self, connection: Connection, entries: Sequence[Entry]) -> None:
         if not entries:
             return
+        # One statement, so the counting trigger runs once per batch rather than once per row.
         connection.exec_driver_sql(
             f"INSERT INTO {self._table} (chunk_id, index_id, terms, embedding) "
-            "VALUES (%s, %s, to_tsvector('english', %s), %s::vector)",
-            [(e.chunk_id, e.index_id, e.text, _literal(e.embedding)) for e in entries],
+            "SELECT e.chunk_id, e.index_id, to_tsvector('english', e.text), e.embedding::vector "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
+            "AS e(chunk_id, index_id, text, embedding)",
+            (
+                [e.chunk_id for e in entries],
+                [e.index_id for e in entries],
+                [e.text for e in entries],
+                [_literal(e.embedding) for e in entries],
+            ),
         )
 
     def remove(self, connection: Connection, chunk_ids: Sequence[int]) -> None:
@@ -55,13 +89,37 @@ class PostgresSearchStore:
         terms = query_terms(query)
         if not terms:
             return []
+        if self.ranking == "bm25":
+            sql, words = self._bm25_sql(), " ".join(terms)
+        else:
+            sql = (
+                f"SELECT chunk_id, {self.ranking}(terms, q) AS score "
+                f"FROM {self._table}, to_tsquery('english', %(words)s) q "
+                "WHERE index_id = %(index)s AND terms @@ q "
+                "ORDER BY score DESC, chunk_id LIMIT %(limit)s"
+            )
+            words = " | ".join(_tsquery_word(t) for t in terms)
         rows = connection.exec_driver_sql(
-            "SELECT chunk_id, ts_rank_cd(terms, q) AS score "
-            f"FROM {self._table}, to_tsquery('english', %s) q "
-            "WHERE index_id = %s AND terms @@ q ORDER BY score DESC LIMIT %s",
-            (" | ".join(_tsquery_word(t) for t in terms), index_id, limit),
+            sql, {"words": words, "index": index_id, "limit": limit}
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _bm25_sql(self) -> str:
+        t = self._table
+        # A query lexeme's df is the number of its postings in the index, which are read anyway.
+        return (
+            "WITH n AS (SELECT key, chunks::float8 AS chunks, "
+            "greatest(total_length, 1)::float8 / greatest(chunks, 1) AS avglen "
+            f"FROM {t}_stats WHERE index_id = %(index)s) "
+            "SELECT chunk_id, sum(ln(1 + (n.chunks - df + 0.5::float8) / (df + 0.5::float8)) "
+            f"* tf * {K1 + 1}::float8 / (tf + {K1}::float8 "
+            f"* ({1 - B}::float8 + {B}::float8 * length / n.avglen))) AS score "
+            "FROM (SELECT p.chunk_id, p.tf::float8 AS tf, p.length::float8 AS length, "
+            "(count(*) OVER (PARTITION BY p.lexeme))::float8 AS df "
+            f"FROM {t}_postings p JOIN n USING (key) "
+            "WHERE p.lexeme = ANY(tsvector_to_array(to_tsvector('english', %(words)s)))) p, n "
+            "GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(limit)s"
+        )
 
     def vector_search(
         self, connection: Connection, index_id: str, query: np.ndarray, limit: int
@@ -81,3 +139,71 @@ def _literal(vector: np.ndarray) -> str:
 def _tsquery_word(term: str) -> str:
     # Quoted lexeme: any characters are literal inside to_tsquery.
     return "'" + term.replace("'", "''").replace("\\", "\\\\") + "'"
+
+
+def _bm25_schema(t: str) -> list[str]:
+    """BM25's statistics for the entries table ``t``, kept by triggers (see the module doc)."""
+    return [
+        "CREATE OR REPLACE FUNCTION chunk_search_length(tsvector) RETURNS integer "
+        "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
+        "$$ SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0)::integer "
+        "FROM unnest($1) $$",
+        # One row per index: its chunk count and total length, and a short key for postings.
+        f"CREATE TABLE {t}_stats ("
+        "index_id VARCHAR(64) PRIMARY KEY REFERENCES indexes(id) ON DELETE CASCADE, "
+        "key BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, "
+        "chunks BIGINT NOT NULL, total_length BIGINT NOT NULL)",
+        # One row per (index, lexeme, chunk): an inverted index a query reads by its lexemes.
+        f"CREATE TABLE {t}_postings ("
+        "key BIGINT NOT NULL, lexeme TEXT NOT NULL, chunk_id BIGINT NOT NULL, "
+        "tf INTEGER NOT NULL, length INTEGER NOT NULL, "
+        "PRIMARY KEY (key, lexeme, chunk_id) INCLUDE (tf, length))",
+        f"CREATE OR REPLACE FUNCTION {t}_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"INSERT INTO {t}_stats AS s (index_id, chunks, total_length) "
+        "SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM added "
+        "GROUP BY index_id ORDER BY index_id "
+        "ON CONFLICT (index_id) DO UPDATE SET chunks = s.chunks + excluded.chunks, "
+        "total_length = s.total_length + excluded.total_length; "
+        "WITH a AS MATERIALIZED (SELECT chunk_id, index_id, terms, "
+        "chunk_search_length(terms) AS length FROM added) "
+        f"INSERT INTO {t}_postings (key, lexeme, chunk_id, tf, length) "
+        "SELECT s.key, u.lexeme, a.chunk_id, coalesce(array_length(u.positions, 1), 1), a.length "
+        f"FROM a JOIN {t}_stats s USING (index_id) CROSS JOIN LATERAL unnest(a.terms) u; "
+        "RETURN NULL; END $$",
+        f"CREATE OR REPLACE FUNCTION {t}_removed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"PERFORM 1 FROM {t}_stats WHERE index_id IN (SELECT index_id FROM removed) "
+        "ORDER BY index_id FOR UPDATE; "
+        f"UPDATE {t}_stats s SET chunks = s.chunks - r.chunks, "
+        "total_length = s.total_length - r.total_length "
+        "FROM (SELECT index_id, count(*) AS chunks, sum(chunk_search_length(terms)) "
+        "AS total_length FROM removed GROUP BY index_id) r WHERE s.index_id = r.index_id; "
+        f"DELETE FROM {t}_postings p USING removed r JOIN {t}_stats s USING (index_id) "
+        "CROSS JOIN LATERAL unnest(r.terms) u "
+        "WHERE p.key = s.key AND p.lexeme = u.lexeme AND p.chunk_id = r.chunk_id; "
+        "RETURN NULL; END $$",
+        # An index's row may go before its entries do (both cascade from the index): then the
+        # entries' trigger finds no key, so the row takes its postings with it.
+        f"CREATE OR REPLACE FUNCTION {t}_stats_removed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN DELETE FROM {t}_postings p USING removed r WHERE p.key = r.key; "
+        "RETURN NULL; END $$",
+        # Entries are inserted and deleted, never changed: an update would bypass the counts.
+        f"CREATE OR REPLACE FUNCTION {t}_unchanged() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION 'search entries are replaced, not updated'; END $$",
+        f"CREATE OR REPLACE TRIGGER {t}_added AFTER INSERT ON {t} "
+        f"REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION {t}_added()",
+        f"CREATE OR REPLACE TRIGGER {t}_removed AFTER DELETE ON {t} "
+        f"REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION {t}_removed()",
+        f"CREATE OR REPLACE TRIGGER {t}_unchanged BEFORE UPDATE ON {t} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {t}_unchanged()",
+        f"CREATE OR REPLACE TRIGGER {t}_stats_removed AFTER DELETE ON {t}_stats "
+        f"REFERENCING OLD TABLE AS removed FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {t}_stats_removed()",
+        # Entries written before these statistics existed (the triggers' locks hold writers off).
+        f"INSERT INTO {t}_stats (index_id, chunks, total_length) "
+        f"SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM {t} GROUP BY index_id",
+        f"WITH c AS MATERIALIZED (SELECT chunk_id, index_id, terms, "
+        f"chunk_search_length(terms) AS length FROM {t}) "
+        f"INSERT INTO {t}_postings (key, lexeme, chunk_id, tf, length) "
+        "SELECT s.key, u.lexeme, c.chunk_id, coalesce(array_length(u.positions, 1), 1), c.length "
+        f"FROM c JOIN {t}_stats s USING (index_id) CROSS JOIN LATERAL unnest(c.terms) u",
+    ]

@@ -1,0 +1,271 @@
+"""Full-text ranking straight through the search stores: BM25's statistics, kept per index.
+
+Runs on each backend. Where SQLite FTS5 keeps one set of statistics for all indexes (the
+isolation and bookkeeping tests), only PostgreSQL is tested.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytest
+from conftest import BACKENDS
+from sqlalchemy import delete, text
+
+from indexchat.domain import Scope
+from indexchat.search.postgres import PostgresSearchStore
+from indexchat.search.sqlite import SqliteSearchStore
+from indexchat.search.store import Entry, SearchStore
+from indexchat.services import directories, indexes, tenancy
+from indexchat.storage.db import Database
+from indexchat.storage.migrate import upgrade
+from indexchat.storage.tables import Chunk, IndexedFile
+
+DIMENSION = 3  # a table of its own, apart from the running server's
+FILLER = "lorem ipsum dolor sit amet consectetur"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Database, SearchStore]]:
+    if request.param == "postgres":
+        db = Database(request.getfixturevalue("postgres_url"))
+        store: SearchStore = PostgresSearchStore(DIMENSION)
+    else:
+        db = Database(f"sqlite:///{tmp_path_factory.mktemp('fulltext') / 'db.sqlite'}")
+        store = SqliteSearchStore(DIMENSION)
+    upgrade(db.engine)
+    with db.write() as session:
+        tenancy.ensure_defaults(session)
+        store.ensure_schema(session.connection())
+    yield db, store
+    db.dispose()
+
+
+@pytest.fixture
+def postgres(backend: tuple[Database, SearchStore]) -> tuple[Database, SearchStore]:
+    if not isinstance(backend[1], PostgresSearchStore):
+        pytest.skip("SQLite FTS5 keeps one set of statistics for all indexes")
+    return backend
+
+
+def make_index(db: Database, store: SearchStore, texts: Sequence[str]) -> tuple[str, list[int]]:
+    """A new index (in a new project) holding one chunk per text; (index id, chunk ids)."""
+    with db.write() as session:
+        project = tenancy.create_project(session, f"p-{uuid.uuid4().hex[:8]}")
+        scope = Scope(organization_id=project.organization_id, project_id=project.id)
+        source = directories.create_directory(session, scope, name="texts")
+        index_id = indexes.create_index(session, scope, source_directory_id=source.id).id
+    return index_id, add_chunks(db, store, index_id, texts)
+
+
+def add_chunks(db: Database, store: SearchStore, index_id: str, texts: Sequence[str]) -> list[int]:
+    with db.write() as session:
+        parsed = IndexedFile(
+            id=f"dfl-{uuid.uuid4().hex}",
+            index_id=index_id,
+            source_file_id=uuid.uuid4().hex,
+            file_name="texts.txt",
+            content_hash="0" * 64,
+            status="parsed",
+        )
+        session.add(parsed)
+        session.flush()
+        rows = [
+            Chunk(
+                index_id=index_id,
+                parsed_file_id=parsed.id,
+                chunk_index=i,
+                text=t,
+                start_char=0,
+                end_char=len(t),
+            )
+            for i, t in enumerate(texts)
+        ]
+        session.add_all(rows)
+        session.flush()
+        vector = np.ones(DIMENSION, dtype=np.float32)
+        store.add(session.connection(), [Entry(r.id, index_id, r.text, vector) for r in rows])
+        return [r.id for r in rows]
+
+
+def remove_chunks(db: Database, store: SearchStore, chunk_ids: Sequence[int]) -> None:
+    """As a re-sync drops a file's chunks: the store's entries first, then the chunks."""
+    with db.write() as session:
+        store.remove(session.connection(), chunk_ids)
+        session.execute(delete(Chunk).where(Chunk.id.in_(chunk_ids)))
+
+
+def search(db: Database, store: SearchStore, index_id: str, query: str) -> list[tuple[int, float]]:
+    with db.read() as session:
+        return store.text_search(session.connection(), index_id, query, 50)
+
+
+def test_a_rare_word_outweighs_a_common_one(backend) -> None:
+    db, store = backend
+    # "harbour" is in all chunks but one; "lighthouse" in that one. The chunk that repeats the
+    # common word three times must still lose to the one with the rare word once.
+    index_id, ids = make_index(
+        db,
+        store,
+        [
+            f"harbour harbour harbour {FILLER}",
+            f"lighthouse {FILLER} extra",
+            *[f"harbour {FILLER} more words {i}" for i in range(8)],
+        ],
+    )
+    hits = search(db, store, index_id, "harbour lighthouse")
+    assert hits[0][0] == ids[1]
+    assert {i for i, _ in hits} == set(ids)  # any query word will do
+    assert hits[0][1] > hits[1][1] > 0
+
+
+def test_a_shorter_chunk_ranks_above_a_longer_one_with_the_same_count(backend) -> None:
+    db, store = backend
+    short = f"quasar {FILLER}"
+    long = f"quasar {FILLER} " + " ".join(f"word{i}" for i in range(40))
+    index_id, ids = make_index(db, store, [long, short, *[FILLER] * 4])
+    hits = search(db, store, index_id, "quasar")
+    assert [i for i, _ in hits] == [ids[1], ids[0]]
+    assert hits[0][1] > hits[1][1]
+
+
+def test_removing_chunks_updates_the_statistics(backend) -> None:
+    db, store = backend
+    texts = [
+        f"pulsar one {FILLER}",
+        f"pulsar two {FILLER}",
+        f"pulsar three {FILLER}",
+        f"nebula four {FILLER}",
+        *[f"comet {FILLER} {i}" for i in range(8)],
+    ]
+    index_id, ids = make_index(db, store, texts)
+    before = dict(search(db, store, index_id, "pulsar"))
+    assert set(before) == set(ids[:3])
+
+    remove_chunks(db, store, ids[:2])  # "pulsar" is now in one chunk of ten: rarer
+    after = dict(search(db, store, index_id, "pulsar"))
+    assert set(after) == {ids[2]}
+    assert after[ids[2]] > before[ids[2]] * 1.2
+
+    remove_chunks(db, store, [ids[3]])  # the only "nebula" chunk
+    assert search(db, store, index_id, "nebula") == []
+    assert [i for i, _ in search(db, store, index_id, "nebula pulsar")] == [ids[2]]
+
+
+def test_results_stay_within_their_index(backend) -> None:
+    db, store = backend
+    first, first_ids = make_index(db, store, [f"glacier {FILLER}"] * 3)
+    second, second_ids = make_index(db, store, [f"glacier moraine {FILLER}"])
+    assert {i for i, _ in search(db, store, first, "glacier moraine")} == set(first_ids)
+    assert [i for i, _ in search(db, store, second, "glacier moraine")] == second_ids
+
+
+def test_statistics_are_kept_per_index(postgres) -> None:
+    db, store = postgres
+    # Across both indexes "gamma" is common and "delta" rare; within the second it is the other
+    # way round, so only the second index's own statistics rank its "gamma" chunk first.
+    make_index(db, store, [f"gamma {FILLER} {i}" for i in range(20)])
+    index_id, ids = make_index(
+        db,
+        store,
+        [f"delta delta {FILLER}", *[f"delta {FILLER} {i}" for i in range(4)], f"gamma {FILLER}"],
+    )
+    hits = search(db, store, index_id, "gamma delta")
+    assert hits[0][0] == ids[-1]
+    assert {i for i, _ in hits} == set(ids)
+
+
+def test_counts_match_the_entries_after_every_way_of_removing(postgres) -> None:
+    db, store = postgres
+    assert isinstance(store, PostgresSearchStore)
+    a, a_ids = make_index(db, store, [f"alpha beta {FILLER}", "alpha alpha gamma", "beta"])
+    b, b_ids = make_index(db, store, [f"alpha {FILLER}", "delta delta delta"])
+    more = add_chunks(db, store, a, ["gamma epsilon", "alpha"])
+    assert_counts_exact(db, store)
+
+    remove_chunks(db, store, [a_ids[0], more[1]])  # through the store
+    assert_counts_exact(db, store)
+    with db.write() as session:  # a cascade from the chunks, bypassing the store
+        session.execute(delete(Chunk).where(Chunk.id == b_ids[1]))
+    assert_counts_exact(db, store)
+    assert search(db, store, b, "delta") == []
+
+    with db.write() as session:  # a cascade from the index itself
+        session.execute(text("DELETE FROM indexes WHERE id = :id"), {"id": b})
+    assert_counts_exact(db, store)
+    with db.read() as session:
+        t = f"chunk_search_{DIMENSION}"
+        left = session.execute(
+            text(f"SELECT count(*) FROM {t}_stats WHERE index_id = :id"), {"id": b}
+        ).scalar()
+        assert left == 0
+    assert search(db, store, a, "alpha")  # the other index is untouched
+
+
+def test_counts_are_built_for_entries_made_before_them(postgres) -> None:
+    db, store = postgres
+    index_id, ids = make_index(db, store, ["basalt lava", "basalt", f"lava {FILLER}"])
+    expected = search(db, store, index_id, "basalt lava")
+    t = f"chunk_search_{DIMENSION}"
+    with db.write() as session:  # as a database from before BM25 ranking was
+        for trigger in ("added", "removed", "unchanged"):
+            session.execute(text(f"DROP TRIGGER {t}_{trigger} ON {t}"))
+        session.execute(text(f"DROP TABLE {t}_postings, {t}_stats"))
+    with db.write() as session:
+        store.ensure_schema(session.connection())
+    assert_counts_exact(db, store)
+    assert search(db, store, index_id, "basalt lava") == expected
+    assert [i for i, _ in expected][:1] == [ids[0]]
+
+
+def test_entries_cannot_be_updated_behind_the_counts(postgres) -> None:
+    db, store = postgres
+    index_id, ids = make_index(db, store, ["granite"])
+    with pytest.raises(Exception, match="not updated"), db.write() as session:
+        session.execute(
+            text(
+                f"UPDATE chunk_search_{DIMENSION} SET terms = to_tsvector('x') WHERE chunk_id = :i"
+            ),
+            {"i": ids[0]},
+        )
+    assert [i for i, _ in search(db, store, index_id, "granite")] == ids
+
+
+def assert_counts_exact(db: Database, store: SearchStore) -> None:
+    """The kept statistics equal ones computed afresh from the entries."""
+    t = f"chunk_search_{DIMENSION}"
+    with db.read() as session:
+        kept = session.execute(
+            text(f"SELECT index_id, chunks, total_length FROM {t}_stats WHERE chunks > 0")
+        ).all()
+        fresh = session.execute(
+            text(
+                f"SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM {t} "
+                "GROUP BY index_id"
+            )
+        ).all()
+        assert sorted(map(tuple, kept)) == sorted(map(tuple, fresh))
+        kept = session.execute(
+            text(
+                f"SELECT s.index_id, p.lexeme, p.chunk_id, p.tf, p.length "
+                f"FROM {t}_postings p JOIN {t}_stats s USING (key)"
+            )
+        ).all()
+        fresh = session.execute(
+            text(
+                "SELECT c.index_id, u.lexeme, c.chunk_id, array_length(u.positions, 1), "
+                f"chunk_search_length(c.terms) FROM {t} c, unnest(c.terms) u"
+            )
+        ).all()
+        assert sorted(map(tuple, kept)) == sorted(map(tuple, fresh))
+        orphans = session.execute(
+            text(
+                f"SELECT count(*) FROM {t}_postings p "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {t}_stats s WHERE s.key = p.key)"
+            )
+        ).scalar()
+        assert orphans == 0
