@@ -97,6 +97,12 @@ class FakeLLM:
         with self._lock:
             self._queue.extend(replies)
 
+    def reset(self, default: Script | None = None) -> None:
+        """Drop queued replies and set the default (``Reply(text="ok")`` unless given)."""
+        with self._lock:
+            self._queue.clear()
+            self.default = default if default is not None else Reply(text="ok")
+
     @property
     def requests(self) -> list[dict[str, Any]]:
         """The JSON bodies received so far, in arrival order."""
