@@ -1,8 +1,9 @@
 """The job worker: claim a job, run it through its service, record the outcome.
 
 ``indexchat serve`` runs one in a thread; ``indexchat worker`` runs one alone. Several can share
-one PostgreSQL database; each claims with a lease and renews it while working, so a job whose
-worker died is picked up again.
+one database; each claims a job with a lease that a heartbeat renews while the job runs, so the
+job of a worker that died (killed, machine gone) is taken over once its lease runs out, and a
+long batch never loses its lease to a live worker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +22,6 @@ from indexchat.storage import jobs
 
 log = logging.getLogger("indexchat.worker")
 
-LEASE = timedelta(seconds=60)
 IDLE_POLL_SECONDS = 0.5
 
 
@@ -28,9 +29,47 @@ class _Stopping(Exception):
     """The worker is shutting down mid-job."""
 
 
+class _LeaseLost(Exception):
+    """Another worker took the job over (this one stalled past its lease)."""
+
+
+class _Heartbeat:
+    """Renews a job's lease every third of it, on its own thread, until stopped."""
+
+    def __init__(self, worker: Worker, job_id: int) -> None:
+        self.worker, self.job_id = worker, job_id
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.worker.lease.total_seconds() / 3):
+            try:
+                worker = self.worker
+                with worker.runtime.db.write() as session:
+                    alive = jobs.renew(
+                        session, self.job_id, worker_id=worker.worker_id, lease=worker.lease
+                    )
+            except Exception:  # a missed beat is retried; the lease has room for two
+                log.exception("renewing the lease of job %s failed", self.job_id)
+                continue
+            if not alive:
+                self.lost = True
+                return
+
+
 class Worker:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, lease: timedelta | None = None) -> None:
         self.runtime = runtime
+        self.lease = lease or timedelta(seconds=runtime.settings.job_lease_seconds)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self.stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -44,7 +83,8 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def run(self) -> None:
+    def run(self, *, until_idle: bool = False) -> None:
+        """Run jobs until ``stop`` is set (or, with ``until_idle``, until none is runnable)."""
         while not self.stop.is_set():
             try:
                 worked = self.run_once()
@@ -52,24 +92,32 @@ class Worker:
                 log.exception("worker loop error")
                 worked = False
             if not worked:
+                if until_idle:
+                    return
                 self.stop.wait(IDLE_POLL_SECONDS)
 
     def run_once(self) -> bool:
         """Claim and run one job; False when there was none."""
         with self.runtime.db.write() as session:
-            job = jobs.claim(session, worker_id=self.worker_id, lease=LEASE)
+            job = jobs.claim(session, worker_id=self.worker_id, lease=self.lease)
             if job is None:
                 return False
-            job_id, kind, index_id = job.id, job.kind, job.index_id
-        log.info("job %s (%s) for %s started", job_id, kind, index_id)
+            job_id, kind, index_id, attempt = job.id, job.kind, job.index_id, job.attempts
+        log.info("job %s claimed: %s of index %s (attempt %s)", job_id, kind, index_id, attempt)
+        started = time.monotonic()
         try:
             if kind != "sync" or index_id is None:
                 raise ValueError(f"unknown job kind {kind!r}")
-            run_sync(self.runtime.sync_deps(), index_id, self._checkpoint(job_id))
+            with _Heartbeat(self, job_id) as heartbeat:
+                state = run_sync(
+                    self.runtime.sync_deps(), index_id, self._checkpoint(job_id, heartbeat)
+                )
         except _Stopping:
             with self.runtime.db.write() as session:
-                jobs.requeue(session, job_id)  # the next worker to start carries on
-            log.info("job %s handed back: worker stopping", job_id)
+                jobs.requeue(session, job_id, worker_id=self.worker_id)
+            log.info("job %s handed back to the queue: worker stopping", job_id)
+        except _LeaseLost:
+            log.warning("job %s dropped: no longer ours (lease taken over, or deleted)", job_id)
         except SyncCancelled:
             self._finish(job_id, "cancelled", None, index_id)
         except Exception as exc:
@@ -77,18 +125,31 @@ class Worker:
             self._finish(job_id, "failed", f"{type(exc).__name__}: {exc}", index_id)
         else:
             self._finish(job_id, "succeeded", None)
+            log.info(
+                "job %s: %s files, %s chunks in %.1f s",
+                job_id,
+                state.get("files_total"),
+                state.get("chunks"),
+                time.monotonic() - started,
+            )
         return True
 
-    def _checkpoint(self, job_id: int) -> Any:
+    def _checkpoint(self, job_id: int, heartbeat: _Heartbeat) -> Any:
         def checkpoint(progress: dict[str, Any]) -> None:
             with self.runtime.db.write() as session:
                 alive = jobs.renew(
-                    session, job_id, worker_id=self.worker_id, lease=LEASE, progress=dict(progress)
+                    session,
+                    job_id,
+                    worker_id=self.worker_id,
+                    lease=self.lease,
+                    progress=dict(progress),
                 )
                 cancelled = jobs.cancel_requested(session, job_id)
+            if heartbeat.lost or not alive:
+                raise _LeaseLost
             if self.stop.is_set():
                 raise _Stopping
-            if not alive or cancelled:
+            if cancelled:
                 raise SyncCancelled
 
         return checkpoint
@@ -97,7 +158,9 @@ class Worker:
         self, job_id: int, status: str, error: str | None, index_id: str | None = None
     ) -> None:
         with self.runtime.db.write() as session:
-            jobs.finish(session, job_id, status=status, error=error)
-            if index_id is not None and status != "succeeded":
+            mine = jobs.finish(
+                session, job_id, worker_id=self.worker_id, status=status, error=error
+            )
+            if mine and index_id is not None and status != "succeeded":
                 record_failure(session, index_id, status, error)
-        log.info("job %s %s", job_id, status)
+        log.info("job %s %s", job_id, status if mine else f"{status}, but no longer ours")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from indexchat.cli import chat, documents, server
+from indexchat.cli import chat, documents, server, worker
 
 app = typer.Typer(
     name="indexchat",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 server.register(app)
+worker.register(app)
 chat.register(app)
 documents.register(app)
 

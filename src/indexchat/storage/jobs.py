@@ -92,7 +92,7 @@ def renew(
     lease: timedelta,
     progress: dict[str, Any] | None = None,
 ) -> bool:
-    """Extend the lease (and record progress); False if the job was cancelled or taken over."""
+    """Extend the lease (and record progress); False if the job was taken over or finished."""
     now = utcnow()
     values: dict[str, Any] = {"locked_until": now + lease, "updated_at": now}
     if progress is not None:
@@ -109,13 +109,17 @@ def cancel_requested(session: Session, job_id: int) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def finish(session: Session, job_id: int, *, status: str, error: str | None = None) -> None:
+def finish(
+    session: Session, job_id: int, *, worker_id: str, status: str, error: str | None = None
+) -> bool:
+    """Record the outcome; False (nothing written) if the job is no longer this worker's."""
     now = utcnow()
-    session.execute(
+    result = session.execute(
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
         .values(status=status, error=error, finished_at=now, updated_at=now, locked_until=None)
     )
+    return bool(result.rowcount)
 
 
 def request_cancel(session: Session, job: Job) -> None:
@@ -134,10 +138,10 @@ def latest_for_index(session: Session, index_id: str) -> Job | None:
     )
 
 
-def requeue(session: Session, job_id: int) -> None:
+def requeue(session: Session, job_id: int, *, worker_id: str) -> None:
     """Hand a running job back to the queue (its worker is shutting down)."""
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running")
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
         .values(status="queued", locked_by=None, locked_until=None, updated_at=utcnow())
     )

@@ -1,0 +1,72 @@
+"""``indexchat worker``: run background jobs (index syncs) outside the server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from indexchat.cli.output import console, fail
+from indexchat.cli.server import DatabaseUrl, DataDir, load_settings
+from indexchat.runtime import Runtime
+from indexchat.worker import Worker
+
+log = logging.getLogger("indexchat.worker")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="worker")(worker)
+
+
+def worker(
+    exit_when_idle: Annotated[
+        bool,
+        typer.Option(
+            "--exit-when-idle", help="Exit once no job is left to run instead of waiting for more."
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run queued jobs (index syncs) in the foreground, on the same database as the server.
+
+    Start several on PostgreSQL to share the work. Ctrl-C or SIGTERM hands back the job in hand.
+    """
+    try:
+        settings = load_settings(data_dir, database_url)
+    except ValidationError as exc:
+        fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    try:
+        runtime = Runtime.open(settings)
+    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
+        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+    job_worker = Worker(runtime)
+    _stop_on_signals(job_worker)
+    where = "the configured database" if settings.database_url else str(settings.data_dir)
+    console.print(
+        f"[bold]indexchat worker[/] {job_worker.worker_id} waiting for jobs (data: {where})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        job_worker.run(until_idle=exit_when_idle)
+    finally:
+        runtime.close()
+    console.print("indexchat worker stopped", highlight=False)
+
+
+def _stop_on_signals(job_worker: Worker) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping; a job in hand goes back to the queue", signal.Signals(signum).name)
+        job_worker.stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)

@@ -1,0 +1,406 @@
+"""Index syncs as durable jobs, across real processes: restart, cancel, separate workers.
+
+Every test starts ``indexchat serve`` / ``indexchat worker`` as subprocesses on a fresh data dir
+(and, on PostgreSQL, a fresh database), drives them with the official SDK, and checks the
+outcome both through the API and in the database: each file's chunk exactly once, in the tables
+and in the search store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from conftest import BACKENDS, free_port
+from llama_cloud import LlamaCloud
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from indexchat.config import Settings
+from indexchat.runtime import open_database
+from indexchat.search.embeddings import LOCAL_DIMENSION, LocalEmbedder
+from indexchat.services import tenancy
+from indexchat.services.sync import BATCH_FILES
+from indexchat.storage import jobs
+from indexchat.storage.db import Database
+from indexchat.storage.tables import Chunk, Job
+
+T = TypeVar("T")
+
+INDEXCHAT = str(Path(sys.executable).with_name("indexchat"))
+# Four batches: enough to stop a sync with work done on both sides.
+FILES = 3 * BATCH_FILES + 8
+
+
+def marker(i: int) -> str:
+    return f"zq{i:04d}x"
+
+
+def note(i: int) -> bytes:
+    return f"Note {i}: the marker {marker(i)} belongs to this file only.".encode()
+
+
+def wait_until(check: Callable[[], T | None], what: str, timeout: float = 120) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exported embedding model, shared by every data dir (exporting takes ~40 s)."""
+    cache = request.config.cache
+    folder = cache.mkdir("indexchat-models") if cache else tmp_path_factory.mktemp("models")
+    LocalEmbedder(folder).load()
+    return Path(folder)
+
+
+@dataclass
+class Deployment:
+    """One data dir + database, and the indexchat processes started on it."""
+
+    data_dir: Path
+    database_url: str | None
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    api_key: str = ""
+
+    def __post_init__(self) -> None:
+        settings = Settings(data_dir=self.data_dir, database_url=self.database_url)
+        self.db = open_database(settings)
+        with self.db.write() as session:
+            self.api_key = tenancy.create_key(session, project=None, organization=None).secret
+
+    def env(self, **settings: object) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+        env["INDEXCHAT_DATA_DIR"] = str(self.data_dir)
+        if self.database_url:
+            env["INDEXCHAT_DATABASE_URL"] = self.database_url
+        env.update({f"INDEXCHAT_{k.upper()}": str(v) for k, v in settings.items()})
+        return env
+
+    def start(self, args: list[str], log_name: str, **settings: object) -> subprocess.Popen[str]:
+        log = open(self.data_dir / f"{log_name}.log", "w")  # noqa: SIM115 - the process owns it
+        process = subprocess.Popen(
+            [INDEXCHAT, *args], env=self.env(**settings), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def log(self, log_name: str) -> str:
+        return (self.data_dir / f"{log_name}.log").read_text()
+
+    def serve(self, log_name: str = "serve", **settings: object) -> subprocess.Popen[str]:
+        port = free_port()
+        process = self.start(["serve", "--port", str(port)], log_name, **settings)
+        self.base_url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            assert process.poll() is None, self.log(log_name)
+            try:
+                return httpx.get(f"{self.base_url}/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, "the server to start", timeout=60)
+        return process
+
+    def worker(self, log_name: str, *args: str, **settings: object) -> subprocess.Popen[str]:
+        """Start ``indexchat worker``; ``wait_ready`` before counting on it."""
+        return self.start(["worker", *args], log_name, **settings)
+
+    def wait_ready(self, log_name: str, process: subprocess.Popen[str]) -> None:
+        def ready() -> bool:
+            log = self.log(log_name)
+            if "waiting for jobs" in log:
+                return True
+            assert process.poll() is None, log
+            return False
+
+        wait_until(ready, "the worker to start", timeout=60)
+
+    @property
+    def client(self) -> LlamaCloud:
+        return LlamaCloud(api_key=self.api_key, base_url=self.base_url, max_retries=0)
+
+    def job(self, index_id: str) -> Job:
+        with self.db.read() as session:
+            job = jobs.latest_for_index(session, index_id)
+        assert job is not None
+        return job
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        self.db.dispose()
+
+
+def _fresh_postgres_database(url: str) -> str:
+    parsed = make_url(url)
+    database = f"indexchat_jobs_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {database}")
+    engine.dispose()
+    return parsed.set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def deployment(
+    request: pytest.FixtureRequest, tmp_path: Path, model_cache: Path
+) -> Iterator[Deployment]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "models").symlink_to(model_cache)
+    url = None
+    if request.param == "postgres":
+        url = _fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    deployment = Deployment(data_dir, url)
+    yield deployment
+    deployment.close()
+
+
+def make_index(client: LlamaCloud, files: range, name: str = "notes") -> str:
+    directory = client.beta.directories.create(name=name)
+
+    def upload(i: int) -> None:
+        client.beta.directories.files.upload(
+            directory.id, upload_file=(f"note-{i:04d}.txt", note(i))
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(upload, files))
+    return client.indexes.create(source_directory_id=directory.id, name=name).id
+
+
+def start_sync(deployment: Deployment, index_id: str) -> int:
+    started = deployment.client.indexes.sync(index_id)
+    assert started["status"] == "started"
+    return int(started["job_id"])
+
+
+def wait_for_progress(deployment: Deployment, index_id: str, files: int) -> dict[str, Any]:
+    """The job's progress once at least one batch is written, asserting the sync is not done."""
+
+    def progressed() -> dict[str, Any] | None:
+        progress = deployment.job(index_id).progress or {}
+        return progress if progress.get("files_done", 0) >= BATCH_FILES else None
+
+    progress = wait_until(progressed, "a first batch")
+    assert progress["files_done"] < files, "the sync finished before it could be interrupted"
+    return progress
+
+
+def wait_for_sync(deployment: Deployment, index_id: str, timeout: float = 180) -> dict[str, Any]:
+    client = deployment.client
+    wait_until(
+        lambda: not client.indexes.get(index_id, expand=["sync_in_progress"]).sync_in_progress,
+        "the sync to finish",
+        timeout,
+    )
+    return client.indexes.get(index_id).metadata
+
+
+def search_entry_ids(db: Database) -> set[int]:
+    """Chunk ids held by the search store, text and vectors alike."""
+    with db.read() as session:
+        if db.is_sqlite:
+            words = session.execute(text("SELECT rowid FROM chunk_text")).scalars()
+            vectors = session.execute(
+                text(f"SELECT rowid FROM chunk_vectors_{LOCAL_DIMENSION}")
+            ).scalars()
+            found = set(words)
+            assert set(vectors) == found, "text and vector entries differ"
+            return found
+        return set(
+            session.execute(text(f"SELECT chunk_id FROM chunk_search_{LOCAL_DIMENSION}")).scalars()
+        )
+
+
+def indexed_markers(db: Database, index_id: str) -> tuple[list[str], set[int]]:
+    with db.read() as session:
+        rows = session.execute(select(Chunk.id, Chunk.text).where(Chunk.index_id == index_id)).all()
+    markers = sorted(m for _, chunk_text in rows for m in re.findall(r"zq\d{4}x", chunk_text))
+    return markers, {chunk_id for chunk_id, _ in rows}
+
+
+def assert_indexed_once(deployment: Deployment, index_id: str, files: range) -> None:
+    """Every file searchable, each by exactly one chunk: none missing, none twice."""
+    metadata = deployment.client.indexes.get(index_id).metadata
+    count = len(files)
+    assert (metadata["files_total"], metadata["files_parsed"], metadata["chunks"]) == (
+        count,
+        count,
+        count,
+    )
+    markers, chunk_ids = indexed_markers(deployment.db, index_id)
+    assert markers == [marker(i) for i in files]
+    assert chunk_ids <= search_entry_ids(deployment.db)
+    # Through the API, one file per batch boundary: its marker finds its one chunk only.
+    for i in sorted({files[0], files[-1], *files[BATCH_FILES - 1 :: BATCH_FILES]}):
+        results = deployment.client.retrieval.retrieve(
+            index_id=index_id,
+            query=marker(i),
+            top_k=5,
+            full_text_pipeline_weight=1,
+            vector_pipeline_weight=0,
+        ).results
+        assert [marker(i) in r.content for r in results] == [True], (i, results)
+
+
+def assert_store_matches_tables(deployment: Deployment) -> None:
+    """No search entry without its chunk (nothing left behind by an interrupted batch)."""
+    with deployment.db.read() as session:
+        chunk_ids = set(session.scalars(select(Chunk.id)))
+    assert search_entry_ids(deployment.db) == chunk_ids
+
+
+def worker_pid(job: Job) -> int:
+    assert job.locked_by is not None
+    host, pid, _ = job.locked_by.split(":")
+    assert host == socket.gethostname()
+    return int(pid)
+
+
+def test_sync_survives_a_killed_server(deployment: Deployment) -> None:
+    """SIGKILL mid-sync: no hand-back; the next server takes the job over once its lease ends."""
+    files = range(FILES)
+    server = deployment.serve(job_lease_seconds=3)
+    index_id = make_index(deployment.client, files)
+    job_id = start_sync(deployment, index_id)
+    wait_for_progress(deployment, index_id, FILES)
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    killed = deployment.job(index_id)
+    assert (killed.id, killed.status, killed.attempts) == (job_id, "running", 1)
+    markers, _ = indexed_markers(deployment.db, index_id)
+    assert 0 < len(markers) < FILES and len(set(markers)) == len(markers)
+
+    restarted = deployment.serve("serve-again", job_lease_seconds=3)
+    wait_for_sync(deployment, index_id)
+    done = deployment.job(index_id)
+    assert (done.id, done.status, done.attempts) == (job_id, "succeeded", 2)
+    assert worker_pid(done) == restarted.pid
+    assert_indexed_once(deployment, index_id, files)
+    assert_store_matches_tables(deployment)
+
+
+def test_sync_stopped_gracefully_is_handed_back_at_once(deployment: Deployment) -> None:
+    """SIGTERM mid-sync: the job goes back to the queue, so a long lease does not delay it."""
+    files = range(FILES)
+    server = deployment.serve(job_lease_seconds=600)
+    index_id = make_index(deployment.client, files)
+    job_id = start_sync(deployment, index_id)
+    wait_for_progress(deployment, index_id, FILES)
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises it once shut down
+    assert "Application shutdown complete" in deployment.log("serve")
+    stopped = deployment.job(index_id)
+    assert (stopped.status, stopped.locked_by, stopped.attempts) == ("queued", None, 1)
+    assert BATCH_FILES <= stopped.progress["files_done"] < FILES
+
+    deployment.serve("serve-again", job_lease_seconds=600)
+    wait_for_sync(deployment, index_id, timeout=120)
+    done = deployment.job(index_id)
+    assert (done.id, done.status, done.attempts) == (job_id, "succeeded", 2)
+    assert_indexed_once(deployment, index_id, files)
+    assert_store_matches_tables(deployment)
+
+
+def test_cancel_stops_a_running_sync_and_the_next_sync_finishes(
+    deployment: Deployment,
+) -> None:
+    files = range(FILES)
+    deployment.serve()
+    client = deployment.client
+    index_id = make_index(client, files)
+    job_id = start_sync(deployment, index_id)
+    wait_for_progress(deployment, index_id, FILES)
+    assert client.indexes.cancel_sync(index_id)["status"] == "cancelling"
+
+    metadata = wait_for_sync(deployment, index_id, timeout=60)
+    cancelled = deployment.job(index_id)
+    assert (cancelled.id, cancelled.status) == (job_id, "cancelled")
+    assert metadata["last_sync_status"] == "cancelled"
+    markers, _ = indexed_markers(deployment.db, index_id)
+    assert BATCH_FILES <= len(markers) < FILES  # whole batches kept, the rest left to do
+    assert len(markers) == cancelled.progress["files_done"]
+
+    assert start_sync(deployment, index_id) != job_id
+    metadata = wait_for_sync(deployment, index_id)
+    assert metadata["last_sync_status"] == "succeeded"
+    again = deployment.job(index_id)
+    assert again.status == "succeeded" and again.progress["files_total"] == FILES - len(markers)
+    assert_indexed_once(deployment, index_id, files)
+    assert_store_matches_tables(deployment)
+
+
+def test_worker_command_runs_syncs_for_a_server_without_worker(deployment: Deployment) -> None:
+    """`indexchat worker` does the work; SIGTERM hands the job back; --exit-when-idle ends it."""
+    files = range(FILES)
+    first = deployment.worker("worker-1")  # starts while the server does
+    server = deployment.serve(run_worker="false")
+    index_id = make_index(deployment.client, files)
+    deployment.wait_ready("worker-1", first)
+    job_id = start_sync(deployment, index_id)
+    wait_for_progress(deployment, index_id, FILES)
+    assert worker_pid(deployment.job(index_id)) == first.pid
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    assert deployment.job(index_id).status == "queued"
+    log = deployment.log("worker-1")
+    assert f"job {job_id} claimed" in log and f"job {job_id} handed back" in log
+
+    second = deployment.worker("worker-2", "--exit-when-idle")
+    deployment.wait_ready("worker-2", second)
+    assert second.wait(120) == 0  # left on its own once the queue is empty
+    assert f"job {job_id} succeeded" in deployment.log("worker-2")
+    done = deployment.job(index_id)
+    assert (done.status, done.attempts, worker_pid(done)) == ("succeeded", 2, second.pid)
+    assert server.poll() is None
+    assert_indexed_once(deployment, index_id, files)
+    assert_store_matches_tables(deployment)
+
+
+def test_two_workers_share_the_queue(deployment: Deployment) -> None:
+    """Two worker processes, two syncs: each job runs once, on one worker, and both complete."""
+    workers = [deployment.worker(f"worker-{n}") for n in (1, 2)]
+    deployment.serve(run_worker="false")
+    half = FILES // 2
+    parts = {"a": range(half), "b": range(half, 2 * half)}
+    index_ids = {name: make_index(deployment.client, part, name) for name, part in parts.items()}
+    for n, worker in enumerate(workers, 1):
+        deployment.wait_ready(f"worker-{n}", worker)
+    job_ids = {name: start_sync(deployment, index_id) for name, index_id in index_ids.items()}
+    for index_id in index_ids.values():
+        wait_for_sync(deployment, index_id)
+
+    ran = {name: deployment.job(index_id) for name, index_id in index_ids.items()}
+    assert {name: j.id for name, j in ran.items()} == job_ids
+    assert {(j.status, j.attempts) for j in ran.values()} == {("succeeded", 1)}
+    assert {worker_pid(j) for j in ran.values()} == {w.pid for w in workers}
+    logs = deployment.log("worker-1") + deployment.log("worker-2")
+    for job_id in job_ids.values():
+        assert logs.count(f"job {job_id} claimed") == 1
+    for name, index_id in index_ids.items():
+        assert_indexed_once(deployment, index_id, parts[name])
+    assert_store_matches_tables(deployment)
