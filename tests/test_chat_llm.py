@@ -314,3 +314,45 @@ def test_a_retried_request_does_not_run_the_turn_twice(
     with pytest.raises(ConflictError):
         retry.chat.stream(chat.session_id, index_ids=[], prompt="Only once")
     assert [e["type"] for e in history(tenant.client, chat.session_id)].count("user_input") == 1
+
+
+def test_another_server_of_the_fleet_can_follow_and_cancel_a_turn(
+    request: pytest.FixtureRequest, tmp_path: Any, fake: FakeLLM
+) -> None:
+    if "postgres" not in BACKENDS:
+        pytest.skip("a fleet shares one PostgreSQL database")
+    url = request.getfixturevalue("postgres_url")
+    with (
+        live_server(llm_settings(tmp_path / "a", url, fake.base_url), "postgres") as server_a,
+        live_server(llm_settings(tmp_path / "b", url, fake.base_url), "postgres") as server_b,
+    ):
+        tenant = make_tenant(server_a)
+        on_b = server_b.sdk(tenant.api_key)
+        chat = tenant.client.chat.create()
+        fake.script(slow_reply())
+        followed: list[dict] = []
+        with tenant.client.chat.with_streaming_response.stream(
+            chat.session_id, index_ids=[], prompt="Long answer please."
+        ) as response:
+            lines = response.iter_lines()
+            read_until(lines, "text_delta")
+            with pytest.raises(ConflictError):  # one turn at a time, whichever server asks
+                on_b.chat.stream(chat.session_id, index_ids=[], prompt="Meanwhile?")
+            follower = threading.Thread(
+                target=lambda: followed.extend(follow(make_on(server_b, tenant), chat.session_id))
+            )
+            follower.start()
+            time.sleep(0.5)
+            started = time.monotonic()
+            on_b.post(f"/api/v1/chat/{chat.session_id}/messages/cancel", cast_to=object)
+            rest = sse_events(list(lines))
+            assert time.monotonic() - started < 5
+        follower.join(10)
+    assert rest[-1]["type"] == "stop" and "cancelled on request" in rest[-1]["error"]
+    assert followed and followed[0]["type"] == "user_input" and followed[-1] == rest[-1]
+    assert followed == stored(followed)  # polled from the database: complete events only
+
+
+def make_on(server: LiveServer, tenant: Tenant) -> Tenant:
+    """The same tenant, talking to another server."""
+    return Tenant(**{**tenant.__dict__, "client": server.sdk(tenant.api_key)})
