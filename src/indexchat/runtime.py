@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from indexchat.agent.extractive import ExtractiveModel
 from indexchat.agent.model import ChatModel
-from indexchat.agent.openai_chat import OpenAIChatModel
 from indexchat.config import Settings
 from indexchat.search.embeddings import Embedder, make_embedder
 from indexchat.search.postgres import PostgresSearchStore
@@ -96,6 +95,8 @@ def open_database(settings: Settings) -> Database:
 
 def make_chat_model(settings: Settings, runtime: Runtime) -> ChatModel:
     if settings.llm == "openai":
+        from indexchat.agent.openai_chat import OpenAIChatModel  # the SDK takes ~1 s to import
+
         return OpenAIChatModel(
             model=settings.llm_model,
             base_url=settings.llm_base_url,
