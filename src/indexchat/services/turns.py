@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from indexchat.agent.prompts import PastTurn, title_from
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, NotFound
+from indexchat.services.sessions import get_session
 from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
 
 TURN_STALE = timedelta(seconds=90)
@@ -163,7 +164,7 @@ def finish_turn(
 
 
 def request_cancel(session: Session, scope: Scope, session_id: str) -> ChatSession:
-    chat = _session(session, scope, session_id)
+    chat = get_session(session, scope, session_id)
     if not _running(chat, utcnow()):
         raise Conflict(f"no turn is running in chat session {session_id!r}")
     chat.turn_cancel_requested = True
@@ -177,7 +178,7 @@ class EventsSince:
 
 
 def events_after(session: Session, scope: Scope, session_id: str, after: int) -> EventsSince:
-    chat = _session(session, scope, session_id)
+    chat = get_session(session, scope, session_id)
     rows = session.execute(
         select(ChatEvent.seq, ChatEvent.payload)
         .where(ChatEvent.session_id == chat.id, ChatEvent.seq > after)
@@ -222,17 +223,6 @@ def _touch(session: Session, plan: TurnPlan) -> bool:
 def _running(chat: ChatSession, now: datetime) -> bool:
     beat = chat.turn_heartbeat_at
     return chat.turn_id is not None and beat is not None and beat > now - TURN_STALE
-
-
-def _session(session: Session, scope: Scope, session_id: str) -> ChatSession:
-    chat = session.scalar(
-        select(ChatSession).where(
-            ChatSession.id == session_id, ChatSession.project_id == scope.project_id
-        )
-    )
-    if chat is None:
-        raise NotFound(f"chat session {session_id!r} not found")
-    return chat
 
 
 def _event(session_id: str, seq: int, payload: dict[str, Any]) -> ChatEvent:
