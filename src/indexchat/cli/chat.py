@@ -1,4 +1,5 @@
-"""``indexchat beta:chat …`` / ``indexchat chat …``: the chat API through the official SDK.
+"""``indexchat beta:chat …`` / ``indexchat chat …``: the chat API through the official SDK;
+``stream`` runs a turn (``cli/turns.py``), no command chats interactively (``cli/repl.py``).
 
 Built on the official ``llama-cloud`` SDK (see ``cli/sdk.py``).
 """
@@ -13,6 +14,7 @@ import typer
 from llama_cloud import LlamaCloud
 
 from indexchat.cli.output import Format, print_json, print_table
+from indexchat.cli.repl import interactive
 from indexchat.cli.sdk import (
     ApiKey,
     BaseUrl,
@@ -22,6 +24,7 @@ from indexchat.cli.sdk import (
     client,
     scope,
 )
+from indexchat.cli.turns import stream
 
 SESSION_COLUMNS = ["session_id", "generated_title", "last_updated_at", "shared_access", "index_ids"]
 
@@ -36,7 +39,10 @@ SessionId = Annotated[str, typer.Option("--session-id", help="The chat session i
 
 def register(app: typer.Typer) -> None:
     for name in ("beta:chat", "chat"):
-        group = typer.Typer(help="Chat sessions over your indexes.", no_args_is_help=True)
+        # With no command, the group itself is the interactive chat.
+        group = typer.Typer(invoke_without_command=True)
+        group.callback()(interactive)
+        group.command("stream")(stream)
         group.command("list")(list_sessions)
         group.command("create")(create_session)
         group.command("get")(get_session)

@@ -57,13 +57,18 @@ def client(api_key: str | None, base_url: str | None) -> Iterator[LlamaCloud]:
     try:
         with LlamaCloud(api_key=api_key, base_url=url, max_retries=2) as sdk:
             yield sdk
-    except APIStatusError as exc:
-        detail = exc.body.get("detail") if isinstance(exc.body, dict) else exc.body
-        fail(f"{exc.status_code}: {describe(detail)}")
-    except APIConnectionError:
-        fail(f"cannot reach the server at {url} (is `indexchat serve` running?)")
     except LlamaCloudError as exc:
-        fail(str(exc))
+        fail(explain(exc, url))
+
+
+def explain(exc: LlamaCloudError, url: str) -> str:
+    """An SDK failure in a user's words: the server's ``detail``, or why it was not reached."""
+    if isinstance(exc, APIStatusError):
+        detail = exc.body.get("detail") if isinstance(exc.body, dict) else exc.body
+        return f"{exc.status_code}: {describe(detail)}"
+    if isinstance(exc, APIConnectionError):
+        return f"cannot reach the server at {url} (is `indexchat serve` running?)"
+    return str(exc)
 
 
 def scope(project_id: str | None, organization_id: str | None) -> dict[str, str]:
