@@ -21,6 +21,21 @@ KEEPALIVE = b": keep-alive\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+# One SSE event as OpenAPI tools read a stream: its fields, `data` holding a JSON chat event.
+EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "description": "The chat event's type."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "One chat event as JSON (the event union of the session history).",
+        },
+    },
+    "required": ["event", "data"],
+}
+
+
 def frame(event: dict[str, Any]) -> bytes:
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
     return f"event: {event['type']}\ndata: {data}\n\n".encode()

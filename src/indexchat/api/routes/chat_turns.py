@@ -32,7 +32,7 @@ _EVENT_STREAM = {
     200: {
         "description": "Server-Sent Events: `event: <type>` and `data: <JSON event>` per event, "
         "ending with one `stop` event.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": sse.EVENT_SCHEMA}},
     },
 }
 
@@ -44,7 +44,7 @@ def _runner(request: Request) -> TurnRunner:
 
 @router.post(
     "/{session_id}/messages/stream",
-    response_class=sse.EventStreamResponse,
+    response_class=Response,  # error answers stay documented as JSON
     summary="Run one chat turn, streamed as Server-Sent Events",
     operation_id="chat_stream",
     responses={**_EVENT_STREAM, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
@@ -84,7 +84,7 @@ async def _owned(run: TurnRun) -> AsyncIterator[bytes]:
 
 @router.get(
     "/{session_id}/messages/stream",
-    response_class=sse.EventStreamResponse,
+    response_class=Response,  # error answers stay documented as JSON
     summary="Follow or resume a chat session's stream (extension)",
     operation_id="chat_stream_follow",
     responses=_EVENT_STREAM,
