@@ -9,6 +9,14 @@ from sqlalchemy import Connection
 
 from indexchat.search.store import Entry, query_terms
 
+# Lucene's English stop set. The words of a query are OR'ed, and FTS5 scores every row that
+# holds any of them, so these words would make nearly every row a candidate while adding almost
+# nothing to BM25 (a word in more than half the rows gets an IDF of ~0 in FTS5).
+STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then "
+    "there these they this to was will with".split()
+)
+
 
 class SqliteSearchStore:
     def __init__(self, dimension: int) -> None:
@@ -50,6 +58,8 @@ class SqliteSearchStore:
         self, connection: Connection, index_id: str, query: str, limit: int
     ) -> list[tuple[int, float]]:
         terms = query_terms(query)
+        # A query of stop words only ("to be or not to be") keeps them all.
+        terms = [t for t in terms if t not in STOPWORDS] or terms
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)

@@ -28,9 +28,13 @@ TOP_K_MAX = 500
 DEFAULT_TOP_K = 10
 # Share of the vector pipeline in the fused score when the caller gives no weights.
 DEFAULT_VECTOR_WEIGHT = 0.5
-# Candidates taken from each pipeline before fusion; more when filters may drop many.
-CANDIDATES = 100
+# Candidates taken from each pipeline before fusion; more when filters may drop many. A deeper
+# list costs little (full text scores every matching row anyway) and gives the distribution
+# normalisation more of each score distribution: on SciFact, 100 → 400 took nDCG@10 from 0.738
+# to 0.743 and recall@100 from 0.949 to 0.965.
+CANDIDATES = 400
 FILTERED_CANDIDATES = 1000
+MAX_CANDIDATES = 4096  # sqlite-vec's largest k
 GREP_TIMEOUT_SECONDS = 1.0
 FIND_ORDER = Keyset((IndexedFile.file_name, IndexedFile.id))
 
@@ -46,10 +50,12 @@ class Hit:
 @dataclass(frozen=True)
 class SearchOptions:
     top_k: int = DEFAULT_TOP_K
-    vector_weight: float = 0.5
-    text_weight: float = 0.5
+    vector_weight: float = DEFAULT_VECTOR_WEIGHT
+    text_weight: float = 1 - DEFAULT_VECTOR_WEIGHT
     score_threshold: float | None = None
     rerank_top_n: int | None = None
+    # Candidates taken from each pipeline; None picks a depth from top_k and the filters.
+    candidates: int | None = None
     # Keep a candidate or not, given its chunk and parsed file.
     keep: Callable[[Chunk, IndexedFile], bool] | None = None
 
@@ -67,7 +73,10 @@ def retrieve(
     if not query.strip():
         raise InvalidInput("query must not be empty")
     connection = session.connection()
-    limit = max(CANDIDATES, options.top_k * 2) if options.keep is None else FILTERED_CANDIDATES
+    limit = options.candidates or (
+        max(CANDIDATES, options.top_k * 2) if options.keep is None else FILTERED_CANDIDATES
+    )
+    limit = min(limit, MAX_CANDIDATES)
     text = store.text_search(connection, index.id, query, limit) if options.text_weight else []
     vector = (
         store.vector_search(connection, index.id, embedder.embed_query(query), limit)
@@ -77,20 +86,37 @@ def retrieve(
     fused = convex(
         text, vector, text_weight=options.text_weight, vector_weight=options.vector_weight
     )
-    rows = _load(session, [chunk_id for chunk_id, _ in fused])
+    return _with_attachments(session, _select(session, fused, options))
+
+
+def _select(
+    session: Session, fused: Sequence[tuple[int, float]], options: SearchOptions
+) -> list[Hit]:
+    """The best candidates that pass the threshold and filters, up to the number wanted.
+
+    Rows are loaded in batches as the ranking is walked, so a chunk's text is read only for
+    candidates that can still be returned (most fused candidates are cut)."""
+    wanted = min(options.top_k, options.rerank_top_n or TOP_K_MAX)
     hits: list[Hit] = []
-    for chunk_id, score in fused:
-        if chunk_id not in rows:
-            continue
-        chunk, indexed = rows[chunk_id]
-        if options.score_threshold is not None and score < options.score_threshold:
-            break
-        if options.keep is not None and not options.keep(chunk, indexed):
-            continue
-        hits.append(Hit(chunk, indexed, score, []))
-        if len(hits) >= min(options.top_k, options.rerank_top_n or TOP_K_MAX):
-            break
-    return _with_attachments(session, hits)
+    position = 0
+    while position < len(fused) and len(hits) < wanted:
+        # Filters may drop most candidates: read ahead more when they apply.
+        size = (wanted - len(hits)) * (1 if options.keep is None else 4)
+        batch = fused[position : position + max(size, 8)]
+        position += len(batch)
+        rows = _load(session, [chunk_id for chunk_id, _ in batch])
+        for chunk_id, score in batch:
+            if options.score_threshold is not None and score < options.score_threshold:
+                return hits
+            if chunk_id not in rows:  # removed since the search ran
+                continue
+            chunk, indexed = rows[chunk_id]
+            if options.keep is not None and not options.keep(chunk, indexed):
+                continue
+            hits.append(Hit(chunk, indexed, score, []))
+            if len(hits) == wanted:
+                return hits
+    return hits
 
 
 def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[Chunk, IndexedFile]]:

@@ -58,7 +58,8 @@ async def retrieve(body: RetrieveRequest, caller: ProjectCaller) -> Response:
             Result(
                 content=h.chunk.text,
                 score=h.score,
-                # No reranking model runs yet (rerank.top_n still truncates), so no score.
+                # No reranking model runs (none measured on CPU improved the fused order;
+                # rerank.top_n still truncates), so there is no rerank score.
                 rerank_score=None,
                 metadata=h.file.user_metadata or {},
                 static_fields=StaticFields(
@@ -98,6 +99,7 @@ def _options(body: RetrieveRequest) -> SearchOptions:
         score_threshold=body.score_threshold,
         rerank_top_n=body.rerank.top_n if body.rerank.enabled else None,
         keep=_filter(body),
+        candidates=body.num_candidates,
     )
 
 
