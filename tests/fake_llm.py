@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -154,6 +155,12 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streaming, like real providers
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Send each streamed chunk at once, as real model servers do; with Nagle's algorithm a
+        # reused connection waits ~40 ms for the client's delayed acknowledgement.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
