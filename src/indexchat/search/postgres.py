@@ -17,13 +17,14 @@ words (stop words are not indexed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Literal
 
 import numpy as np
 from sqlalchemy import Connection
 
 from indexchat.search.store import Entry, query_terms
+from indexchat.search.vector_cache import VectorCache
 
 K1 = 1.2
 B = 0.75
@@ -32,11 +33,14 @@ Ranking = Literal["bm25", "ts_rank", "ts_rank_cd"]
 
 
 class PostgresSearchStore:
-    def __init__(self, dimension: int, ranking: Ranking = "bm25") -> None:
+    def __init__(
+        self, dimension: int, ranking: Ranking = "bm25", cache: VectorCache | None = None
+    ) -> None:
         """``ranking`` other than BM25 (PostgreSQL's own ``ts_rank``/``ts_rank_cd``) is there to
         compare against."""
         self.dimension = dimension
         self.ranking = ranking
+        self.cache = cache
         self._table = f"chunk_search_{dimension}"
 
     def ensure_schema(self, connection: Connection) -> None:
@@ -122,14 +126,36 @@ class PostgresSearchStore:
         )
 
     def vector_search(
-        self, connection: Connection, index_id: str, query: np.ndarray, limit: int
+        self,
+        connection: Connection,
+        index_id: str,
+        query: np.ndarray,
+        limit: int,
+        version: Hashable | None = None,
     ) -> list[tuple[int, float]]:
+        if self.cache is not None and version is not None:
+            found = self.cache.search(
+                index_id, version, lambda: self._vectors_of(connection, index_id), query, limit
+            )
+            if found is not None:
+                return found
         rows = connection.exec_driver_sql(
             f"SELECT chunk_id, 1 - (embedding <=> %s::vector) FROM {self._table} "
             "WHERE index_id = %s ORDER BY embedding <=> %s::vector LIMIT %s",
             (_literal(query), index_id, _literal(query), limit),
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _vectors_of(self, connection: Connection, index_id: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = connection.exec_driver_sql(
+            f"SELECT chunk_id, embedding::text FROM {self._table} WHERE index_id = %s",
+            (index_id,),
+        ).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.array(
+            [np.fromstring(r[1][1:-1], dtype=np.float32, sep=",") for r in rows], dtype=np.float32
+        )
+        return ids, matrix.reshape(len(rows), self.dimension)
 
 
 def _literal(vector: np.ndarray) -> str:

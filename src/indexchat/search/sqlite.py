@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 from sqlalchemy import Connection
 
 from indexchat.search.store import Entry, query_terms
+from indexchat.search.vector_cache import VectorCache
 
 # Lucene's English stop set. The words of a query are OR'ed, and FTS5 scores every row that
 # holds any of them, so these words would make nearly every row a candidate while adding almost
@@ -19,8 +20,9 @@ STOPWORDS = frozenset(
 
 
 class SqliteSearchStore:
-    def __init__(self, dimension: int) -> None:
+    def __init__(self, dimension: int, cache: VectorCache | None = None) -> None:
         self.dimension = dimension
+        self.cache = cache
         # One vector table per dimension: the embedding model decides it, not a migration.
         self._vectors = f"chunk_vectors_{dimension}"
 
@@ -72,14 +74,33 @@ class SqliteSearchStore:
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def vector_search(
-        self, connection: Connection, index_id: str, query: np.ndarray, limit: int
+        self,
+        connection: Connection,
+        index_id: str,
+        query: np.ndarray,
+        limit: int,
+        version: Hashable | None = None,
     ) -> list[tuple[int, float]]:
+        if self.cache is not None and version is not None:
+            found = self.cache.search(
+                index_id, version, lambda: self._vectors_of(connection, index_id), query, limit
+            )
+            if found is not None:
+                return found
         rows = connection.exec_driver_sql(
             f"SELECT rowid, distance FROM {self._vectors} "
             "WHERE embedding MATCH ? AND k = ? AND index_id = ?",
             (_blob(query), limit, index_id),
         ).all()
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows]
+
+    def _vectors_of(self, connection: Connection, index_id: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = connection.exec_driver_sql(
+            f"SELECT rowid, embedding FROM {self._vectors} WHERE index_id = ?", (index_id,)
+        ).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return ids, matrix.reshape(len(rows), self.dimension)
 
 
 def _blob(vector: np.ndarray) -> bytes:

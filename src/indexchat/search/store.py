@@ -8,7 +8,7 @@ Connection), so a file's chunks and their search entries commit together.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,9 +41,15 @@ class SearchStore(Protocol):
         """(chunk id, score), best first; higher scores are better."""
 
     def vector_search(
-        self, connection: Connection, index_id: str, query: np.ndarray, limit: int
+        self,
+        connection: Connection,
+        index_id: str,
+        query: np.ndarray,
+        limit: int,
+        version: Hashable | None = None,
     ) -> list[tuple[int, float]]:
-        """(chunk id, cosine similarity), best first."""
+        """(chunk id, cosine similarity), best first. With the index's ``version`` (anything
+        that changes whenever its entries change) a store may answer from memory."""
 
 
 def query_terms(query: str, limit: int = 64) -> list[str]:

@@ -79,7 +79,9 @@ def retrieve(
     limit = min(limit, MAX_CANDIDATES)
     text = store.text_search(connection, index.id, query, limit) if options.text_weight else []
     vector = (
-        store.vector_search(connection, index.id, embedder.embed_query(query), limit)
+        store.vector_search(
+            connection, index.id, embedder.embed_query(query), limit, version=index.updated_at
+        )
         if options.vector_weight
         else []
     )

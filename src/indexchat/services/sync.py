@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.domain import new_id, utcnow
@@ -102,6 +102,9 @@ def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str,
         with deps.db.write() as session:
             for indexed in gone:
                 _remove_indexed(session, deps.store, indexed.id)
+            session.execute(
+                update(SearchIndex).where(SearchIndex.id == index_id).values(updated_at=utcnow())
+            )
     with deps.db.read() as session:
         deps.store.ensure_schema(session.connection())
     for start in range(0, len(todo), BATCH_FILES):
@@ -165,6 +168,7 @@ def _write_batch(
     index = session.get(SearchIndex, index_id)
     if index is None:  # deleted while we worked
         return
+    index.updated_at = utcnow()  # its search entries change: in-memory copies must reload
     connection = session.connection()
     offset = 0
     for prepared in batch:
