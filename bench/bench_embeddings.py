@@ -1,7 +1,7 @@
 """Local embedding speed and quality on BEIR SciFact: torch vs ONNX fp32 vs ONNX int8.
 
     python bench/bench_embeddings.py [--data /work/shared/data/scifact] [--n 1000] [--repeats 3]
-                                     [--batch-sizes 8,32,64] [--also-max-tokens 128]
+                                     [--batch-sizes 8,32,64] [--also-max-tokens 128,...]
                                      [--threads 2] [--skip-torch] [--skip-quality]
 
 Speed: passages/s (title + " " + text, truncated at 256 tokens) for every variant on the same
@@ -133,7 +133,7 @@ def parse_args() -> argparse.Namespace:
         "--batch-sizes", type=_ints, default=[8, 32, 64], help="int8 batch sizes, e.g. 8,32,64"
     )
     parser.add_argument(
-        "--also-max-tokens", type=_ints, default=[], help="extra int8 truncations, e.g. 128"
+        "--also-max-tokens", type=_ints, default=[128], help="extra int8 truncations (default 128)"
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-torch", action="store_true", help="no torch baseline (slow)")
@@ -220,8 +220,8 @@ def report(
     if quality:
         print()
         print(
-            f"| backend | SciFact nDCG@10 (dense) | full corpus passages/s ({corpus_size}) | "
-            "query latency, median ms |"
+            "| variant (batch 32) | SciFact nDCG@10 (dense) "
+            f"| full corpus passages/s ({corpus_size}) | query latency, median ms |"
         )
         print("| --- | ---: | ---: | ---: |")
         for label, (ndcg, rate) in quality.items():

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from indexchat.search.embeddings import (
+    DEFAULT_MAX_TOKENS,
     LOCAL_DIMENSION,
     LOCAL_MODEL_NAME,
     LocalEmbedder,
@@ -151,6 +152,22 @@ def test_int8_model_matches_the_torch_original(local: LocalEmbedder) -> None:
     assert (got * want).sum(axis=1).min() > 0.97
 
 
+def test_max_tokens_truncates_what_the_model_sees(local: LocalEmbedder) -> None:
+    assert local.max_tokens == DEFAULT_MAX_TOKENS == 128
+    head = " ".join(["aspirin inhibits platelet aggregation"] * 25)
+    assert 140 < local.count_tokens(head) < 230
+    tails = [head + " The football match ended in a draw.", head + " Stock prices fell."]
+    # Past 128 tokens the tails are cut off: each text alone gives the same vector as the other.
+    short = [local.embed_query(t) for t in tails]
+    np.testing.assert_allclose(short[0], short[1], atol=1e-6)
+    full = LocalEmbedder(local.cache_dir, max_tokens=256)
+    long = [full.embed_query(t) for t in tails]
+    assert _cos(long[0], long[1]) < 0.9999  # the model's 256 sees the tails
+    assert _cos(short[0], long[0]) > 0.9  # still the same topic
+    with pytest.raises(ValueError, match="max_tokens"):
+        LocalEmbedder(local.cache_dir, max_tokens=0)
+
+
 def test_concurrent_first_use_loads_once(local: LocalEmbedder) -> None:
     fresh = LocalEmbedder(local.cache_dir)
     results: list[np.ndarray] = []
@@ -174,7 +191,8 @@ def test_concurrent_first_use_loads_once(local: LocalEmbedder) -> None:
 
 def test_make_embedder_validates(tmp_path: Path) -> None:
     assert isinstance(make_embedder("local", cache_dir=tmp_path), LocalEmbedder)
-    assert make_embedder("local-onnx", cache_dir=tmp_path).backend == "onnx"  # type: ignore[attr-defined]
+    onnx = make_embedder("local-onnx", cache_dir=tmp_path, max_tokens=128)
+    assert isinstance(onnx, LocalEmbedder) and (onnx.backend, onnx.max_tokens) == ("onnx", 128)
     with pytest.raises(ValueError, match="unknown embedder kind"):
         make_embedder("word2vec", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="needs a model"):

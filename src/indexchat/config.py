@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         default=None,
         description="Embedding model name for the openai provider (e.g. text-embedding-3-small).",
     )
+    embedding_max_tokens: int = Field(
+        default=128,
+        ge=1,
+        le=512,
+        description="Tokens of each passage the local model embeds (its own limit is 256); "
+        "128 embeds about 1.8-2x faster than 256 for slightly lower dense retrieval quality.",
+    )
     run_worker: bool = Field(
         default=True,
         description="Run the background job worker inside the server process.",

@@ -39,6 +39,7 @@ class Runtime:
                     self.settings.embeddings,
                     cache_dir=self.settings.data_dir / "models",
                     model=self.settings.embedding_model,
+                    max_tokens=self.settings.embedding_max_tokens,
                 )
             return self._embedder
 
