@@ -12,6 +12,7 @@ from indexchat.search.embeddings import Embedder, make_embedder
 from indexchat.search.postgres import PostgresSearchStore
 from indexchat.search.sqlite import SqliteSearchStore
 from indexchat.search.store import SearchStore
+from indexchat.search.vector_cache import VectorCache
 from indexchat.services import tenancy
 from indexchat.services.sync import SyncDeps
 from indexchat.services.turn_runner import ChatDeps
@@ -28,6 +29,7 @@ class Runtime:
     blobs: BlobStore
     _embedder: Embedder | None = None
     _chat_model: ChatModel | None = None
+    _search: SearchStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -45,10 +47,16 @@ class Runtime:
 
     @property
     def search(self) -> SearchStore:
-        dimension = self.embedder.dimension
-        if self.db.is_sqlite:
-            return SqliteSearchStore(dimension)
-        return PostgresSearchStore(dimension)
+        """One store per process: it keeps in-memory copies of indexes' vectors."""
+        embedder = self.embedder
+        with self._lock:
+            if self._search is None:
+                cache = VectorCache()
+                if self.db.is_sqlite:
+                    self._search = SqliteSearchStore(embedder.dimension, cache=cache)
+                else:
+                    self._search = PostgresSearchStore(embedder.dimension, cache=cache)
+            return self._search
 
     @property
     def chat_model(self) -> ChatModel:
