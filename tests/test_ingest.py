@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from indexchat.ingest.chunking import TextChunk, chunk, full_text, page_offsets
+from indexchat.ingest.chunking import (
+    DEFAULT_MAX_CHARS,
+    TextChunk,
+    chunk,
+    full_text,
+    page_offsets,
+)
 from indexchat.ingest.pages import render_pdf_pages
 from indexchat.ingest.parsers import (
     ParsedDocument,
@@ -325,7 +331,7 @@ def check_chunks(document: ParsedDocument, chunks: list[TextChunk], max_chars: i
 def test_chunking_shared_documents(docs: Path, name: str) -> None:
     document = parsed(docs, name)
     chunks = chunk(document)
-    check_chunks(document, chunks, 1500)
+    check_chunks(document, chunks, DEFAULT_MAX_CHARS)
     assert chunks == chunk(document)  # deterministic
 
 

@@ -59,8 +59,14 @@ def page_offsets(document: ParsedDocument) -> list[int]:
     return offsets
 
 
+# About 550 tokens of English: the embedding model reads the first 256 tokens of a chunk, full
+# text search all of it. On SciFact, 2,500 rather than 1,500 characters made 29% fewer chunks to
+# embed, and hybrid nDCG@10 stayed above 0.74 (BENCHMARKS.md).
+DEFAULT_MAX_CHARS = 2500
+
+
 def chunk(
-    document: ParsedDocument, *, max_chars: int = 1500, overlap_chars: int = 150
+    document: ParsedDocument, *, max_chars: int = DEFAULT_MAX_CHARS, overlap_chars: int = 150
 ) -> list[TextChunk]:
     """Cut a document into chunks of at most ``max_chars`` characters (see the module doc)."""
     if max_chars < 1 or not 0 <= overlap_chars < max_chars:
