@@ -74,6 +74,13 @@ def recall_at(ranked: list[str], relevant: dict[str, int], k: int = 100) -> floa
     return len(hits) / len([d for d, r in relevant.items() if r > 0])
 
 
+def peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident memory (Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kilobytes = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+    return int(kilobytes) / 1024
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -247,8 +254,9 @@ def main() -> None:
         print(
             f"| hybrid (default), top_k 10: latency only | | | {short_p50:.1f} | {short_p99:.1f} |"
         )
+        print(f"\nserver peak RSS: {peak_rss_mb(server.pid):.0f} MB (ingest and queries)")
         print(
-            f"\nmachine: {platform.platform()}, {os.cpu_count()} cores, "
+            f"machine: {platform.platform()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}"
         )
     finally:
