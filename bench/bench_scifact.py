@@ -81,6 +81,22 @@ def peak_rss_mb(pid: int) -> float:
     return int(kilobytes) / 1024
 
 
+def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [BIN / "indexchat", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health")
+            return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("indexchat serve did not start")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,34 +147,29 @@ def main() -> None:
         .splitlines()[-1]
     )
     port = free_port()
-    server = subprocess.Popen(
-        [BIN / "indexchat", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     base = f"http://127.0.0.1:{port}"
+    if not reuse:
+        # One-time set-up is not ingestion: a new installation exports the embedding model on
+        # its first sync (tens of seconds, with torch loaded). A first server pays for it on a
+        # one-document index; the measured server then starts as a user's would, model ready.
+        warm_server = start_server(port, env)
+        warm = LlamaCloud(api_key=key, base_url=base, max_retries=0, timeout=300)
+        directory = warm.beta.directories.create(name="warm-up")
+        warm.beta.directories.files.upload(directory.id, upload_file=("w.txt", b"warm up"))
+        warm_index = warm.indexes.create(source_directory_id=directory.id)
+        warm.indexes.sync(warm_index.id)
+        while warm.indexes.get(warm_index.id, expand=["sync_in_progress"]).sync_in_progress:
+            time.sleep(0.2)
+        warm.indexes.delete(warm_index.id)
+        warm_server.terminate()
+        warm_server.wait(timeout=30)
+    server = start_server(port, env)
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{base}/health")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         client = LlamaCloud(api_key=key, base_url=base, max_retries=0, timeout=120)
         upload_s = ingest_s = float("nan")
         if reuse:
             index = next(iter(client.indexes.list()))
         else:
-            # One-time set-up is not ingestion: the first sync of an installation exports the
-            # embedding model (tens of seconds); a one-document index pays for it here.
-            warm = client.beta.directories.create(name="warm-up")
-            client.beta.directories.files.upload(warm.id, upload_file=("w.txt", b"warm up"))
-            warm_index = client.indexes.create(source_directory_id=warm.id)
-            client.indexes.sync(warm_index.id)
-            while client.indexes.get(warm_index.id, expand=["sync_in_progress"]).sync_in_progress:
-                time.sleep(0.2)
-            client.indexes.delete(warm_index.id)
             directory = client.beta.directories.create(name="scifact")
             t0 = time.perf_counter()
             # Four uploads in flight, as `indexchat ingest` does.
