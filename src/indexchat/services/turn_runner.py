@@ -29,8 +29,8 @@ from indexchat.storage.db import Database
 
 log = logging.getLogger("indexchat.turns")
 
-# How often a running turn checks for a cancel asked through another server process, and how
-# often it tells the others it is alive.
+# How often running turns are checked for a cancel asked through another server process, and how
+# often the others are told they are alive.
 CANCEL_POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
 DELTAS = frozenset({"thinking_delta", "text_delta"})
@@ -113,11 +113,14 @@ class TurnRunner:
     def __init__(self, deps: Callable[[], ChatDeps]) -> None:
         self._deps = deps
         self.running: dict[str, TurnRun] = {}
+        self._watcher: asyncio.Task[None] | None = None
 
     def start(self, plan: turns.TurnPlan) -> TurnRun:
         run = TurnRun(plan)
         self.running[plan.session_id] = run
         run.task = asyncio.create_task(self._run(run), name=f"turn {plan.turn_id}")
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="turn watcher")
         return run
 
     def cancel_local(self, session_id: str, reason: str = CANCELLED_BY_REQUEST) -> None:
@@ -133,15 +136,18 @@ class TurnRunner:
         tasks = [r.task for r in runs if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        if self._watcher is not None:
+            self._watcher.cancel()
 
     async def _run(self, run: TurnRun) -> None:
         plan = run.plan
         started = time.monotonic()
         tally = Tally()
         error: str | None = None
-        watcher = asyncio.create_task(self._watch(run))
+        db: Database | None = None
         try:
             deps = self._deps()
+            db = deps.db
             if plan.require_all_indexes and plan.skipped_index_ids:
                 error = (
                     "require_all_indexes is set and these indexes cannot be queried (unknown "
@@ -171,16 +177,13 @@ class TurnRunner:
             error = str(exc)
         except turns.TurnLost:
             log.info("turn %s lost its session (deleted or taken over)", plan.turn_id)
-            error = None
             run.finish()
             self.running.pop(plan.session_id, None)
-            watcher.cancel()
             return
         except Exception as exc:
             log.exception("turn %s failed", plan.turn_id)
             error = f"internal error while running the turn ({type(exc).__name__})"
-        watcher.cancel()
-        await self._stop(run, error, tally, started)
+        await self._stop(run, db, error, tally, started)
 
     async def _emit(self, run: TurnRun, db: Database, event: Event) -> None:
         if event["type"] in DELTAS:
@@ -196,7 +199,9 @@ class TurnRunner:
             run.cancel_reason = run.cancel_reason or CANCELLED_BY_REQUEST
             raise asyncio.CancelledError
 
-    async def _stop(self, run: TurnRun, error: str | None, tally: Tally, started: float) -> None:
+    async def _stop(
+        self, run: TurnRun, db: Database | None, error: str | None, tally: Tally, started: float
+    ) -> None:
         plan = run.plan
         duration_ms = round((time.monotonic() - started) * 1000, 3)
         usage = {
@@ -215,7 +220,7 @@ class TurnRunner:
         seq = run.next_seq
         try:
             await anyio.to_thread.run_sync(
-                _write, self._deps().db, turns.finish_turn, plan, seq, stop, metadata
+                _write, db or self._deps().db, turns.finish_turn, plan, seq, stop, metadata
             )
         except turns.TurnLost:
             log.info("turn %s lost its session before it could stop", plan.turn_id)
@@ -225,24 +230,29 @@ class TurnRunner:
         run.finish()
         self.running.pop(plan.session_id, None)
 
-    async def _watch(self, run: TurnRun) -> None:
-        """Poll for a cancel asked through another process; keep the heartbeat fresh."""
+    async def _watch(self) -> None:
+        """While turns run here: one query a second for all of them finds cancels asked through
+        another process (and deleted sessions); one statement keeps their heartbeats fresh."""
         db = self._deps().db
         last_beat = time.monotonic()
-        while True:
+        while self.running:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
+            running = {sid: run.plan.turn_id for sid, run in self.running.items() if not run.done}
+            if not running:
+                continue
             try:
                 if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                    cancel = await anyio.to_thread.run_sync(_write, db, turns.heartbeat, run.plan)
+                    await anyio.to_thread.run_sync(_write, db, turns.heartbeat, running)
                     last_beat = time.monotonic()
-                else:
-                    cancel = await anyio.to_thread.run_sync(_cancel_asked, db, run.plan)
-            except turns.TurnLost:
-                run.cancel("the chat session was deleted")
-                return
-            if cancel:
-                run.cancel(CANCELLED_BY_REQUEST)
-                return
+                to_stop = await anyio.to_thread.run_sync(_read, db, turns.turns_to_stop, running)
+            except Exception:  # a database hiccup: try again on the next round
+                log.exception("could not check running turns")
+                continue
+            for session_id, why in to_stop.items():
+                run = self.running.get(session_id)
+                if run is not None and run.plan.turn_id == running[session_id]:
+                    lost = "the chat session was deleted"
+                    run.cancel(CANCELLED_BY_REQUEST if why == "cancel" else lost)
 
 
 def _write(db: Database, step: Callable[..., Any], *args: Any) -> Any:
@@ -250,6 +260,6 @@ def _write(db: Database, step: Callable[..., Any], *args: Any) -> Any:
         return step(session, *args)
 
 
-def _cancel_asked(db: Database, plan: turns.TurnPlan) -> bool:
+def _read(db: Database, step: Callable[..., Any], *args: Any) -> Any:
     with db.read() as session:
-        return turns.cancel_asked(session, plan)
+        return step(session, *args)

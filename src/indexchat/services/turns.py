@@ -139,9 +139,13 @@ def record_event(session: Session, plan: TurnPlan, seq: int, event: dict[str, An
     return cancel
 
 
-def heartbeat(session: Session, plan: TurnPlan) -> bool:
-    """Tell other processes this turn is alive; True when a cancel has been asked for."""
-    return _touch(session, plan)
+def heartbeat(session: Session, running: dict[str, str]) -> None:
+    """Tell other processes these turns (session id → turn id) are alive."""
+    session.execute(
+        update(ChatSession)
+        .where(ChatSession.id.in_(list(running)), ChatSession.turn_id.in_(list(running.values())))
+        .values(turn_heartbeat_at=utcnow())
+    )
 
 
 def finish_turn(
@@ -246,13 +250,20 @@ def _history(session: Session, session_id: str) -> list[PastTurn]:
     return [PastTurn(prompt, "\n\n".join(answer)) for prompt, answer in turns if answer]
 
 
-def cancel_asked(session: Session, plan: TurnPlan) -> bool:
-    """Whether a cancel was asked for this turn (read only; raises TurnLost when it is gone)."""
-    row = session.execute(
-        select(ChatSession.turn_id, ChatSession.turn_cancel_requested).where(
-            ChatSession.id == plan.session_id
+def turns_to_stop(session: Session, running: dict[str, str]) -> dict[str, str]:
+    """Of these running turns (session id → turn id), the ones to stop: ``"cancel"`` when a
+    cancel was asked for, ``"lost"`` when the session was deleted or the turn taken over."""
+    rows = session.execute(
+        select(ChatSession.id, ChatSession.turn_id, ChatSession.turn_cancel_requested).where(
+            ChatSession.id.in_(list(running))
         )
-    ).first()
-    if row is None or row.turn_id != plan.turn_id:
-        raise TurnLost(plan.session_id)
-    return bool(row.turn_cancel_requested)
+    ).all()
+    found = {row.id: row for row in rows}
+    stop = {}
+    for session_id, turn_id in running.items():
+        row = found.get(session_id)
+        if row is None or row.turn_id != turn_id:
+            stop[session_id] = "lost"
+        elif row.turn_cancel_requested:
+            stop[session_id] = "cancel"
+    return stop
