@@ -317,3 +317,32 @@ def test_keepalives_between_events_do_not_break_the_sdk_decoder() -> None:
     assert [json.loads(e.data) for e in decoded] == events
     assert [e.event for e in decoded] == ["user_input", "text"]
     assert b"id:" not in wire and b"retry:" not in wire
+
+
+def test_bad_requests_to_the_turn_extensions(tenant: Tenant) -> None:
+    client = tenant.client
+    chat = client.chat.create()
+    with pytest.raises(UnprocessableEntityError):
+        client.get(
+            f"/api/v1/chat/{chat.session_id}/messages/stream",
+            cast_to=httpx.Response,
+            options={"params": {"after": -1}},
+        )
+    with pytest.raises(UnprocessableEntityError):
+        client.get(
+            f"/api/v1/chat/{chat.session_id}/export",
+            cast_to=httpx.Response,
+            options={"params": {"format": "pdf"}},
+        )
+    unknown = "ses-00000000-0000-0000-0000-000000000000"
+    for method, path in (
+        ("post", f"/api/v1/chat/{unknown}/messages/cancel"),
+        ("get", f"/api/v1/chat/{unknown}/messages/stream"),
+        ("get", f"/api/v1/chat/{unknown}/export"),
+    ):
+        with pytest.raises(NotFoundError):
+            getattr(client, method)(path, cast_to=httpx.Response)
+    summary = client.chat.get_summary(chat.session_id)
+    assert (
+        history(client, chat.session_id) == [] and summary.last_updated_at == chat.last_updated_at
+    )
