@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,8 +42,13 @@ from indexchat.storage.tables import Chunk, Job
 T = TypeVar("T")
 
 INDEXCHAT = str(Path(sys.executable).with_name("indexchat"))
-# Four batches: enough to stop a sync with work done on both sides.
-FILES = 3 * BATCH_FILES + 8
+# Seven batches of passages the model reads in full (~128 tokens each): a sync lasts long enough
+# to be stopped with work done on both sides, even on a fast CPU.
+FILES = 6 * BATCH_FILES + 8
+FILLER = " ".join(
+    f"Paragraph {n} records an observation about the sample and its measurement."
+    for n in range(10)
+)
 
 
 def marker(i: int) -> str:
@@ -50,7 +56,7 @@ def marker(i: int) -> str:
 
 
 def note(i: int) -> bytes:
-    return f"Note {i}: the marker {marker(i)} belongs to this file only.".encode()
+    return f"Note {i}: the marker {marker(i)} belongs to this file only. {FILLER}".encode()
 
 
 def wait_until(check: Callable[[], T | None], what: str, timeout: float = 120) -> T:
@@ -352,6 +358,62 @@ def test_cancel_stops_a_running_sync_and_the_next_sync_finishes(
     assert again.status == "succeeded" and again.progress["files_total"] == FILES - len(markers)
     assert_indexed_once(deployment, index_id, files)
     assert_store_matches_tables(deployment)
+
+
+def test_sync_asked_for_while_running_makes_another_pass(deployment: Deployment) -> None:
+    """Files added during a sync, then a sync asked for: the running job picks them up."""
+    first, added = range(FILES), range(FILES, FILES + 10)
+    deployment.serve()
+    client = deployment.client
+    index_id = make_index(client, first)
+    job_id = start_sync(deployment, index_id)
+    wait_for_progress(deployment, index_id, FILES)
+    running = client.indexes.get(index_id, expand=["sync_in_progress"])
+    progress = running.metadata["sync_progress"]
+    assert running.sync_in_progress and progress["status"] == "running"
+    assert progress["files_total"] == FILES and BATCH_FILES <= progress["files_done"] <= FILES
+
+    directory_id = running.source_directory_id
+    for i in added:
+        client.beta.directories.files.upload(
+            directory_id, upload_file=(f"note-{i:04d}.txt", note(i))
+        )
+    again = client.indexes.sync(index_id)
+    assert (again["status"], again["job_id"]) == ("already_running", job_id)
+
+    wait_for_sync(deployment, index_id)
+    done = deployment.job(index_id)
+    assert (done.id, done.status, done.attempts) == (job_id, "succeeded", 1)
+    assert done.progress["files_total"] == len(added)  # the second pass: only the new files
+    assert "sync_progress" not in client.indexes.get(index_id, expand=["sync_in_progress"]).metadata
+    assert_indexed_once(deployment, index_id, range(FILES + 10))
+    assert_store_matches_tables(deployment)
+
+
+def test_rerun_requests_are_decided_with_the_finish(deployment: Deployment) -> None:
+    """A request lands either before the worker's last look (another pass) or after the job
+    finished (then it is no longer active, and a new job is queued)."""
+    deployment.serve(run_worker=False)  # no worker: this test plays it
+    index = deployment.client.indexes.get(make_index(deployment.client, range(1)))
+    index_id = index.id
+    with deployment.db.write() as session:
+        job = jobs.enqueue(session, kind="sync", project_id=index.project_id, index_id=index_id)
+        claimed = jobs.claim(session, worker_id="w", lease=timedelta(seconds=60))
+        assert claimed is not None and claimed.id == job.id
+    with deployment.db.write() as session:
+        active = jobs.active_for_index(session, index_id, lock=True)
+        assert active is not None
+        jobs.request_rerun(session, active)
+    with deployment.db.write() as session:
+        assert jobs.finish_or_rerun(session, job.id, worker_id="other") == "lost"
+        assert jobs.finish_or_rerun(session, job.id, worker_id="w") == "rerun"
+    with deployment.db.write() as session:
+        assert jobs.finish_or_rerun(session, job.id, worker_id="w") == "finished"
+    with deployment.db.read() as session:
+        assert jobs.active_for_index(session, index_id) is None
+        finished = session.get(Job, job.id)
+        assert finished is not None
+        assert (finished.status, finished.rerun_requested) == ("succeeded", False)
 
 
 def test_worker_command_runs_syncs_for_a_server_without_worker(deployment: Deployment) -> None:

@@ -109,9 +109,13 @@ class Worker:
             if kind != "sync" or index_id is None:
                 raise ValueError(f"unknown job kind {kind!r}")
             with _Heartbeat(self, job_id) as heartbeat:
-                state = run_sync(
-                    self.runtime.sync_deps(), index_id, self._checkpoint(job_id, heartbeat)
-                )
+                outcome = "rerun"
+                while outcome == "rerun":  # asked to sync again while this pass ran
+                    state = run_sync(
+                        self.runtime.sync_deps(), index_id, self._checkpoint(job_id, heartbeat)
+                    )
+                    with self.runtime.db.write() as session:
+                        outcome = jobs.finish_or_rerun(session, job_id, worker_id=self.worker_id)
         except _Stopping:
             with self.runtime.db.write() as session:
                 jobs.requeue(session, job_id, worker_id=self.worker_id)
@@ -124,10 +128,10 @@ class Worker:
             log.exception("job %s failed", job_id)
             self._finish(job_id, "failed", f"{type(exc).__name__}: {exc}", index_id)
         else:
-            self._finish(job_id, "succeeded", None)
             log.info(
-                "job %s: %s files, %s chunks in %.1f s",
+                "job %s %s: %s files, %s chunks in %.1f s",
                 job_id,
+                "succeeded" if outcome == "finished" else "succeeded, but no longer ours",
                 state.get("files_total"),
                 state.get("chunks"),
                 time.monotonic() - started,

@@ -4,6 +4,7 @@ folder in one step, and search an index. Built on the official SDK (see ``cli/sd
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,8 @@ from indexchat.cli.sdk import ApiKey, BaseUrl, FormatOption, ProjectId, client
 
 POLL_SECONDS = 0.5
 UPLOAD_CONCURRENCY = 4
+# During `ingest`, ask for a sync after every this many uploads (and once at the end).
+SYNC_EVERY_FILES = 200
 
 
 def register(app: typer.Typer) -> None:
@@ -74,10 +77,14 @@ def _progress() -> Progress:
 
 
 def _upload_into(
-    sdk: LlamaCloud, directory_id: str | None, paths: list[Path], project: dict[str, str]
+    sdk: LlamaCloud,
+    directory_id: str | None,
+    paths: list[Path],
+    project: dict[str, str],
+    on_uploaded: Callable[[int], None] | None = None,
 ) -> list[Any]:
     """Upload in a few parallel requests (a round trip waits on the network, not the CPU);
-    results come back in the order of ``paths``."""
+    results come back in the order of ``paths``. ``on_uploaded(count)`` runs after each one."""
 
     def upload(path: Path) -> Any:
         content = (path.name, path.read_bytes())
@@ -88,8 +95,10 @@ def _upload_into(
     with _progress() as progress, ThreadPoolExecutor(UPLOAD_CONCURRENCY) as pool:
         task = progress.add_task("Uploading", total=len(paths))
         futures = [pool.submit(upload, path) for path in paths]
-        for _ in as_completed(futures):
+        for done, _ in enumerate(as_completed(futures), start=1):
             progress.advance(task)
+            if on_uploaded is not None:
+                on_uploaded(done)
         return [future.result() for future in futures]
 
 
@@ -207,17 +216,22 @@ def delete_index(index_id: IndexId, api_key: ApiKey = None, base_url: BaseUrl = 
 
 
 def _wait_for_sync(sdk: LlamaCloud, index_id: str) -> None:
-    """Follow a running sync with a progress bar (files parsed so far)."""
+    """Follow a running sync with a progress bar (files of its current pass done so far)."""
     with _progress() as progress:
         task = progress.add_task("Indexing", total=None)
         while True:
             index = sdk.indexes.get(index_id, expand=["sync_in_progress"])
+            state = index.metadata or {}
             if not index.sync_in_progress:
-                state = index.metadata or {}
                 progress.update(
                     task, total=state.get("files_total", 0), completed=state.get("files_total", 0)
                 )
                 return
+            current = state.get("sync_progress") or {}
+            if current.get("files_total"):
+                progress.update(
+                    task, total=current["files_total"], completed=current.get("files_done", 0)
+                )
             time.sleep(POLL_SECONDS)
 
 
@@ -251,7 +265,14 @@ def ingest(
             for f in sdk.beta.directories.files.list(target.source_directory_id, **project)
         }
         new = [p for p in paths if p.name not in present]
-        _upload_into(sdk, target.source_directory_id, new, project)
+
+        def sync_so_far(uploaded: int) -> None:
+            # Indexing starts while the rest uploads: a running sync asked again makes
+            # another pass over what arrived meanwhile.
+            if uploaded % SYNC_EVERY_FILES == 0:
+                sdk.indexes.sync(target.id, **project)
+
+        _upload_into(sdk, target.source_directory_id, new, project, sync_so_far)
         sdk.indexes.sync(target.id, **project)
         _wait_for_sync(sdk, target.id)
         state = sdk.indexes.get(target.id, **project).metadata

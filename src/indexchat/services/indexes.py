@@ -98,10 +98,15 @@ def list_indexes(
 
 
 def start_sync(session: Session, scope: Scope, index_id: str) -> dict[str, Any]:
-    """Queue a sync, or report the one already queued or running."""
+    """Queue a sync, or report the one already queued or running.
+
+    A running sync is asked for one more pass when its current one ends, so files added while
+    it ran are picked up without waiting for it and starting another.
+    """
     index = get_index(session, scope, index_id)
-    job = jobs.active_for_index(session, index.id)
+    job = jobs.active_for_index(session, index.id, lock=True)
     if job is not None:
+        jobs.request_rerun(session, job)
         return {"index_id": index.id, "status": "already_running", "job_id": job.id}
     job = jobs.enqueue(session, kind="sync", project_id=scope.project_id, index_id=index.id)
     return {"index_id": index.id, "status": "started", "job_id": job.id}
@@ -114,6 +119,14 @@ def cancel_sync(session: Session, scope: Scope, index_id: str) -> dict[str, Any]
         raise Conflict(f"no sync is running for index {index_id!r}")
     jobs.request_cancel(session, job)
     return {"index_id": index.id, "status": "cancelling", "job_id": job.id}
+
+
+def sync_progress(session: Session, index_id: str) -> dict[str, Any] | None:
+    """The running (or queued) sync's status and the progress of its current pass, if any."""
+    job = jobs.active_for_index(session, index_id)
+    if job is None:
+        return None
+    return {"status": job.status, **(job.progress or {})}
 
 
 def sync_in_progress(session: Session, index_ids: Sequence[str]) -> set[str]:

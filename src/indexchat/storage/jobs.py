@@ -37,13 +37,18 @@ def enqueue(session: Session, *, kind: str, project_id: str, index_id: str | Non
     return job
 
 
-def active_for_index(session: Session, index_id: str) -> Job | None:
-    return session.scalar(
+def active_for_index(session: Session, index_id: str, *, lock: bool = False) -> Job | None:
+    """The index's queued or running job. ``lock`` holds its row (PostgreSQL) until commit, so
+    a request made on it cannot slip in between a worker's last look and its finish."""
+    query = (
         select(Job)
         .where(Job.index_id == index_id, Job.status.in_(ACTIVE))
         .order_by(Job.id)
         .limit(1)
     )
+    if lock and _is_postgres(session):
+        query = query.with_for_update()
+    return session.scalar(query)
 
 
 def active_index_ids(session: Session, index_ids: Sequence[str]) -> set[str]:
@@ -70,7 +75,7 @@ def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
         .order_by(Job.id)
         .limit(1)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if _is_postgres(session):
         query = query.with_for_update(skip_locked=True)
     job = session.scalar(query)
     if job is None:
@@ -79,6 +84,7 @@ def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
     job.locked_by = worker_id
     job.locked_until = now + lease
     job.attempts += 1
+    job.rerun_requested = False  # a fresh pass sees everything anyway
     job.updated_at = now
     session.flush()
     return job
@@ -122,6 +128,38 @@ def finish(
     return bool(result.rowcount)
 
 
+def finish_or_rerun(session: Session, job_id: int, *, worker_id: str) -> str:
+    """A pass of the job succeeded: finish it, or, if it was asked to run again meanwhile,
+    clear that request and answer ``"rerun"`` so the worker makes another pass.
+
+    ``"finished"``, ``"rerun"``, or ``"lost"`` when the job is no longer this worker's. The row
+    is locked first (PostgreSQL; SQLite has a single writer), so a request either lands
+    before this look and gets its pass, or finds the job finished and queues a new one.
+    """
+    query = select(Job).where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
+    if _is_postgres(session):
+        query = query.with_for_update()
+    job = session.scalar(query)
+    if job is None:
+        return "lost"
+    if job.rerun_requested:
+        job.rerun_requested = False
+        job.updated_at = utcnow()
+        session.flush()
+        return "rerun"
+    finish(session, job_id, worker_id=worker_id, status="succeeded")
+    return "finished"
+
+
+def request_rerun(session: Session, job: Job) -> None:
+    """A running job makes one more pass when its current one ends (a queued one has not
+    looked yet, so it needs nothing)."""
+    if job.status == "running" and not job.rerun_requested:
+        job.rerun_requested = True
+        job.updated_at = utcnow()
+        session.flush()
+
+
 def request_cancel(session: Session, job: Job) -> None:
     """A queued job is cancelled at once; a running one at its next checkpoint."""
     now = utcnow()
@@ -145,3 +183,7 @@ def requeue(session: Session, job_id: int, *, worker_id: str) -> None:
         .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
         .values(status="queued", locked_by=None, locked_until=None, updated_at=utcnow())
     )
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

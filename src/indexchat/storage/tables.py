@@ -182,6 +182,8 @@ class Job(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Asked to sync again while running: the job makes another pass before it finishes.
+    rerun_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     run_after: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -82,8 +82,10 @@ async def get_index(
 ) -> Response:
     def work(session: Session, scope: Scope) -> Response:
         index = service.get_index(session, scope, index_id)
-        running = bool(service.sync_in_progress(session, [index.id])) if expand else None
-        return json_response(IndexOut.of(index, running))
+        if not expand:
+            return json_response(IndexOut.of(index))
+        progress = service.sync_progress(session, index.id)
+        return json_response(IndexOut.of(index, progress is not None, progress))
 
     return await caller.in_project(work)
 

@@ -44,11 +44,27 @@ class IndexOut(BaseModel):
     description: str | None = None
     last_synced_at: datetime | None = None
     last_exported_at: datetime | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Build state.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Build state: files parsed and failed, chunks, failed files with reasons; with "
+            "expand=sync_in_progress, a running sync's progress as `sync_progress`."
+        ),
+    )
     sync_in_progress: bool | None = None
 
     @classmethod
-    def of(cls, index: SearchIndex, sync_in_progress: bool | None = None) -> IndexOut:
+    def of(
+        cls,
+        index: SearchIndex,
+        sync_in_progress: bool | None = None,
+        sync_progress: dict[str, Any] | None = None,
+    ) -> IndexOut:
+        """``sync_progress`` (a running sync's, with ``expand=sync_in_progress``) joins the
+        build state as ``metadata.sync_progress``."""
+        metadata = dict(index.build_state or {})
+        if sync_progress is not None:
+            metadata["sync_progress"] = sync_progress
         return cls(
             id=index.id,
             name=index.name,
@@ -62,6 +78,6 @@ class IndexOut(BaseModel):
             description=index.description,
             last_synced_at=utc(index.last_synced_at),
             last_exported_at=utc(index.last_exported_at),
-            metadata=index.build_state or {},
+            metadata=metadata,
             sync_in_progress=sync_in_progress,
         )
