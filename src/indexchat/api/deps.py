@@ -68,9 +68,13 @@ class Caller:
         reader = replace(self, write=False)
         return await run_in_threadpool(reader._run, work, True)
 
+    async def reading(self, work: Callable[[Session, Scope], T]) -> T:
+        """Like ``in_project``, in a read transaction (a check before a write, say)."""
+        return await replace(self, write=False)._dispatch(work, True)
+
     async def check(self) -> Scope:
         """Authenticate and pick the project, before accepting anything costly (an upload)."""
-        return await self.in_project(lambda _session, scope: scope)
+        return await self.reading(lambda _session, scope: scope)
 
     async def as_principal(self, work: Callable[[Session, Principal], T]) -> T:
         """Run ``work`` in one transaction with the authenticated key (no project picked)."""

@@ -191,9 +191,7 @@ async def upload_file(
     metadata: Annotated[str | None, Form(description="User metadata as a JSON object.")] = None,
 ) -> Response:
     # Authenticate and find the directory before storing any bytes.
-    await caller.in_project(
-        lambda session, scope: service.get_directory(session, scope, directory_id)
-    )
+    await caller.reading(lambda session, scope: service.get_directory(session, scope, directory_id))
     user_metadata = _parse_metadata(metadata)
     digest, size = await read_upload(upload_file, caller)
 

@@ -38,8 +38,11 @@ async def read_upload(upload: UploadFile, caller: Caller) -> tuple[str, int]:
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise LimitExceeded(f"file is larger than the {limit} byte limit")
+    blobs = caller.runtime.blobs
+    if len(data) <= blobs.inline_put_limit:  # a thread hop would cost more than the write
+        return blobs.put(data), len(data)
     # Off the event loop: hashing and writing a large file takes a while.
-    digest = await run_in_threadpool(caller.runtime.blobs.put, data)
+    digest = await run_in_threadpool(blobs.put, data)
     return digest, len(data)
 
 
