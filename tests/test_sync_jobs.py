@@ -46,8 +46,7 @@ INDEXCHAT = str(Path(sys.executable).with_name("indexchat"))
 # to be stopped with work done on both sides, even on a fast CPU.
 FILES = 6 * BATCH_FILES + 8
 FILLER = " ".join(
-    f"Paragraph {n} records an observation about the sample and its measurement."
-    for n in range(10)
+    f"Paragraph {n} records an observation about the sample and its measurement." for n in range(10)
 )
 
 

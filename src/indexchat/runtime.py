@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import threading
 from dataclasses import dataclass, field
 
 from indexchat.agent.extractive import ExtractiveModel
 from indexchat.agent.model import ChatModel
 from indexchat.config import Settings
-from indexchat.search.embeddings import Embedder, make_embedder
+from indexchat.search.embeddings import Embedder, LocalEmbedder, make_embedder
 from indexchat.search.postgres import PostgresSearchStore
 from indexchat.search.sqlite import SqliteSearchStore
 from indexchat.search.store import SearchStore
@@ -19,6 +21,8 @@ from indexchat.services.turn_runner import ChatDeps
 from indexchat.storage.blobs import BlobStore, LocalBlobStore
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import upgrade
+
+log = logging.getLogger("indexchat.runtime")
 
 
 @dataclass
@@ -89,6 +93,23 @@ class Runtime:
         with db.write() as session:
             runtime.search.ensure_schema(session.connection())
         return runtime
+
+    def warm_up(self) -> None:
+        """Load the local embedding model now rather than on the first query (unless it was
+        never exported: that waits for the first sync), then take everything built so far out
+        of the garbage collector's full passes.
+
+        Those objects (modules, the ORM's mappings, the model's wrappers) live as long as the
+        process; left in, each full collection walks them all and stalls whatever request is
+        running for 35-50 ms (the retrieve p99 on SciFact). Frozen, a full pass takes < 1 ms.
+        """
+        embedder = self.embedder
+        try:
+            if isinstance(embedder, LocalEmbedder) and embedder.backend != "torch":
+                embedder.load(export=False)
+        except Exception:  # the first embed will report it to its caller
+            log.exception("loading the embedding model failed")
+        gc.freeze()
 
     def close(self) -> None:
         self.db.dispose()

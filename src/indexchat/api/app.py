@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
@@ -42,6 +44,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = Runtime.open(settings) if owned else runtime
+        gc.freeze()  # what start-up built stays for good (see Runtime.warm_up)
+        threading.Thread(target=app.state.runtime.warm_up, name="warm-up", daemon=True).start()
         worker = Worker(app.state.runtime) if settings.run_worker else None
         if worker is not None:
             worker.start()
