@@ -1,26 +1,28 @@
 """Full-text ranking straight through the search stores: BM25's statistics, kept per index.
 
-Runs on each backend. Where SQLite FTS5 keeps one set of statistics for all indexes (the
-isolation and bookkeeping tests), only PostgreSQL is tested.
+Runs on each backend; PostgreSQL's statistics tables, kept by triggers, have tests of their own.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
+from alembic import command
 from conftest import BACKENDS
 from sqlalchemy import delete, text
 
 from indexchat.domain import Scope
 from indexchat.search.postgres import PostgresSearchStore
 from indexchat.search.sqlite import SqliteSearchStore
+from indexchat.search.sqlite import text_tables as sqlite_text_tables
 from indexchat.search.store import Entry, SearchStore
 from indexchat.services import directories, indexes, tenancy
 from indexchat.storage.db import Database
-from indexchat.storage.migrate import upgrade
+from indexchat.storage.migrate import alembic_config, upgrade
 from indexchat.storage.tables import Chunk, IndexedFile
 
 DIMENSION = 3  # a table of its own, apart from the running server's
@@ -37,18 +39,22 @@ def backend(
     else:
         db = Database(f"sqlite:///{tmp_path_factory.mktemp('fulltext') / 'db.sqlite'}")
         store = SqliteSearchStore(DIMENSION)
+    prepare(db, store)
+    yield db, store
+    db.dispose()
+
+
+def prepare(db: Database, store: SearchStore) -> None:
     upgrade(db.engine)
     with db.write() as session:
         tenancy.ensure_defaults(session)
         store.ensure_schema(session.connection())
-    yield db, store
-    db.dispose()
 
 
 @pytest.fixture
 def postgres(backend: tuple[Database, SearchStore]) -> tuple[Database, SearchStore]:
     if not isinstance(backend[1], PostgresSearchStore):
-        pytest.skip("SQLite FTS5 keeps one set of statistics for all indexes")
+        pytest.skip("PostgreSQL's own BM25 statistics tables")
     return backend
 
 
@@ -92,10 +98,12 @@ def add_chunks(db: Database, store: SearchStore, index_id: str, texts: Sequence[
         return [r.id for r in rows]
 
 
-def remove_chunks(db: Database, store: SearchStore, chunk_ids: Sequence[int]) -> None:
+def remove_chunks(
+    db: Database, store: SearchStore, index_id: str, chunk_ids: Sequence[int]
+) -> None:
     """As a re-sync drops a file's chunks: the store's entries first, then the chunks."""
     with db.write() as session:
-        store.remove(session.connection(), chunk_ids)
+        store.remove(session.connection(), index_id, chunk_ids)
         session.execute(delete(Chunk).where(Chunk.id.in_(chunk_ids)))
 
 
@@ -146,12 +154,12 @@ def test_removing_chunks_updates_the_statistics(backend) -> None:
     before = dict(search(db, store, index_id, "pulsar"))
     assert set(before) == set(ids[:3])
 
-    remove_chunks(db, store, ids[:2])  # "pulsar" is now in one chunk of ten: rarer
+    remove_chunks(db, store, index_id, ids[:2])  # "pulsar" is now in one chunk of ten: rarer
     after = dict(search(db, store, index_id, "pulsar"))
     assert set(after) == {ids[2]}
     assert after[ids[2]] > before[ids[2]] * 1.2
 
-    remove_chunks(db, store, [ids[3]])  # the only "nebula" chunk
+    remove_chunks(db, store, index_id, [ids[3]])  # the only "nebula" chunk
     assert search(db, store, index_id, "nebula") == []
     assert [i for i, _ in search(db, store, index_id, "nebula pulsar")] == [ids[2]]
 
@@ -164,8 +172,8 @@ def test_results_stay_within_their_index(backend) -> None:
     assert [i for i, _ in search(db, store, second, "glacier moraine")] == second_ids
 
 
-def test_statistics_are_kept_per_index(postgres) -> None:
-    db, store = postgres
+def test_statistics_are_kept_per_index(backend) -> None:
+    db, store = backend
     # Across both indexes "gamma" is common and "delta" rare; within the second it is the other
     # way round, so only the second index's own statistics rank its "gamma" chunk first.
     make_index(db, store, [f"gamma {FILLER} {i}" for i in range(20)])
@@ -187,7 +195,7 @@ def test_counts_match_the_entries_after_every_way_of_removing(postgres) -> None:
     more = add_chunks(db, store, a, ["gamma epsilon", "alpha"])
     assert_counts_exact(db, store)
 
-    remove_chunks(db, store, [a_ids[0], more[1]])  # through the store
+    remove_chunks(db, store, a, [a_ids[0], more[1]])  # through the store
     assert_counts_exact(db, store)
     with db.write() as session:  # a cascade from the chunks, bypassing the store
         session.execute(delete(Chunk).where(Chunk.id == b_ids[1]))
@@ -269,3 +277,41 @@ def assert_counts_exact(db: Database, store: SearchStore) -> None:
             )
         ).scalar()
         assert orphans == 0
+
+
+def test_sqlite_databases_with_one_shared_full_text_table_are_split_per_index(
+    tmp_path: Path,
+) -> None:
+    """Revision 0006 moves every index's entries from the old shared FTS5 table into its own."""
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = SqliteSearchStore(DIMENSION)
+    prepare(db, store)
+    first, first_ids = make_index(db, store, [f"gamma {FILLER} {i}" for i in range(6)])
+    second, second_ids = make_index(db, store, [f"delta gamma {FILLER}", f"delta {FILLER}"])
+    want = {i: search(db, store, i, "gamma delta") for i in (first, second)}
+
+    def migrate(revision: str) -> None:
+        with db.engine.connect() as connection:
+            step = command.downgrade if revision != "head" else command.upgrade
+            step(alembic_config(connection), revision)
+            connection.commit()
+
+    migrate("0005")  # the layout before: one table, filled from the chunks
+    with db.read() as session:
+        connection = session.connection()
+        assert sqlite_text_tables(connection) == []
+        shared = connection.exec_driver_sql(
+            "SELECT rowid FROM chunk_text WHERE chunk_text MATCH 'gamma'"
+        ).scalars()
+        assert set(shared) == set(first_ids) | {second_ids[0]}
+        assert search(db, store, first, "gamma") == []  # per-index tables are gone
+    migrate("head")
+    with db.read() as session:
+        connection = session.connection()
+        assert not connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE name = 'chunk_text'"
+        ).first()
+        assert len(sqlite_text_tables(connection)) == 2
+    assert {i: search(db, store, i, "gamma delta") for i in (first, second)} == want
+    assert [i for i, _ in want[second]] == second_ids
+    db.dispose()

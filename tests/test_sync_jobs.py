@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from indexchat.config import Settings
 from indexchat.runtime import open_database
 from indexchat.search.embeddings import LOCAL_DIMENSION, LocalEmbedder
+from indexchat.search.sqlite import text_tables as sqlite_text_tables
 from indexchat.services import tenancy
 from indexchat.services.sync import BATCH_FILES
 from indexchat.storage import jobs
@@ -229,7 +230,12 @@ def search_entry_ids(db: Database) -> set[int]:
     """Chunk ids held by the search store, text and vectors alike."""
     with db.read() as session:
         if db.is_sqlite:
-            words = session.execute(text("SELECT rowid FROM chunk_text")).scalars()
+            connection = session.connection()
+            words = [
+                rowid
+                for table in sqlite_text_tables(connection)
+                for rowid in connection.exec_driver_sql(f"SELECT rowid FROM {table}").scalars()
+            ]
             vectors = session.execute(
                 text(f"SELECT rowid FROM chunk_vectors_{LOCAL_DIMENSION}")
             ).scalars()

@@ -81,11 +81,14 @@ class PostgresSearchStore:
             ),
         )
 
-    def remove(self, connection: Connection, chunk_ids: Sequence[int]) -> None:
+    def remove(self, connection: Connection, index_id: str, chunk_ids: Sequence[int]) -> None:
         if chunk_ids:
             connection.exec_driver_sql(
                 f"DELETE FROM {self._table} WHERE chunk_id = ANY(%s)", (list(chunk_ids),)
             )
+
+    def drop_index(self, connection: Connection, index_id: str) -> None:
+        """Nothing is left once its entries are removed: statistics go with their postings."""
 
     def text_search(
         self, connection: Connection, index_id: str, query: str, limit: int

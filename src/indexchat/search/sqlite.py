@@ -1,8 +1,16 @@
-"""The embedded search store: SQLite FTS5 (BM25) for text, sqlite-vec for vectors."""
+"""The embedded search store: SQLite FTS5 (BM25) for text, sqlite-vec for vectors.
+
+Each index has a full-text table of its own (``chunk_text_<digest of the index id>``): BM25's
+statistics (how rare a word is, how long chunks are) are then the index's own, so one project's
+documents never shift another's rankings, and a search reads no other index's postings nor
+joins ``chunks`` to filter them out. Vectors share one sqlite-vec table, partitioned by index.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import hashlib
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import Connection
@@ -28,11 +36,6 @@ class SqliteSearchStore:
 
     def ensure_schema(self, connection: Connection) -> None:
         connection.exec_driver_sql(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5("
-            "text, content='', contentless_delete=1, "
-            "tokenize='porter unicode61 remove_diacritics 2')"
-        )
-        connection.exec_driver_sql(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {self._vectors} USING vec0("
             f"index_id text partition key, embedding float[{self.dimension}] "
             "distance_metric=cosine)"
@@ -41,20 +44,31 @@ class SqliteSearchStore:
     def add(self, connection: Connection, entries: Sequence[Entry]) -> None:
         if not entries:
             return
-        connection.exec_driver_sql(
-            "INSERT INTO chunk_text(rowid, text) VALUES (?, ?)",
-            [(e.chunk_id, e.text) for e in entries],
-        )
+        by_index: dict[str, list[Entry]] = defaultdict(list)
+        for entry in entries:
+            by_index[entry.index_id].append(entry)
+        for index_id, own in by_index.items():
+            create_text_table(connection, index_id)
+            connection.exec_driver_sql(
+                f"INSERT INTO {text_table(index_id)}(rowid, text) VALUES (?, ?)",
+                [(e.chunk_id, e.text) for e in own],
+            )
         connection.exec_driver_sql(
             f"INSERT INTO {self._vectors}(rowid, index_id, embedding) VALUES (?, ?, ?)",
             [(e.chunk_id, e.index_id, _blob(e.embedding)) for e in entries],
         )
 
-    def remove(self, connection: Connection, chunk_ids: Sequence[int]) -> None:
+    def remove(self, connection: Connection, index_id: str, chunk_ids: Sequence[int]) -> None:
         rows = [(i,) for i in chunk_ids]
         if rows:
-            connection.exec_driver_sql("DELETE FROM chunk_text WHERE rowid = ?", rows)
+            if _has_table(connection, text_table(index_id)):
+                connection.exec_driver_sql(
+                    f"DELETE FROM {text_table(index_id)} WHERE rowid = ?", rows
+                )
             connection.exec_driver_sql(f"DELETE FROM {self._vectors} WHERE rowid = ?", rows)
+
+    def drop_index(self, connection: Connection, index_id: str) -> None:
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {text_table(index_id)}")
 
     def text_search(
         self, connection: Connection, index_id: str, query: str, limit: int
@@ -62,14 +76,14 @@ class SqliteSearchStore:
         terms = query_terms(query)
         # A query of stop words only ("to be or not to be") keeps them all.
         terms = [t for t in terms if t not in STOPWORDS] or terms
-        if not terms:
+        table = text_table(index_id)
+        if not terms or not _has_table(connection, table):  # nothing synced into it yet
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         rows = connection.exec_driver_sql(
-            "SELECT t.rowid, -bm25(chunk_text) FROM chunk_text t "
-            "JOIN chunks c ON c.id = t.rowid "
-            "WHERE chunk_text MATCH ? AND c.index_id = ? ORDER BY bm25(chunk_text) LIMIT ?",
-            (match, index_id, limit),
+            f"SELECT rowid, -bm25({table}) FROM {table} "
+            f"WHERE {table} MATCH ? ORDER BY bm25({table}) LIMIT ?",
+            (match, limit),
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -101,6 +115,36 @@ class SqliteSearchStore:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         return ids, matrix.reshape(len(rows), self.dimension)
+
+
+def text_table(index_id: str) -> str:
+    """The index's full-text table: a digest, so any id makes a plain SQL identifier."""
+    return "chunk_text_" + hashlib.sha256(index_id.encode()).hexdigest()[:24]
+
+
+def create_text_table(connection: Connection, index_id: str) -> None:
+    connection.exec_driver_sql(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {text_table(index_id)} USING fts5("
+        "text, content='', contentless_delete=1, "
+        "tokenize='porter unicode61 remove_diacritics 2')"
+    )
+
+
+def text_tables(connection: Connection) -> Iterable[str]:
+    """Every index's full-text table in the database."""
+    rows = connection.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL%' "
+        "AND name LIKE 'chunk\\_text\\_%' ESCAPE '\\'"
+    )
+    return [r[0] for r in rows]
+
+
+def _has_table(connection: Connection, name: str) -> bool:
+    return bool(
+        connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).first()
+    )
 
 
 def _blob(vector: np.ndarray) -> bytes:

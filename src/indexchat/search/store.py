@@ -33,7 +33,11 @@ class SearchStore(Protocol):
 
     def add(self, connection: Connection, entries: Sequence[Entry]) -> None: ...
 
-    def remove(self, connection: Connection, chunk_ids: Sequence[int]) -> None: ...
+    def remove(self, connection: Connection, index_id: str, chunk_ids: Sequence[int]) -> None:
+        """Remove the entries of these chunks of the index."""
+
+    def drop_index(self, connection: Connection, index_id: str) -> None:
+        """Drop what the store keeps for an index whose entries are all removed."""
 
     def text_search(
         self, connection: Connection, index_id: str, query: str, limit: int

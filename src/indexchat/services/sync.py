@@ -101,7 +101,7 @@ def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str,
     if gone:
         with deps.db.write() as session:
             for indexed in gone:
-                _remove_indexed(session, deps.store, indexed.id)
+                _remove_indexed(session, deps.store, index_id, indexed.id)
             session.execute(
                 update(SearchIndex).where(SearchIndex.id == index_id).values(updated_at=utcnow())
             )
@@ -226,7 +226,7 @@ def _upsert_indexed(
         )
         session.add(indexed)
     else:
-        _drop_content(session, deps.store, indexed.id)
+        _drop_content(session, deps.store, index.id, indexed.id)
     text_hash = deps.blobs.put(prepared.text.encode()) if prepared.error is None else None
     indexed.file_name = source.name
     indexed.content_hash = source.content_hash
@@ -283,15 +283,15 @@ def _publish_output(
     session.flush()
 
 
-def _drop_content(session: Session, store: SearchStore, parsed_id: str) -> None:
+def _drop_content(session: Session, store: SearchStore, index_id: str, parsed_id: str) -> None:
     chunk_ids = session.scalars(select(Chunk.id).where(Chunk.parsed_file_id == parsed_id)).all()
-    store.remove(session.connection(), chunk_ids)
+    store.remove(session.connection(), index_id, chunk_ids)
     session.execute(delete(Chunk).where(Chunk.parsed_file_id == parsed_id))
     session.execute(delete(Attachment).where(Attachment.source_id == parsed_id))
 
 
-def _remove_indexed(session: Session, store: SearchStore, parsed_id: str) -> None:
-    _drop_content(session, store, parsed_id)
+def _remove_indexed(session: Session, store: SearchStore, index_id: str, parsed_id: str) -> None:
+    _drop_content(session, store, index_id, parsed_id)
     output = session.get(DirectoryFile, parsed_id)
     if output is not None and output.file_id is not None:
         session.execute(delete(StoredFile).where(StoredFile.id == output.file_id))
@@ -304,7 +304,8 @@ def remove_index_content(session: Session, store: SearchStore, index_id: str) ->
     for parsed_id in session.scalars(
         select(IndexedFile.id).where(IndexedFile.index_id == index_id)
     ):
-        _remove_indexed(session, store, parsed_id)
+        _remove_indexed(session, store, index_id, parsed_id)
+    store.drop_index(session.connection(), index_id)
 
 
 def _finish(session: Session, index_id: str) -> dict[str, Any]:
