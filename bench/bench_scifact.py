@@ -273,6 +273,16 @@ def main() -> None:
             short.append((time.perf_counter() - t) * 1000)
         short.sort()
         short_p50, short_p99 = statistics.median(short), short[int(len(short) * 0.99) - 1]
+        # Baseline in the same run: an authenticated call that does no search (this VM's speed
+        # drifts by 1.5x from hour to hour; the ratio to this tells a slow machine from a slow
+        # search).
+        base = []
+        for _ in queries:
+            t = time.perf_counter()
+            client.indexes.get(index.id)
+            base.append((time.perf_counter() - t) * 1000)
+        base.sort()
+        base_p50 = statistics.median(base)
         print(f"\n## SciFact ({args.backend}, embeddings {args.embeddings})\n")
         print(
             f"- documents: {len(corpus)}; uploads done after {upload_s:.1f} s; all searchable "
@@ -285,6 +295,14 @@ def main() -> None:
             print(f"| {label} | {ndcg:.4f} | {recall:.4f} | {p50:.1f} | {p99:.1f} |")
         print(
             f"| hybrid (default), top_k 10: latency only | | | {short_p50:.1f} | {short_p99:.1f} |"
+        )
+        print(
+            f"| baseline: `indexes.get` (no search) | | | {base_p50:.1f} | "
+            f"{base[int(len(base) * 0.99) - 1]:.1f} |"
+        )
+        print(
+            f"\nretrieve p50 / baseline p50: top_k 100 {rows[0][3] / base_p50:.1f}x, "
+            f"top_k 10 {short_p50 / base_p50:.1f}x"
         )
         print(f"\nserver peak RSS: {peak_rss_mb(server.pid):.0f} MB (ingest and queries)")
         print(

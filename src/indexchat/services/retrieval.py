@@ -134,7 +134,6 @@ _HIT_COLUMNS = (
         Chunk.page_start,
         Chunk.page_end,
         Chunk.token_count,
-        raiseload=True,
     ),
     load_only(
         IndexedFile.id,
@@ -142,7 +141,6 @@ _HIT_COLUMNS = (
         IndexedFile.file_name,
         IndexedFile.kind,
         IndexedFile.user_metadata,
-        raiseload=True,
     ),
 )
 
