@@ -12,7 +12,7 @@ from typing import Any
 
 import regex
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope
 from indexchat.errors import InvalidInput, NotFound
@@ -39,10 +39,36 @@ GREP_TIMEOUT_SECONDS = 1.0
 FIND_ORDER = Keyset((IndexedFile.file_name, IndexedFile.id))
 
 
+@dataclass(frozen=True, slots=True)
+class HitChunk:
+    """What a hit carries of its chunk row (read without the ORM: a top-100 answer is 100 of
+    them, and building ORM objects was a quarter of the call)."""
+
+    id: int
+    chunk_index: int
+    text: str
+    start_char: int
+    end_char: int
+    page_start: int | None
+    page_end: int | None
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class HitFile:
+    """What a hit carries of its parsed file."""
+
+    id: str
+    index_id: str
+    file_name: str
+    kind: str | None
+    user_metadata: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Hit:
-    chunk: Chunk
-    file: IndexedFile
+    chunk: HitChunk
+    file: HitFile
     score: float
     attachments: list[str]
 
@@ -57,7 +83,7 @@ class SearchOptions:
     # Candidates taken from each pipeline; None picks a depth from top_k and the filters.
     candidates: int | None = None
     # Keep a candidate or not, given its chunk and parsed file.
-    keep: Callable[[Chunk, IndexedFile], bool] | None = None
+    keep: Callable[[HitChunk, HitFile], bool] | None = None
 
 
 def retrieve(
@@ -88,7 +114,11 @@ def retrieve(
     fused = convex(
         text, vector, text_weight=options.text_weight, vector_weight=options.vector_weight
     )
-    return _with_attachments(session, _select(session, fused, options))
+    hits = _select(session, fused, options)
+    # Screenshots exist only for indexes made to store them (a setting fixed at creation).
+    if "screenshots" not in (index.store_attachments or ()):
+        return hits
+    return _with_attachments(session, hits)
 
 
 def _select(
@@ -121,40 +151,35 @@ def _select(
     return hits
 
 
-# What a hit needs of its rows: the rest (a file's page offsets, a chunk's heading path) can be
-# long, and decoding it for every hit was a quarter of a top-100 retrieve.
-_HIT_COLUMNS = (
-    load_only(
-        Chunk.id,
-        Chunk.parsed_file_id,
-        Chunk.chunk_index,
-        Chunk.text,
-        Chunk.start_char,
-        Chunk.end_char,
-        Chunk.page_start,
-        Chunk.page_end,
-        Chunk.token_count,
-    ),
-    load_only(
-        IndexedFile.id,
-        IndexedFile.index_id,
-        IndexedFile.file_name,
-        IndexedFile.kind,
-        IndexedFile.user_metadata,
-    ),
-)
+_HIT_ROWS = select(
+    Chunk.id,
+    Chunk.chunk_index,
+    Chunk.text,
+    Chunk.start_char,
+    Chunk.end_char,
+    Chunk.page_start,
+    Chunk.page_end,
+    Chunk.token_count,
+    IndexedFile.id,
+    IndexedFile.index_id,
+    IndexedFile.file_name,
+    IndexedFile.kind,
+    IndexedFile.user_metadata,
+).join(IndexedFile, IndexedFile.id == Chunk.parsed_file_id)
 
 
-def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[Chunk, IndexedFile]]:
+def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[HitChunk, HitFile]]:
     if not chunk_ids:
         return {}
-    rows = session.execute(
-        select(Chunk, IndexedFile)
-        .join(IndexedFile, IndexedFile.id == Chunk.parsed_file_id)
-        .where(Chunk.id.in_(chunk_ids))
-        .options(*_HIT_COLUMNS)
-    ).all()
-    return {c.id: (c, f) for c, f in rows}
+    rows = session.execute(_HIT_ROWS.where(Chunk.id.in_(chunk_ids))).all()
+    files: dict[str, HitFile] = {}
+    loaded = {}
+    for row in rows:
+        file = files.get(row[8])
+        if file is None:
+            file = files[row[8]] = HitFile(*row[8:12], row[12] or {})
+        loaded[row[0]] = (HitChunk(*row[:8]), file)
+    return loaded
 
 
 def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
@@ -172,17 +197,9 @@ def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
         )
     }
     return [
-        Hit(
-            h.chunk,
-            h.file,
-            h.score,
-            [
-                n
-                for s, n in found
-                if s == h.file.id and n == f"screenshots/page_{h.chunk.page_start}.png"
-            ],
-        )
+        Hit(h.chunk, h.file, h.score, [name] if (h.file.id, name) in found else [])
         for h in hits
+        for name in [f"screenshots/page_{h.chunk.page_start}.png"]
     ]
 
 

@@ -29,8 +29,7 @@ from indexchat.api.schemas.retrieval import (
 from indexchat.domain import Scope
 from indexchat.errors import InvalidPageToken
 from indexchat.services import retrieval as service
-from indexchat.services.retrieval import SearchOptions, filter_matches
-from indexchat.storage.tables import Chunk, IndexedFile
+from indexchat.services.retrieval import HitChunk, HitFile, SearchOptions, filter_matches
 
 router = APIRouter(
     prefix="/api/v1/retrieval",
@@ -109,7 +108,7 @@ def _filter(body: RetrieveRequest) -> Any:
     if not custom and static == StaticFilters():
         return None
 
-    def keep(chunk: Chunk, indexed: IndexedFile) -> bool:
+    def keep(chunk: HitChunk, indexed: HitFile) -> bool:
         checks: list[tuple[Any, ValueFilter | Any]] = [
             (indexed.id, static.parsed_directory_file_id),
             (chunk.page_start, static.page_range_start),
