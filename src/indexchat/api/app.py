@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import threading
 from collections.abc import AsyncIterator
@@ -44,7 +43,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = Runtime.open(settings) if owned else runtime
-        gc.freeze()  # what start-up built stays for good (see Runtime.warm_up)
+        # Loads the model and freezes start-up objects out of full GC passes (see warm_up).
         threading.Thread(target=app.state.runtime.warm_up, name="warm-up", daemon=True).start()
         worker = Worker(app.state.runtime) if settings.run_worker else None
         if worker is not None:

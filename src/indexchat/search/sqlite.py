@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 from sqlalchemy import Connection
@@ -130,7 +130,7 @@ def create_text_table(connection: Connection, index_id: str) -> None:
     )
 
 
-def text_tables(connection: Connection) -> Iterable[str]:
+def text_tables(connection: Connection) -> list[str]:
     """Every index's full-text table in the database."""
     rows = connection.exec_driver_sql(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL%' "

@@ -7,7 +7,7 @@ project through the index it names.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import regex
@@ -151,40 +151,38 @@ def _select(
     return hits
 
 
+# The columns of HitChunk then HitFile, in their field order (the attribute names are the same).
 _HIT_ROWS = select(
-    Chunk.id,
-    Chunk.chunk_index,
-    Chunk.text,
-    Chunk.start_char,
-    Chunk.end_char,
-    Chunk.page_start,
-    Chunk.page_end,
-    Chunk.token_count,
-    IndexedFile.id,
-    IndexedFile.index_id,
-    IndexedFile.file_name,
-    IndexedFile.kind,
-    IndexedFile.user_metadata,
+    *(getattr(Chunk, f.name) for f in fields(HitChunk)),
+    *(getattr(IndexedFile, f.name) for f in fields(HitFile)),
 ).join(IndexedFile, IndexedFile.id == Chunk.parsed_file_id)
+_CHUNK_COLUMNS = len(fields(HitChunk))
 
 
 def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[HitChunk, HitFile]]:
     if not chunk_ids:
         return {}
     rows = session.execute(_HIT_ROWS.where(Chunk.id.in_(chunk_ids))).all()
-    files: dict[str, HitFile] = {}
+    files: dict[str, HitFile] = {}  # one per file, however many of its chunks hit
     loaded = {}
     for row in rows:
-        file = files.get(row[8])
-        if file is None:
-            file = files[row[8]] = HitFile(*row[8:12], row[12] or {})
-        loaded[row[0]] = (HitChunk(*row[:8]), file)
+        chunk = HitChunk(*row[:_CHUNK_COLUMNS])
+        file_id = row[_CHUNK_COLUMNS]
+        if file_id not in files:
+            *columns, metadata = row[_CHUNK_COLUMNS:]  # user_metadata last: NULL reads as {}
+            files[file_id] = HitFile(*columns, metadata or {})
+        loaded[chunk.id] = (chunk, files[file_id])
     return loaded
+
+
+def _screenshot(hit: Hit) -> tuple[str, str]:
+    """(source id, attachment name) of the screenshot of a hit's first page."""
+    return hit.file.id, f"screenshots/page_{hit.chunk.page_start}.png"
 
 
 def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
     """Attach the screenshot of each hit's first page, when one was stored."""
-    wanted = {(h.file.id, f"screenshots/page_{h.chunk.page_start}.png") for h in hits}
+    wanted = {_screenshot(h) for h in hits}
     if not wanted:
         return hits
     found = {
@@ -197,9 +195,8 @@ def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
         )
     }
     return [
-        Hit(h.chunk, h.file, h.score, [name] if (h.file.id, name) in found else [])
+        Hit(h.chunk, h.file, h.score, [_screenshot(h)[1]] if _screenshot(h) in found else [])
         for h in hits
-        for name in [f"screenshots/page_{h.chunk.page_start}.png"]
     ]
 
 
