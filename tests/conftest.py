@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
@@ -24,9 +25,26 @@ from indexchat.api.app import create_app
 from indexchat.config import Settings
 from indexchat.domain import Scope
 from indexchat.runtime import Runtime
+from indexchat.search.embeddings import LocalEmbedder
 from indexchat.services import directories, indexes, tenancy
 
+if TYPE_CHECKING:
+    from deployments import Deployment
+
 BACKENDS = [b for b in os.environ.get("INDEXCHAT_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+# The real-world documents (see their MANIFEST.md): shared/ beside the repository, or elsewhere.
+DOCS = Path(
+    os.environ.get("INDEXCHAT_TEST_DOCS")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
+)
+
+
+@pytest.fixture(scope="session")
+def docs() -> Path:
+    """The shared real-world documents; tests that need them skip when they are not there."""
+    if not DOCS.is_dir():
+        pytest.skip(f"shared documents not found at {DOCS} (set INDEXCHAT_TEST_DOCS)")
+    return DOCS
 
 
 @pytest.fixture(scope="session")
@@ -153,3 +171,30 @@ def count_sessions(server: LiveServer) -> int:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exported embedding model, shared by every data dir (exporting takes ~40 s)."""
+    cache = request.config.cache
+    folder = cache.mkdir("indexchat-models") if cache else tmp_path_factory.mktemp("models")
+    LocalEmbedder(folder).load()
+    return Path(folder)
+
+
+@pytest.fixture(params=BACKENDS)
+def deployment(
+    request: pytest.FixtureRequest, tmp_path: Path, model_cache: Path
+) -> Iterator[Deployment]:
+    """A data dir and database for ``indexchat`` processes (see deployments.py), per backend."""
+    from deployments import Deployment, fresh_postgres_database  # it imports this module
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "models").symlink_to(model_cache)
+    url = None
+    if request.param == "postgres":
+        url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    deployment = Deployment(data_dir, url)
+    yield deployment
+    deployment.close()

@@ -68,6 +68,12 @@ class Reply:
 Script = Reply | Callable[[dict[str, Any]], Reply]  # a callable answers from the request body
 
 
+def slow_reply(words: int = 100, seconds_per_word: float = 0.1) -> Reply:
+    """A long answer streamed one word at a time: a turn that is still running when a test
+    cancels it, leaves it, or kills the server running it."""
+    return Reply(text=[f"word{i} " for i in range(words)], chunk_delay=seconds_per_word)
+
+
 class FakeLLM:
     """The server. It starts on construction; ``close()`` (or leaving ``with``) stops it."""
 

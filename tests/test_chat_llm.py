@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from conftest import BACKENDS, LiveServer, Tenant, free_port, live_server, make_tenant
-from fake_llm import FakeLLM, Reply, ToolCall
-from llama_cloud import ConflictError
+from fake_llm import FakeLLM, Reply, ToolCall, slow_reply
+from llama_cloud import ConflictError, LlamaCloud
 from test_chat_turns import NOTES, history, sse_events, stored, stream_turn
 from test_sync_retrieval import make_index, wait_for_sync
 
@@ -215,10 +215,6 @@ def test_a_refused_connection_ends_the_turn_with_an_error(tmp_path: Any, fake: F
     assert events[-1]["is_error"] and "cannot reach the language model" in events[-1]["error"]
 
 
-def slow_reply() -> Reply:
-    return Reply(text=[f"word{i} " for i in range(100)], chunk_delay=0.1)
-
-
 def read_until(lines: Iterator[str], kind: str) -> list[dict]:
     """Read events up to the first of ``kind``, leaving the stream open for more."""
     seen = []
@@ -260,7 +256,6 @@ def test_one_turn_at_a_time_cancel_and_follow(notes: tuple[Tenant, str], fake: F
     client = tenant.client
     chat = client.chat.create()
     fake.script(slow_reply())
-    followed: list[dict] = []
     with client.chat.with_streaming_response.stream(
         chat.session_id, index_ids=[], prompt="Long answer please."
     ) as response:
@@ -270,13 +265,7 @@ def test_one_turn_at_a_time_cancel_and_follow(notes: tuple[Tenant, str], fake: F
         with pytest.raises(ConflictError) as caught:
             client.chat.stream(chat.session_id, index_ids=[], prompt="Another question")
         assert caught.value.response.headers["x-should-retry"] == "false"
-        # Another client follows the running turn from the start of the history.
-        follower = threading.Thread(target=lambda: followed.extend(follow(tenant, chat.session_id)))
-        follower.start()
-        time.sleep(0.3)
-        client.post(f"/api/v1/chat/{chat.session_id}/messages/cancel", cast_to=object)
-        rest = sse_events(list(lines))
-    follower.join(10)
+        rest, followed = cancel_while_following(client, chat.session_id, lines)
     events = first + rest
     stop = events[-1]
     assert stop["type"] == "stop" and stop["is_error"] and "cancelled on request" in stop["error"]
@@ -289,14 +278,31 @@ def test_one_turn_at_a_time_cancel_and_follow(notes: tuple[Tenant, str], fake: F
     )
 
 
-def follow(tenant: Tenant, session_id: str) -> list[dict]:
+def follow(client: LlamaCloud, session_id: str, timeout: float = 30) -> list[dict]:
+    """Every event of the session's stream, from the start of its history to the stop."""
     with httpx.stream(
         "GET",
-        f"{str(tenant.client.base_url).rstrip('/')}/api/v1/chat/{session_id}/messages/stream",
-        headers={"Authorization": f"Bearer {tenant.api_key}"},
-        timeout=30,
+        f"{str(client.base_url).rstrip('/')}/api/v1/chat/{session_id}/messages/stream",
+        headers={"Authorization": f"Bearer {client.api_key}"},
+        timeout=timeout,
     ) as response:
+        assert response.status_code == 200
         return sse_events(list(response.iter_lines()))
+
+
+def cancel_while_following(
+    client: LlamaCloud, session_id: str, lines: Iterator[str]
+) -> tuple[list[dict], list[dict]]:
+    """With the running turn's own stream at ``lines``: follow the turn through ``client``,
+    cancel it, and read both streams to the end (the rest of the turn's, the followed one)."""
+    followed: list[dict] = []
+    follower = threading.Thread(target=lambda: followed.extend(follow(client, session_id)))
+    follower.start()
+    time.sleep(0.5)
+    client.post(f"/api/v1/chat/{session_id}/messages/cancel", cast_to=object)
+    rest = sse_events(list(lines))
+    follower.join(10)
+    return rest, followed
 
 
 def test_a_retried_request_does_not_run_the_turn_twice(
@@ -332,7 +338,6 @@ def test_another_server_of_the_fleet_can_follow_and_cancel_a_turn(
         on_b = server_b.sdk(tenant.api_key)
         chat = tenant.client.chat.create()
         fake.script(slow_reply())
-        followed: list[dict] = []
         with tenant.client.chat.with_streaming_response.stream(
             chat.session_id, index_ids=[], prompt="Long answer please."
         ) as response:
@@ -340,21 +345,9 @@ def test_another_server_of_the_fleet_can_follow_and_cancel_a_turn(
             read_until(lines, "text_delta")
             with pytest.raises(ConflictError):  # one turn at a time, whichever server asks
                 on_b.chat.stream(chat.session_id, index_ids=[], prompt="Meanwhile?")
-            follower = threading.Thread(
-                target=lambda: followed.extend(follow(make_on(server_b, tenant), chat.session_id))
-            )
-            follower.start()
-            time.sleep(0.5)
             started = time.monotonic()
-            on_b.post(f"/api/v1/chat/{chat.session_id}/messages/cancel", cast_to=object)
-            rest = sse_events(list(lines))
+            rest, followed = cancel_while_following(on_b, chat.session_id, lines)
             assert time.monotonic() - started < 5
-        follower.join(10)
     assert rest[-1]["type"] == "stop" and "cancelled on request" in rest[-1]["error"]
     assert followed and followed[0]["type"] == "user_input" and followed[-1] == rest[-1]
     assert followed == stored(followed)  # polled from the database: complete events only
-
-
-def make_on(server: LiveServer, tenant: Tenant) -> Tenant:
-    """The same tenant, talking to another server."""
-    return Tenant(**{**tenant.__dict__, "client": server.sdk(tenant.api_key)})

@@ -15,8 +15,6 @@ from test_sync_retrieval import make_index, wait_for_sync
 
 from indexchat.api.schemas.turns import MAX_PROMPT_CHARS
 
-DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
-
 NOTES = {
     "rivers.md": "# Rivers\n\nThe Danube flows through Vienna, Bratislava and Budapest.",
     "cats.md": "# Cats\n\nDomestic cats sleep for twelve to sixteen hours a day.",
@@ -274,11 +272,11 @@ def test_follow_export_and_cancel_extensions(tenant: Tenant, notes: str) -> None
     assert caught.value.response.headers["x-should-retry"] == "false"
 
 
-def test_tool_result_carries_the_page_screenshot(tenant: Tenant) -> None:
+def test_tool_result_carries_the_page_screenshot(tenant: Tenant, docs: Path) -> None:
     client = tenant.client
     index_id, _, _ = make_index(
         tenant,
-        {"multilang.pdf": (DOCS / "multilang.pdf").read_bytes()},
+        {"multilang.pdf": (docs / "multilang.pdf").read_bytes()},
         store_attachments=["screenshots"],
     )
     wait_for_sync(client, index_id)

@@ -33,7 +33,6 @@ from indexchat.ingest.parsers import (
     parse,
 )
 
-DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
 
@@ -124,13 +123,6 @@ EXPECTED_ERRORS: dict[str, str] = {
     "libreoffice-writer-password.pdf": "encrypted PDF (password required)",
     "loremipsum-flat.pdf": "no extractable text (image-only / scanned PDF",
 }
-
-
-@pytest.fixture(scope="module")
-def docs() -> Path:
-    if not DOCS.is_dir():
-        pytest.skip(f"shared documents not found at {DOCS}")
-    return DOCS
 
 
 _PARSED: dict[str, ParsedDocument] = {}

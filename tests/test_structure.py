@@ -20,12 +20,22 @@ PACKAGE = Path(indexchat.__file__).parent
 ROOT = PACKAGE.parent.parent
 
 # What each layer may import from indexchat (besides itself). Vocabulary imports nothing.
-_CAPABILITIES = {"config", "errors", "domain", "storage", "ingest", "search", "agent"}
+_CAPABILITIES = {
+    "config",
+    "errors",
+    "domain",
+    "processes",
+    "storage",
+    "ingest",
+    "search",
+    "agent",
+}
 ALLOWED = {
     "config": set(),
     "errors": set(),
     "domain": set(),
     "events": set(),
+    "processes": set(),
     "storage": {"config", "errors", "domain"},
     "ingest": {"errors", "domain"},
     "search": {"errors", "domain"},

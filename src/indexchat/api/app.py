@@ -49,6 +49,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if worker is not None:
             worker.start()
         app.state.turns = TurnRunner(app.state.runtime.chat_deps)
+        await run_in_threadpool(app.state.turns.close_abandoned, app.state.runtime.db)
         try:
             yield
         finally:

@@ -72,6 +72,10 @@ class Caller:
         """Like ``in_project``, in a read transaction (a check before a write, say)."""
         return await replace(self, write=False)._dispatch(work, True)
 
+    async def writing(self, work: Callable[[Session, Scope], T]) -> T:
+        """Like ``in_project``, in a write transaction (a read request that must repair)."""
+        return await replace(self, write=True)._dispatch(work, True)
+
     async def check(self) -> Scope:
         """Authenticate and pick the project, before accepting anything costly (an upload)."""
         return await self.reading(lambda _session, scope: scope)

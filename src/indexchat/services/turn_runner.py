@@ -20,6 +20,7 @@ import anyio
 from indexchat.agent.loop import AgentError, Tally, run_agent
 from indexchat.agent.model import ChatModel, ModelError
 from indexchat.agent.prompts import build_messages
+from indexchat.processes import ProcessId
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import SearchStore
 from indexchat.services import turns
@@ -30,9 +31,10 @@ from indexchat.storage.db import Database
 log = logging.getLogger("indexchat.turns")
 
 # How often running turns are checked for a cancel asked through another server process, and how
-# often the others are told they are alive.
+# often the others are told they are alive: three beats in the time after which they would
+# count as gone, so one or two missed beats (a slow database) do not lose a turn.
 CANCEL_POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_SECONDS = turns.TURN_STALE.total_seconds() / 3
 DELTAS = frozenset({"thinking_delta", "text_delta"})
 
 CANCELLED_BY_REQUEST = "the turn was cancelled on request"
@@ -108,12 +110,21 @@ class TurnRun:
 
 
 class TurnRunner:
-    """Starts turns and keeps the ones running in this process."""
+    """Starts turns and keeps the ones running in this process, which ``owner`` names."""
 
-    def __init__(self, deps: Callable[[], ChatDeps]) -> None:
+    def __init__(self, deps: Callable[[], ChatDeps], owner: ProcessId | None = None) -> None:
         self._deps = deps
+        self.owner = owner or ProcessId.of_this_process()
         self.running: dict[str, TurnRun] = {}
         self._watcher: asyncio.Task[None] | None = None
+
+    def close_abandoned(self, db: Database) -> None:
+        """Close the turns whose server process is gone (killed, machine lost), each with a
+        ``stop`` event: what a server does as it starts."""
+        with db.write() as session:
+            closed = turns.close_abandoned_turns(session, owner=self.owner)
+        if closed:
+            log.warning("closed %d chat turns whose server had stopped", closed)
 
     def start(self, plan: turns.TurnPlan) -> TurnRun:
         run = TurnRun(plan)

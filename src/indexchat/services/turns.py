@@ -4,13 +4,16 @@ metadata, cancel, and read events back.
 
 Every step is its own short transaction, so history is complete up to the last event even if
 the client goes away or the server dies. One turn runs per session, across all server
-processes: the session row names the running turn, and a turn whose heartbeat stopped (its
-process died) may be taken over after ``TURN_STALE``.
+processes: the session row names the running turn and the process running it. A turn whose
+process is gone (proved on its own machine, or its heartbeat older than ``TURN_STALE``) is
+closed with a ``stop`` event by the first server that looks at it: when it starts, or when a
+client asks for a new turn, a cancel or the stream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,10 +24,17 @@ from sqlalchemy.orm import Session
 from indexchat.agent.prompts import PastTurn, title_from
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, NotFound
+from indexchat.processes import ProcessId
 from indexchat.services.sessions import get_session
+from indexchat.storage.db import database_clock
 from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
 
-TURN_STALE = timedelta(seconds=90)
+log = logging.getLogger("indexchat.turns")
+
+# A turn whose process cannot be checked from here (it ran on another machine) counts as gone
+# once its heartbeat is this old; the runner beats three times as often.
+TURN_STALE = timedelta(seconds=10)
+SERVER_STOPPED = "the server running this turn stopped before the turn finished"
 NO_USAGE = {"duration_ms": 0.0, "total_input_tokens": None, "total_output_tokens": None, "turns": 0}
 # Earlier events read to rebuild the history a turn sends to the model.
 HISTORY_EVENTS = 64
@@ -54,19 +64,16 @@ def begin_turn(
     scope: Scope,
     session_id: str,
     *,
+    owner: ProcessId,
     index_ids: Sequence[str],
     prompt: str,
     require_all_indexes: bool,
     is_retry: bool = False,
 ) -> TurnPlan:
+    """Start a turn run by ``owner`` (this process). A turn still running answers 409; one
+    whose process is gone is closed first."""
     now = utcnow()
-    chat = session.scalar(
-        select(ChatSession)
-        .where(ChatSession.id == session_id, ChatSession.project_id == scope.project_id)
-        .with_for_update()
-    )
-    if chat is None:
-        raise NotFound(f"chat session {session_id!r} not found")
+    chat, clock = _locked(session, scope, session_id)
     requested = list(dict.fromkeys(index_ids))
     if chat.index_ids is None:
         queried = requested
@@ -77,23 +84,14 @@ def begin_turn(
             f"chat session {session_id!r} is bound to indexes {chat.index_ids}; a turn may not "
             f"ask for {requested}. Start a new session to use other indexes."
         )
-    last_seq = (
-        session.scalar(
-            select(ChatEvent.seq)
-            .where(ChatEvent.session_id == chat.id)
-            .order_by(ChatEvent.seq.desc())
-            .limit(1)
-        )
-        or 0
-    )
     if chat.turn_id is not None:
-        if chat.turn_heartbeat_at is not None and chat.turn_heartbeat_at > now - TURN_STALE:
+        if _owner_alive(owner, chat, clock):
             raise Conflict(
                 f"a turn is already running in chat session {session_id!r}; wait for its stop "
                 "event or cancel it"
             )
-        last_seq += 1  # the process running it died: close that turn in the history
-        session.add(_event(chat.id, last_seq, stop_event("the server running this turn stopped")))
+        _close_abandoned(session, chat)
+    last_seq = _last_seq(session, chat.id)
     history = _history(session, chat.id)
     if is_retry and history and history[-1].prompt == prompt:
         raise Conflict(
@@ -111,8 +109,10 @@ def begin_turn(
     usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
     user_input = {"type": "user_input", "content": prompt}
     chat.turn_id = new_id("turn")
-    chat.turn_heartbeat_at = now
+    chat.turn_heartbeat_at = clock
     chat.turn_cancel_requested = False
+    chat.turn_owner_host, chat.turn_owner_pid = owner.host, owner.pid
+    chat.turn_owner_started = owner.started
     chat.last_updated_at = now
     if chat.generated_title is None:
         chat.generated_title = title_from(prompt)
@@ -144,7 +144,7 @@ def heartbeat(session: Session, running: dict[str, str]) -> None:
     session.execute(
         update(ChatSession)
         .where(ChatSession.id.in_(list(running)), ChatSession.turn_id.in_(list(running.values())))
-        .values(turn_heartbeat_at=utcnow())
+        .values(turn_heartbeat_at=database_clock(session))
     )
 
 
@@ -157,21 +157,21 @@ def finish_turn(
     session.execute(
         update(ChatSession)
         .where(ChatSession.id == plan.session_id)
-        .values(
-            turn_id=None,
-            turn_heartbeat_at=None,
-            turn_cancel_requested=False,
-            job_metadata=job_metadata,
-            last_updated_at=utcnow(),
-        )
+        .values(**_NO_TURN, job_metadata=job_metadata, last_updated_at=utcnow())
     )
 
 
-def request_cancel(session: Session, scope: Scope, session_id: str) -> ChatSession:
-    chat = get_session(session, scope, session_id)
-    if not _running(chat, utcnow()):
+def request_cancel(
+    session: Session, scope: Scope, session_id: str, *, owner: ProcessId
+) -> ChatSession:
+    """Ask the running turn to stop; a turn whose process is gone is closed at once."""
+    chat, clock = _locked(session, scope, session_id)
+    if chat.turn_id is None:
         raise Conflict(f"no turn is running in chat session {session_id!r}")
-    chat.turn_cancel_requested = True
+    if _owner_alive(owner, chat, clock):
+        chat.turn_cancel_requested = True
+    else:
+        _close_abandoned(session, chat)
     return chat
 
 
@@ -179,16 +179,47 @@ def request_cancel(session: Session, scope: Scope, session_id: str) -> ChatSessi
 class EventsSince:
     events: list[tuple[int, dict[str, Any]]]  # (position in the history, event)
     running: bool  # a turn is still running: more events will come
+    abandoned: bool = False  # a turn is open but its process is gone: close it, then read again
 
 
-def events_after(session: Session, scope: Scope, session_id: str, after: int) -> EventsSince:
+def events_after(
+    session: Session, scope: Scope, session_id: str, after: int, *, owner: ProcessId
+) -> EventsSince:
     chat = get_session(session, scope, session_id)
     rows = session.execute(
         select(ChatEvent.seq, ChatEvent.payload)
         .where(ChatEvent.session_id == chat.id, ChatEvent.seq > after)
         .order_by(ChatEvent.seq)
     ).all()
-    return EventsSince([(seq, payload) for seq, payload in rows], _running(chat, utcnow()))
+    events = [(seq, payload) for seq, payload in rows]
+    if chat.turn_id is None:
+        return EventsSince(events, running=False)
+    alive = _owner_alive(owner, chat, lambda: session.scalar(select(database_clock(session))))
+    return EventsSince(events, running=alive, abandoned=not alive)
+
+
+def close_if_abandoned(
+    session: Session, scope: Scope, session_id: str, *, owner: ProcessId
+) -> None:
+    """Close the session's turn with a ``stop`` event if its process is gone."""
+    chat, clock = _locked(session, scope, session_id)
+    if chat.turn_id is not None and not _owner_alive(owner, chat, clock):
+        _close_abandoned(session, chat)
+
+
+def close_abandoned_turns(session: Session, *, owner: ProcessId) -> int:
+    """Close every turn whose process is gone (what a starting server does); how many."""
+    rows = session.execute(
+        select(ChatSession, database_clock(session))
+        .where(ChatSession.turn_id.is_not(None))
+        .with_for_update()
+    ).all()
+    closed = 0
+    for chat, clock in rows:
+        if not _owner_alive(owner, chat, clock):
+            _close_abandoned(session, chat)
+            closed += 1
+    return closed
 
 
 def stop_event(
@@ -201,13 +232,7 @@ def stop_event(
         "type": "stop",
         "is_error": error is not None,
         "error": error,
-        "usage": usage
-        or {
-            "duration_ms": 0.0,
-            "total_input_tokens": None,
-            "total_output_tokens": None,
-            "turns": 0,
-        },
+        "usage": usage or dict(NO_USAGE),
         "skipped_index_ids": skipped_index_ids or [],
     }
 
@@ -216,7 +241,7 @@ def _touch(session: Session, plan: TurnPlan) -> bool:
     cancel = session.execute(
         update(ChatSession)
         .where(ChatSession.id == plan.session_id, ChatSession.turn_id == plan.turn_id)
-        .values(turn_heartbeat_at=utcnow())
+        .values(turn_heartbeat_at=database_clock(session))
         .returning(ChatSession.turn_cancel_requested)
     ).scalar()
     if cancel is None:
@@ -224,9 +249,69 @@ def _touch(session: Session, plan: TurnPlan) -> bool:
     return bool(cancel)
 
 
-def _running(chat: ChatSession, now: datetime) -> bool:
+# The session columns that name a running turn, as they are when none runs.
+_NO_TURN: dict[str, Any] = {
+    "turn_id": None,
+    "turn_heartbeat_at": None,
+    "turn_cancel_requested": False,
+    "turn_owner_host": None,
+    "turn_owner_pid": None,
+    "turn_owner_started": None,
+}
+
+
+def _locked(session: Session, scope: Scope, session_id: str) -> tuple[ChatSession, datetime]:
+    """The session, locked until the transaction ends, and the database clock's time."""
+    found = session.execute(
+        select(ChatSession, database_clock(session))
+        .where(ChatSession.id == session_id, ChatSession.project_id == scope.project_id)
+        .with_for_update()
+    ).first()
+    if found is None:
+        raise NotFound(f"chat session {session_id!r} not found")
+    return found[0], found[1]
+
+
+def _owner_alive(
+    owner: ProcessId, chat: ChatSession, clock: datetime | Callable[[], datetime]
+) -> bool:
+    """Whether the process running the session's turn still runs: checked directly when it ran
+    on this machine, else told by its heartbeat (``clock``: now, or how to read it)."""
+    if chat.turn_owner_host is not None and chat.turn_owner_pid is not None:
+        recorded = ProcessId(chat.turn_owner_host, chat.turn_owner_pid, chat.turn_owner_started)
+        verdict = owner.is_alive(recorded)
+        if verdict is not None:
+            return verdict
     beat = chat.turn_heartbeat_at
-    return chat.turn_id is not None and beat is not None and beat > now - TURN_STALE
+    now = clock() if callable(clock) else clock
+    return beat is not None and beat > now - TURN_STALE
+
+
+def _close_abandoned(session: Session, chat: ChatSession) -> None:
+    """End a turn whose process is gone, as its process would have: a ``stop`` event saying
+    so, the run's metadata, and the session free for the next turn. ``chat`` is locked."""
+    log.info("closing turn %s of chat session %s: its server stopped", chat.turn_id, chat.id)
+    session.add(_event(chat.id, _last_seq(session, chat.id) + 1, stop_event(SERVER_STOPPED)))
+    for column, value in _NO_TURN.items():
+        setattr(chat, column, value)
+    chat.job_metadata = {
+        **NO_USAGE,
+        "is_error": True,
+        "error": SERVER_STOPPED,
+        "export_config_ids": None,
+    }
+    chat.last_updated_at = utcnow()
+    session.flush()
+
+
+def _last_seq(session: Session, session_id: str) -> int:
+    last = session.scalar(
+        select(ChatEvent.seq)
+        .where(ChatEvent.session_id == session_id)
+        .order_by(ChatEvent.seq.desc())
+        .limit(1)
+    )
+    return last or 0
 
 
 def _event(session_id: str, seq: int, payload: dict[str, Any]) -> ChatEvent:

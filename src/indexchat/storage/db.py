@@ -13,13 +13,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import sqlean
 import sqlite_vec
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, DateTime, Engine, create_engine, event, func, literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from indexchat.domain import utcnow
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -112,3 +115,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def database_clock(session: Session) -> ColumnElement[datetime]:
+    """Now, in naive UTC, by the database server's clock on PostgreSQL, so that servers on
+    several machines judge each other's heartbeats by one clock; SQLite is on this machine."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.timezone("UTC", func.clock_timestamp(), type_=DateTime())
+    return literal(utcnow(), DateTime())

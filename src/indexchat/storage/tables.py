@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -198,6 +199,13 @@ class ChatSession(Base):
     __table_args__ = (
         # Keyset pagination walks this index: newest last_updated_at first, id breaks ties.
         Index("ix_chat_sessions_project_recent", "project_id", "last_updated_at", "id"),
+        # The turns running now, for the look a starting server takes at them.
+        Index(
+            "ix_chat_sessions_running_turns",
+            "turn_id",
+            sqlite_where=text("turn_id IS NOT NULL"),
+            postgresql_where=text("turn_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -209,10 +217,14 @@ class ChatSession(Base):
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     last_updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     # The turn running now, if any: one at a time per session, across every server process.
-    # A turn whose heartbeat stops (its process died) may be taken over after a grace period.
+    # The process running it is recorded (see indexchat.processes): a turn whose process is
+    # gone, or whose heartbeat stopped, is closed by the next server that looks at it.
     turn_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     turn_heartbeat_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
     turn_cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    turn_owner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    turn_owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    turn_owner_started: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ChatEvent(Base):

@@ -4,7 +4,7 @@ resume a turn's stream, cancel a running turn, export a transcript."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -57,11 +57,14 @@ async def stream_turn(
     failure after that ends the stream with a `stop` event whose `is_error` is true."""
     retried = request.headers.get("x-stainless-retry-count", "0").strip() not in ("", "0")
 
+    runner = _runner(request)
+
     def begin(session: Session, scope: Scope) -> turns.TurnPlan:
         return turns.begin_turn(
             session,
             scope,
             session_id,
+            owner=runner.owner,
             index_ids=body.index_ids,
             prompt=body.prompt,
             require_all_indexes=body.require_all_indexes,
@@ -69,7 +72,7 @@ async def stream_turn(
         )
 
     plan = await caller.in_project(begin)
-    run = _runner(request).start(plan)
+    run = runner.start(plan)
     return sse.EventStreamResponse(_owned(run), headers=sse.HEADERS)
 
 
@@ -104,15 +107,20 @@ async def follow_turn(
 ) -> Response:
     """Replays the stored events after `after`, then follows the running turn, if any, until its
     `stop` event. Leaving this stream does not cancel the turn."""
-    since = await caller.in_project(_events_after(session_id, after))
-    local = _runner(request).running.get(session_id)
+    runner = _runner(request)
+    since = await _events_after(caller, runner, session_id, after)
+    local = runner.running.get(session_id)
     return sse.EventStreamResponse(
-        sse.encode(_follow(caller, session_id, since, local)), headers=sse.HEADERS
+        sse.encode(_follow(caller, runner, session_id, since, local)), headers=sse.HEADERS
     )
 
 
 async def _follow(
-    caller: ProjectCaller, session_id: str, since: turns.EventsSince, local: TurnRun | None
+    caller: ProjectCaller,
+    runner: TurnRunner,
+    session_id: str,
+    since: turns.EventsSince,
+    local: TurnRun | None,
 ) -> AsyncIterator[dict[str, Any] | None]:
     last = 0
     for seq, event in since.events:
@@ -126,7 +134,7 @@ async def _follow(
         return
     while True:  # runs in another server process: poll the stored events
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        since = await caller.in_project(_events_after(session_id, last))
+        since = await _events_after(caller, runner, session_id, last)
         for seq, event in since.events:
             last = seq
             yield event
@@ -134,8 +142,24 @@ async def _follow(
             return
 
 
-def _events_after(session_id: str, after: int) -> Callable[[Session, Scope], turns.EventsSince]:
-    return lambda session, scope: turns.events_after(session, scope, session_id, after)
+async def _events_after(
+    caller: ProjectCaller, runner: TurnRunner, session_id: str, after: int
+) -> turns.EventsSince:
+    """The stored events after ``after``. A turn whose server is gone is closed first, so the
+    events end with its ``stop``."""
+    owner = runner.owner
+
+    def read(session: Session, scope: Scope) -> turns.EventsSince:
+        return turns.events_after(session, scope, session_id, after, owner=owner)
+
+    def close(session: Session, scope: Scope) -> None:
+        turns.close_if_abandoned(session, scope, session_id, owner=owner)
+
+    since = await caller.in_project(read)
+    if since.abandoned:
+        await caller.writing(close)
+        since = await caller.in_project(read)
+    return since
 
 
 @router.post(
@@ -146,14 +170,17 @@ def _events_after(session_id: str, after: int) -> Callable[[Session, Scope], tur
     responses={409: {"model": ErrorBody}},
 )
 async def cancel_turn(session_id: IdPath, caller: ProjectCaller, request: Request) -> Response:
-    """The turn stops at once and ends with a `stop` event saying it was cancelled. 409 when no
-    turn is running."""
+    """The turn stops at once and ends with a `stop` event saying it was cancelled (a turn whose
+    server stopped is closed with a `stop` saying so). 409 when no turn is running."""
+
+    runner = _runner(request)
 
     def work(session: Session, scope: Scope) -> Response:
-        return json_response(ChatSessionOut.of(turns.request_cancel(session, scope, session_id)))
+        chat = turns.request_cancel(session, scope, session_id, owner=runner.owner)
+        return json_response(ChatSessionOut.of(chat))
 
     answer = await caller.in_project(work)
-    _runner(request).cancel_local(session_id)
+    runner.cancel_local(session_id)
     return answer
 
 
