@@ -5,6 +5,7 @@ client disconnects, and every fault a provider can throw at us."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from llama_cloud import ConflictError, LlamaCloud
 from test_chat_turns import NOTES, history, sse_events, stored, stream_turn
 from test_sync_retrieval import make_index, wait_for_sync
 
+from indexchat.agent.loop import TOOL_RESULT_CHARS
 from indexchat.config import Settings
 
 MAX_CALLS = 3
@@ -161,6 +163,41 @@ def test_the_last_allowed_model_call_gets_no_tools(
     assert [e["type"] for e in stored(events)].count("tool_call") == MAX_CALLS - 1
     assert len(fake.requests) - seen == MAX_CALLS and "tools" not in fake.requests[-1]
     assert stored(events)[-2] == {"type": "text", "content": "Enough searching: Vienna."}
+
+
+def test_a_long_tool_result_reaches_the_model_trimmed_and_valid(
+    llm_server: LiveServer, fake: FakeLLM
+) -> None:
+    tenant = make_tenant(llm_server)
+    text = "".join(f"Line {n}: the log goes on.\n" for n in range(1_500))
+    index_id, _, _ = make_index(tenant, {"long.txt": text.encode()})
+    wait_for_sync(tenant.client, index_id)
+
+    def find_then_read(body: dict[str, Any]) -> Reply:
+        last = body["messages"][-1]
+        if last["role"] == "user":
+            return Reply(tool_calls=[ToolCall("find_files", {"name": "long"})])
+        found = json.loads(last["content"])
+        if isinstance(found, list):
+            read = {"file_id": found[0]["file_id"], "max_length": 20_000}
+            return Reply(tool_calls=[ToolCall("read_file", read)])
+        return Reply(text="Read it.")
+
+    fake.default = find_then_read
+    chat = tenant.client.chat.create(index_ids=[index_id])
+    events = stream_turn(tenant.client, chat.session_id, index_ids=[index_id], prompt="Read it")
+    assert events[-1]["is_error"] is False, events[-1]
+    full = next(e for e in events if e["type"] == "tool_result" and e["name"] == "read_file")
+    assert len(full["result"]["content"]) == 20_000  # the event keeps the whole result
+    content = fake.requests[-1]["messages"][-1]["content"]
+    assert len(content) <= TOOL_RESULT_CHARS
+    sent = json.loads(content)  # valid JSON, every field there, the text cut and saying so
+    assert {k: v for k, v in sent.items() if k != "content"} == {
+        k: v for k, v in full["result"].items() if k != "content"
+    }
+    kept, cut = sent["content"].split(" …[")
+    assert full["result"]["content"].startswith(kept)
+    assert cut == f"{20_000 - len(kept):,} more characters]"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ indexes, limits, isolation, and the turn extensions (follow/resume, cancel, expo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,8 @@ from conftest import LiveServer, Tenant, add_index, make_tenant
 from llama_cloud import ConflictError, LlamaCloud, NotFoundError, Stream, UnprocessableEntityError
 from test_sync_retrieval import make_index, wait_for_sync
 
+from indexchat.agent.extractive import HEADER
+from indexchat.agent.loop import TOOL_RESULT_CHARS
 from indexchat.api.schemas.turns import MAX_PROMPT_CHARS
 
 NOTES = {
@@ -81,16 +84,19 @@ def test_a_turn_streams_in_order_and_is_kept_as_history(tenant: Tenant, notes: s
     assert cited <= {r["file_name"] for r in result["result"]}  # cites only what it was given
     stop = events[-1]
     assert stop["is_error"] is False and stop["error"] is None and stop["skipped_index_ids"] == []
-    assert stop["usage"]["turns"] == 2
-    assert stop["usage"]["total_input_tokens"] > 0 and stop["usage"]["total_output_tokens"] > 0
+    # No language model ran: no model calls and no tokens, only the time it took.
+    assert stop["usage"]["turns"] == 0 and stop["usage"]["duration_ms"] > 0
+    assert stop["usage"]["total_input_tokens"] is None
+    assert stop["usage"]["total_output_tokens"] is None
 
     # History holds the complete events (not the deltas), in the same order.
     assert history(client, chat.session_id) == stored(events)
     session = client.chat.get_summary(chat.session_id)
     assert session.generated_title == "Which cities does the Danube flow through?..."
     metadata = session.job_metadata
-    assert metadata is not None and metadata.is_error is False and metadata.turns == 2
-    assert metadata.total_output_tokens == stop["usage"]["total_output_tokens"]
+    assert metadata is not None and metadata.is_error is False and metadata.turns == 0
+    assert metadata.total_input_tokens is None and metadata.total_output_tokens is None
+    assert metadata.duration_ms == stop["usage"]["duration_ms"]
     assert metadata.export_config_ids == [client.indexes.get(notes).export_config_id]
     assert session.last_updated_at > chat.last_updated_at
 
@@ -261,6 +267,7 @@ def test_follow_export_and_cancel_extensions(tenant: Tenant, notes: str) -> None
     markdown = client.get(f"/api/v1/chat/{chat.session_id}/export", cast_to=httpx.Response).text
     assert markdown.startswith("# Danube?\n") and "## You\n\nCats?" in markdown
     assert "Vienna, Bratislava and Budapest" in markdown and "`retrieve`" in markdown
+    assert "*no model calls, " in markdown  # the extractive answerer runs no model
     exported = client.get(
         f"/api/v1/chat/{chat.session_id}/export",
         cast_to=object,
@@ -302,6 +309,40 @@ def test_tool_result_carries_the_page_screenshot(tenant: Tenant, docs: Path) -> 
         ]
         == image
     )
+
+
+# Questions whose six best passages of tracemonkey.pdf make a retrieve result longer than what
+# the model may read: the answer must still quote them.
+LONG_RESULT_QUESTIONS = [
+    "What are trace trees?",
+    "What speedups does TraceMonkey achieve on SunSpider?",
+]
+
+
+def test_extractive_answers_quote_a_long_pdf_when_the_result_is_trimmed(
+    tenant: Tenant, docs: Path
+) -> None:
+    client = tenant.client
+    index_id, _, _ = make_index(
+        tenant, {"tracemonkey.pdf": (docs / "tracemonkey.pdf").read_bytes()}
+    )
+    wait_for_sync(client, index_id)
+    chat = client.chat.create(index_ids=[index_id])
+    for prompt in LONG_RESULT_QUESTIONS:
+        events = stream_turn(client, chat.session_id, index_ids=[index_id], prompt=prompt)
+        hits = next(e for e in events if e["type"] == "tool_result")["result"]
+        assert len(hits) == 6
+        assert len(json.dumps(hits, ensure_ascii=False)) > TOOL_RESULT_CHARS  # trimmed for it
+        answer = next(e for e in events if e["type"] == "text")["content"]
+        assert answer.startswith(HEADER), answer[:200]
+        quotes = [b[2:].removesuffix(" …") for b in answer.split("\n\n") if b.startswith("> ")]
+        assert len(quotes) == 3
+        passages = [" ".join(h["content"].split()) for h in hits]
+        for quote, passage in zip(quotes, passages, strict=False):
+            assert passage.startswith(quote), (quote[:80], passage[:80])
+        cited = re.findall(r"^\[tracemonkey\.pdf, pp?\. (\d+)", answer, re.M)
+        assert cited == [str(h["page_start"]) for h in hits[:3]]
+        assert events[-1]["is_error"] is False
 
 
 def test_keepalives_between_events_do_not_break_the_sdk_decoder() -> None:

@@ -66,7 +66,7 @@ class Runtime:
     def chat_model(self) -> ChatModel:
         with self._lock:
             if self._chat_model is None:
-                self._chat_model = make_chat_model(self.settings, self)
+                self._chat_model = make_chat_model(self.settings)
             return self._chat_model
 
     def chat_deps(self) -> ChatDeps:
@@ -123,7 +123,7 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
-def make_chat_model(settings: Settings, runtime: Runtime) -> ChatModel:
+def make_chat_model(settings: Settings) -> ChatModel:
     if settings.llm == "openai":
         from indexchat.agent.openai_chat import OpenAIChatModel  # the SDK takes ~1 s to import
 
@@ -133,5 +133,4 @@ def make_chat_model(settings: Settings, runtime: Runtime) -> ChatModel:
             api_key=settings.llm_api_key,
             timeout_seconds=settings.llm_timeout_seconds,
         )
-    # Usage is counted with the embedding model's tokenizer (loaded on first use).
-    return ExtractiveModel(lambda text: runtime.embedder.count_tokens(text))
+    return ExtractiveModel()

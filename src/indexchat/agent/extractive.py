@@ -1,15 +1,15 @@
 """The offline default: no language model. It retrieves with the user's question as a real
 tool call, then answers with the best passages quoted verbatim and cited (file, page), and says
-plainly that the answer is extractive. Token counts use the embedding model's tokenizer.
+plainly that the answer is extractive. No model runs, so it counts no model calls or tokens.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from indexchat.agent.model import Message, ModelOutput, TextDelta, ToolRequest, Usage
+from indexchat.agent.model import Message, ModelError, ModelOutput, TextDelta, ToolRequest
 from indexchat.agent.tools import RETRIEVE
 
 PASSAGES = 3
@@ -27,9 +27,7 @@ NO_INDEX = (
 
 class ExtractiveModel:
     name = "extractive"
-
-    def __init__(self, count_tokens: Callable[[str], int]) -> None:
-        self._count_tokens = count_tokens
+    is_language_model = False
 
     async def stream(
         self, messages: list[Message], tools: list[dict[str, Any]]
@@ -38,24 +36,27 @@ class ExtractiveModel:
         prompt = str(messages[prompt_at]["content"])
         results = [m for m in messages[prompt_at + 1 :] if m["role"] == "tool"]
         offered = {spec["function"]["name"] for spec in tools}
-        read = sum(self._count_tokens(str(m.get("content") or "")) for m in messages)
         if not results and RETRIEVE in offered:
             request = json.dumps({"query": prompt, "top_k": PASSAGES * 2})
             yield ToolRequest(f"call_{len(messages)}", RETRIEVE, request)
-            yield Usage(read, self._count_tokens(request))
             return
         answer = _answer(results[-1]["content"]) if results else NO_INDEX
         parts = answer.split("\n\n")
         for number, part in enumerate(parts, 1):
             yield TextDelta(part if number == len(parts) else f"{part}\n\n")
-        yield Usage(read, self._count_tokens(answer))
 
 
 def _answer(tool_content: str) -> str:
+    """Quote the best passages of a ``retrieve`` result. A result that cannot be read is an
+    error to report, never a sign that nothing matched."""
     try:
         hits = json.loads(tool_content)
-    except json.JSONDecodeError:  # the result was cut to fit; the header keeps it honest
-        hits = []
+    except json.JSONDecodeError as exc:
+        raise ModelError(
+            f"the extractive answerer could not read the retrieve result: {exc}"
+        ) from exc
+    if not isinstance(hits, list):
+        raise ModelError("the extractive answerer expected a list of passages from retrieve")
     passages = [h for h in hits if isinstance(h, dict) and h.get("content")][:PASSAGES]
     if not passages:
         return NOTHING_FOUND

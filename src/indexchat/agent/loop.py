@@ -21,9 +21,11 @@ from indexchat.agent.model import (
     Usage,
 )
 from indexchat.agent.tools import TOOL_SPECS, ToolBox, ToolError
+from indexchat.agent.trimming import fit_json
 
 Event = dict[str, Any]
-# What a tool result may add to the conversation the model sees (the event keeps it all).
+# What a tool result may add to the conversation the model sees (the event keeps it all); a
+# longer one is trimmed to fit, and stays valid JSON.
 TOOL_RESULT_CHARS = 16_000
 
 
@@ -33,7 +35,8 @@ class AgentError(Exception):
 
 @dataclass
 class Tally:
-    """Counts for the ``stop`` event: model calls and tokens (None when a server sent none)."""
+    """Counts for the ``stop`` event: model calls and tokens (None when a server sent none,
+    or when no language model ran)."""
 
     model_calls: int = 0
     input_tokens: int | None = None
@@ -57,7 +60,8 @@ async def run_agent(
     """Run the turn; the last model call gets no tools, so it has to answer."""
     for call in range(max_model_calls):
         offer = TOOL_SPECS if tools is not None and call < max_model_calls - 1 else []
-        tally.model_calls += 1
+        if model.is_language_model:
+            tally.model_calls += 1
         reasoning: list[str] = []
         text: list[str] = []
         requests: list[ToolRequest] = []
@@ -103,9 +107,7 @@ async def run_agent(
                 "result": outcome.result,
                 "image_attachment": outcome.image_attachment,
             }
-            content = json.dumps(outcome.result, ensure_ascii=False)
-            if len(content) > TOOL_RESULT_CHARS:
-                content = content[:TOOL_RESULT_CHARS] + " …(truncated)"
+            content = fit_json(outcome.result, TOOL_RESULT_CHARS)
             messages.append({"role": "tool", "tool_call_id": request.call_id, "content": content})
 
 

@@ -50,6 +50,12 @@ class ChatModel(Protocol):
         """Shown in logs and transcripts, e.g. ``openai:gpt-4o-mini`` or ``extractive``."""
         ...
 
+    @property
+    def is_language_model(self) -> bool:
+        """False for an answerer that runs no model (the extractive one): its steps are not
+        counted as model calls, and it reports no tokens."""
+        ...
+
     def stream(
         self, messages: list[Message], tools: list[dict[str, Any]]
     ) -> AsyncIterator[ModelOutput]:

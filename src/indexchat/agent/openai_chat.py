@@ -29,6 +29,8 @@ _REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
 class OpenAIChatModel:
+    is_language_model = True
+
     def __init__(
         self,
         *,

@@ -162,7 +162,10 @@ def format_sources(hits: Sequence[Event], answer: str) -> list[str]:
 
 
 def format_usage(usage: Event) -> str:
-    parts = [_count(int(usage.get("turns") or 0), "model call")]
+    """What the turn ran and took: model calls and tokens (none with the extractive answerer,
+    which runs no model), then the time."""
+    calls = int(usage.get("turns") or 0)
+    parts = [_count(calls, "model call") if calls else "no model calls"]
     if usage.get("total_input_tokens") is not None:
         parts.append(
             f"{usage['total_input_tokens']:,} input / "

@@ -43,7 +43,8 @@ def markdown(chat: ChatSession, events: Sequence[dict[str, Any]]) -> str:
 
 def _stop_line(stop: dict[str, Any]) -> str:
     usage = stop.get("usage") or {}
-    parts = [f"{usage.get('turns', 0)} model calls"]
+    calls = usage.get("turns") or 0
+    parts = [f"{calls} model call{'' if calls == 1 else 's'}" if calls else "no model calls"]
     if usage.get("total_input_tokens") is not None:
         tokens_in, tokens_out = usage["total_input_tokens"], usage.get("total_output_tokens")
         parts.append(f"{tokens_in} input / {tokens_out} output tokens")
