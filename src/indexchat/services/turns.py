@@ -74,16 +74,7 @@ def begin_turn(
     whose process is gone is closed first."""
     now = utcnow()
     chat, clock = _locked(session, scope, session_id)
-    requested = list(dict.fromkeys(index_ids))
-    if chat.index_ids is None:
-        queried = requested
-    elif not requested or set(requested) == set(chat.index_ids):
-        queried = list(chat.index_ids)
-    else:
-        raise Conflict(
-            f"chat session {session_id!r} is bound to indexes {chat.index_ids}; a turn may not "
-            f"ask for {requested}. Start a new session to use other indexes."
-        )
+    queried = _queried_indexes(chat, index_ids)
     if chat.turn_id is not None:
         if _owner_alive(owner, chat, clock):
             raise Conflict(
@@ -129,6 +120,20 @@ def begin_turn(
         history=history,
         user_input=user_input,
         user_input_seq=last_seq + 1,
+    )
+
+
+def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
+    """The indexes a turn asking for ``index_ids`` queries: a bound session's own (asked for
+    again, in any order, or not at all), else the ones asked for."""
+    requested = list(dict.fromkeys(index_ids))
+    if chat.index_ids is None:
+        return requested
+    if not requested or set(requested) == set(chat.index_ids):
+        return list(chat.index_ids)
+    raise Conflict(
+        f"chat session {chat.id!r} is bound to indexes {chat.index_ids}; a turn may not "
+        f"ask for {requested}. Start a new session to use other indexes."
     )
 
 
