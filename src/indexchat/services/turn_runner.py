@@ -31,10 +31,10 @@ from indexchat.storage.db import Database
 log = logging.getLogger("indexchat.turns")
 
 # How often running turns are checked for a cancel asked through another server process, and how
-# often the others are told they are alive: three beats in the time after which they would
-# count as gone, so one or two missed beats (a slow database) do not lose a turn.
+# often the others are told they are alive: three beats within ``turns.TURN_STALE``, so one or
+# two missed beats (a slow database) do not lose a turn.
 CANCEL_POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = turns.TURN_STALE.total_seconds() / 3
+HEARTBEAT_SECONDS = 3.0
 DELTAS = frozenset({"thinking_delta", "text_delta"})
 
 CANCELLED_BY_REQUEST = "the turn was cancelled on request"

@@ -217,7 +217,7 @@ def close_abandoned_turns(session: Session, *, owner: ProcessId) -> int:
     rows = session.execute(
         select(ChatSession, database_clock(session))
         .where(ChatSession.turn_id.is_not(None))
-        .with_for_update()
+        .with_for_update(skip_locked=True)  # a row being written to has a live turn
     ).all()
     closed = 0
     for chat, clock in rows:
