@@ -27,6 +27,19 @@ from indexchat.runtime import Runtime
 from indexchat.services import directories, indexes, tenancy
 
 BACKENDS = [b for b in os.environ.get("INDEXCHAT_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+# Real-world documents (see their MANIFEST.md): the shared folder beside the clone, or another
+# folder named by INDEXCHAT_TEST_DOCS. Tests that need them skip when it is missing.
+SHARED_DOCS = Path(
+    os.environ.get("INDEXCHAT_TEST_DOCS")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
+)
+
+
+def shared_docs() -> Path:
+    """The shared documents folder; skips the calling test when it is not there."""
+    if not SHARED_DOCS.is_dir():
+        pytest.skip(f"shared documents not found at {SHARED_DOCS} (set INDEXCHAT_TEST_DOCS)")
+    return SHARED_DOCS
 
 
 @pytest.fixture(scope="session")

@@ -5,17 +5,14 @@ indexes, limits, isolation, and the turn extensions (follow/resume, cancel, expo
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, add_index, make_tenant
+from conftest import LiveServer, Tenant, add_index, make_tenant, shared_docs
 from llama_cloud import ConflictError, LlamaCloud, NotFoundError, Stream, UnprocessableEntityError
 from test_sync_retrieval import make_index, wait_for_sync
 
 from indexchat.api.schemas.turns import MAX_PROMPT_CHARS
-
-DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
 
 NOTES = {
     "rivers.md": "# Rivers\n\nThe Danube flows through Vienna, Bratislava and Budapest.",
@@ -278,7 +275,7 @@ def test_tool_result_carries_the_page_screenshot(tenant: Tenant) -> None:
     client = tenant.client
     index_id, _, _ = make_index(
         tenant,
-        {"multilang.pdf": (DOCS / "multilang.pdf").read_bytes()},
+        {"multilang.pdf": (shared_docs() / "multilang.pdf").read_bytes()},
         store_attachments=["screenshots"],
     )
     wait_for_sync(client, index_id)

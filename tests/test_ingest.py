@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import shared_docs
 
 from indexchat.ingest.chunking import (
     DEFAULT_MAX_CHARS,
@@ -33,7 +34,6 @@ from indexchat.ingest.parsers import (
     parse,
 )
 
-DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
 
@@ -128,9 +128,7 @@ EXPECTED_ERRORS: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def docs() -> Path:
-    if not DOCS.is_dir():
-        pytest.skip(f"shared documents not found at {DOCS}")
-    return DOCS
+    return shared_docs()
 
 
 _PARSED: dict[str, ParsedDocument] = {}

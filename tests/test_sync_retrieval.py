@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, make_tenant
+from conftest import LiveServer, Tenant, make_tenant, shared_docs
 from llama_cloud import BadRequestError, ConflictError, LlamaCloud, NotFoundError
-
-DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docs"
 
 NOTES = {
     "volcano.md": "# Volcanoes\n\nBasaltic lava from shield volcanoes flows far before it cools.",
@@ -166,8 +163,7 @@ def test_cancel_without_a_running_sync_is_409_without_retries(tenant: Tenant, no
 
 
 def test_real_documents_parse_or_fail_with_reason(tenant: Tenant) -> None:
-    if not DOCS.exists():
-        pytest.skip("shared documents not available")
+    docs = shared_docs()
     names = [
         "tracemonkey.pdf",
         "invalid.pdf",
@@ -176,7 +172,7 @@ def test_real_documents_parse_or_fail_with_reason(tenant: Tenant) -> None:
         "loremipsum-flat.pdf",
     ]
     index_id, _, _ = make_index(
-        tenant, {n: (DOCS / n).read_bytes() for n in names}, store_attachments=["screenshots"]
+        tenant, {n: (docs / n).read_bytes() for n in names}, store_attachments=["screenshots"]
     )
     state = wait_for_sync(tenant.client, index_id)
     failed = {f["file_name"]: f["error"] for f in state["failed_files"]}
