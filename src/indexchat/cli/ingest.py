@@ -68,10 +68,10 @@ def ingest(
     folder: Annotated[Path, typer.Argument(help="A folder of documents (walked recursively).")],
     index: Annotated[str, typer.Option("--index", help="Index name: created, or reused.")],
     api: Api,
+    screenshots: Screenshots = False,
     delete: Annotated[
         bool, typer.Option("--delete", help="Remove files that are no longer in the folder.")
     ] = False,
-    screenshots: Screenshots = False,
 ) -> None:
     """One step from a folder to a searchable index that mirrors it: new files are added,
     changed ones uploaded again, and (with --delete) files gone from the folder removed."""
