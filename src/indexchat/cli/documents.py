@@ -1,5 +1,6 @@
-"""Documents from the command line: upload files, manage directories and indexes, ingest a
-folder in one step, and search an index. Built on the official SDK (see ``cli/sdk.py``)."""
+"""Documents from the command line: upload files, manage directories and indexes, and search
+an index (``ingest``, a folder in one step, is ``cli/ingest.py``). Built on the official SDK
+(see ``cli/sdk.py``)."""
 
 from __future__ import annotations
 

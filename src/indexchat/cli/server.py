@@ -135,8 +135,10 @@ def serve(
     console.print(
         "Create an API key with [bold]indexchat keys create[/]"
         + ("" if settings.database_url else f" --data-dir {settings.data_dir}")
-        + ", then point the SDK at it: LlamaCloud(base_url=…, api_key=…)",
+        + f", then export LLAMA_CLOUD_BASE_URL={url} and LLAMA_CLOUD_API_KEY=<the key> "
+        "for the CLI and the SDK",
         highlight=False,
+        soft_wrap=True,
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
