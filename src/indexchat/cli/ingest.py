@@ -66,7 +66,9 @@ def plan(folder: Path, paths: list[Path], remote: list[Any]) -> Plan:
 @api_command
 def ingest(
     folder: Annotated[Path, typer.Argument(help="A folder of documents (walked recursively).")],
-    index: Annotated[str, typer.Option("--index", help="Index name: created, or reused.")],
+    index: Annotated[
+        str, typer.Option("--index", help="Index name (created if new) or id (idx-…).")
+    ],
     api: Api,
     screenshots: Screenshots = False,
     delete: Annotated[
@@ -106,8 +108,12 @@ def ingest(
 
 
 def _index_named(sdk: LlamaCloud, name: str, screenshots: bool, scope: dict[str, str]) -> Any:
-    """The project's index of that name, or a new one over a new directory."""
-    named = [i for i in sdk.indexes.list(**scope) if i.name == name]
+    """The project's index with that id or name, or a new one of that name over a new
+    directory."""
+    known = list(sdk.indexes.list(**scope))
+    named = [i for i in known if i.id == name] or [i for i in known if i.name == name]
+    if not named and name.startswith("idx-"):
+        fail(f"no index {name!r} in this project (give a name to create one)")
     if len(named) > 1:
         ids = ", ".join(i.id for i in named)
         fail(f"{len(named)} indexes are named {name!r}; ingest into one by id: {ids}")
