@@ -104,7 +104,7 @@ def ingest(
         sdk.indexes.sync(target.id, **api.scope)
         wait_for_sync(sdk, target.id, api.scope)
         state = sdk.indexes.get(target.id, **api.scope).metadata or {}
-    _summarise(target.id, index, changes, delete, state)
+    _summarise(target.id, target.name, changes, delete, state)
 
 
 def _index_named(sdk: LlamaCloud, name: str, screenshots: bool, scope: dict[str, str]) -> Any:
