@@ -169,7 +169,11 @@ def main() -> None:
         return embedder
 
     # Quality candidates: label -> embedder (batch 32).
-    compared = {"onnx fp32": local("onnx"), "onnx int8": local("onnx-int8")}
+    compared = {
+        "onnx fp32": local("onnx"),
+        "onnx int8": local("onnx-int8"),
+        "onnx int8, one passage at a time (default)": local("onnx-int8", batch=1),
+    }
     for tokens in args.also_max_tokens:
         compared[f"onnx int8, max {tokens} tokens"] = local("onnx-int8", max_tokens=tokens)
 
