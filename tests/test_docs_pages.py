@@ -35,3 +35,28 @@ def test_docs_page_references_only_local_files(server: LiveServer, page: str) ->
 def test_swagger_oauth2_redirect_is_served(server: LiveServer) -> None:
     response = httpx.get(server.base_url + "/docs/oauth2-redirect")
     assert response.status_code == 200 and "oauth2" in response.text.lower()
+
+
+def test_every_openapi_reference_resolves(server: LiveServer) -> None:
+    """ReDoc refuses a document with a dangling $ref ("Invalid reference token")."""
+    document = httpx.get(server.base_url + "/openapi.json").json()
+    refs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    assert refs
+    for ref in refs:
+        assert ref.startswith("#/"), ref
+        target: object = document
+        for part in ref[2:].split("/"):
+            assert isinstance(target, dict) and part in target, f"dangling $ref {ref}"
+            target = target[part]
