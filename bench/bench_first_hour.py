@@ -3,8 +3,8 @@
     python bench/bench_first_hour.py [--runs 20] [--docs /work/shared/data/docs]
     PYTHONPATH=/path/to/other/src python bench/bench_first_hour.py   # the same for other code
 
-CLI: wall time of `indexchat --help` and `indexchat --version` (a fresh interpreter each run),
-median and min of N runs. Server: VmRSS of `indexchat serve` on a fresh data dir (a) idle after
+CLI: wall time and CPU time (user + system: what a busy machine distorts least) of
+`indexchat --help` and `indexchat --version`, a fresh interpreter each run, median of N runs. Server: VmRSS of `indexchat serve` on a fresh data dir (a) idle after
 start, (b) idle after `indexchat ingest` of a few documents (the first ingest builds the local
 embedding model in the server), (c) idle after a restart on that data dir (the built model is
 loaded at start). Nothing leaves loopback.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -124,10 +125,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"indexchat from {Path(indexchat.__file__).parent}; load {os.getloadavg()[0]:.2f}")
     for command in (["--help"], ["--version"]):
-        times = cli_seconds(command, args.runs)
+        wall, cpu = cli_seconds(command, args.runs)
         print(
-            f"indexchat {command[0]}: median {statistics.median(times):.3f} s, "
-            f"min {min(times):.3f} s ({args.runs} runs)"
+            f"indexchat {command[0]}: wall median {statistics.median(wall):.3f} s "
+            f"(min {min(wall):.3f}), CPU median {statistics.median(cpu):.3f} s ({args.runs} runs)"
         )
     if not args.skip_server:
         for label, value in server_memory(args.docs).items():
