@@ -4,10 +4,11 @@
     PYTHONPATH=/path/to/other/src python bench/bench_first_hour.py   # the same for other code
 
 CLI: wall time and CPU time (user + system: what a busy machine distorts least) of
-`indexchat --help` and `indexchat --version`, a fresh interpreter each run, median of N runs. Server: VmRSS of `indexchat serve` on a fresh data dir (a) idle after
-start, (b) idle after `indexchat ingest` of a few documents (the first ingest builds the local
-embedding model in the server), (c) idle after a restart on that data dir (the built model is
-loaded at start). Nothing leaves loopback.
+`indexchat --help` and `indexchat --version`, a fresh interpreter each run, median of N runs.
+Server: VmRSS of `indexchat serve` on a fresh data dir (a) idle after start, (b) idle after
+`indexchat ingest` of a few documents (the first ingest builds the local embedding model in the
+server), (c) idle after a restart on that data dir (the built model is loaded at start).
+Nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ DOCS = ["word_sample.docx", "docling-README.md", "tracemonkey.pdf", "wiki_duck.h
 IDLE_SECONDS = 15
 
 
-def cli_seconds(args: list[str], runs: int) -> list[float]:
-    times = []
+def cli_seconds(args: list[str], runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of each run."""
+    wall, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "indexchat", *args], check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return times
+        wall.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def free_port() -> int:
