@@ -209,7 +209,7 @@ class LocalEmbedder:
         path = self.model_path
         assert path is not None
         if not path.is_file():
-            local_model.build(path, quantize=self.backend == "onnx-int8")
+            local_model.build_apart(path, quantize=self.backend == "onnx-int8")
         return _OnnxRunner(path, self.threads)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -11,11 +11,14 @@ it is cached. The tokenizer is the model's own ``tokenizer.json``, shipped with 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import os
 import platform
 import re
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -167,6 +170,18 @@ def build(target: Path, *, quantize: bool, source: Path | None = None) -> None:
             final = work / "int8.onnx"
         check(final, source, "onnx-int8" if quantize else "onnx")
         os.replace(final, target)
+
+
+def build_apart(target: Path, *, quantize: bool) -> None:
+    """``build`` in a child process: building holds a few hundred MB (the graph in float,
+    protobuf copies, the quantizer), which a long-running server would otherwise keep."""
+    command = [sys.executable, "-m", "indexchat.search.local_model", str(target)]
+    done = subprocess.run(
+        [*command, *(["--int8"] if quantize else [])], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"building the local embedding model failed: {last}")
 
 
 def read_weights(source: Path) -> dict[str, np.ndarray]:
@@ -378,3 +393,18 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the local embedding model file.")
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--int8", action="store_true", help="quantize to dynamic int8")
+    args = parser.parse_args()
+    try:
+        build(args.target, quantize=args.int8)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+
+
+if __name__ == "__main__":
+    main()
