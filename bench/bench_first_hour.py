@@ -38,10 +38,12 @@ def cli_seconds(args: list[str], runs: int) -> tuple[list[float], list[float]]:
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "indexchat", *args], check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "indexchat", *args], capture_output=True)
         wall.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        if done.returncode != 0:  # e.g. an older indexchat without --version
+            return [], []
     return wall, cpu
 
 
@@ -131,6 +133,9 @@ def main() -> None:
     print(f"indexchat from {Path(indexchat.__file__).parent}; load {os.getloadavg()[0]:.2f}")
     for command in (["--help"], ["--version"]):
         wall, cpu = cli_seconds(command, args.runs)
+        if not wall:
+            print(f"indexchat {command[0]}: fails (exit status not 0)")
+            continue
         print(
             f"indexchat {command[0]}: wall median {statistics.median(wall):.3f} s "
             f"(min {min(wall):.3f}), CPU median {statistics.median(cpu):.3f} s ({args.runs} runs)"
