@@ -189,6 +189,15 @@ def test_int8_model_matches_the_torch_original(local: LocalEmbedder) -> None:
     assert (fp32 * want).sum(axis=1).min() > 0.999  # the shipped weights are int8-rounded
 
 
+def _last_line_of(script: str) -> str:
+    """What a fresh interpreter running ``script`` prints last."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 def test_the_local_model_builds_and_embeds_without_torch(tmp_path: Path) -> None:
     """A fresh install has no torch or transformers: the model is built from the shipped ONNX
     file with ONNX Runtime alone, into an empty cache."""
@@ -204,11 +213,7 @@ def test_the_local_model_builds_and_embeds_without_torch(tmp_path: Path) -> None
         "q = e.embed_query('What does aspirin do?')\n"
         "print(v.shape, int((v @ q).argmax()))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[-2] == "(2, 384) 0"
+    assert _last_line_of(script) == "(2, 384) 0"
 
 
 def test_a_first_embed_builds_the_model_in_a_child_process(tmp_path: Path) -> None:
@@ -222,11 +227,7 @@ def test_a_first_embed_builds_the_model_in_a_child_process(tmp_path: Path) -> No
         "print(e.model_path.is_file(), 'onnxruntime.quantization' in sys.modules,"
         " 'onnx' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[-2] == "True False False"
+    assert _last_line_of(script) == "True False False"
 
 
 def test_max_tokens_truncates_what_the_model_sees(local: LocalEmbedder) -> None:

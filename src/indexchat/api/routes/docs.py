@@ -3,6 +3,7 @@ served from the package (``web/static/vendor``), so they work without a network.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -28,27 +29,30 @@ def install(app: FastAPI) -> None:
     openapi_url = app.openapi_url or "/openapi.json"
     favicon = f"{SWAGGER_UI}/favicon-32x32.png"
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+    pages = {
+        "/docs": get_swagger_ui_html(
             openapi_url=openapi_url,
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
             swagger_favicon_url=favicon,
             oauth2_redirect_url=OAUTH2_REDIRECT_URL,
-        )
-
-    @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        ),
+        OAUTH2_REDIRECT_URL: get_swagger_ui_oauth2_redirect_html(),
+        "/redoc": get_redoc_html(
             openapi_url=openapi_url,
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{REDOC}/redoc.standalone.js",
             redoc_favicon_url=favicon,
             with_google_fonts=False,
-        )
+        ),
+    }
+    for path, page in pages.items():
+        app.add_api_route(path, _page(bytes(page.body)), methods=["GET"], include_in_schema=False)
+
+
+def _page(html: bytes) -> Callable[[], Awaitable[HTMLResponse]]:
+    async def serve() -> HTMLResponse:
+        return HTMLResponse(html)
+
+    return serve
