@@ -38,19 +38,19 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact
 BIN = Path(sys.executable).parent
 
 
-def load(limit: int | None) -> tuple[dict, dict, dict]:
+def load(limit: int | None, data: Path = DATA) -> tuple[dict, dict, dict]:
     corpus = {}
-    with open(DATA / "corpus.jsonl") as fh:
+    with open(data / "corpus.jsonl") as fh:
         for line in fh:
             doc = json.loads(line)
             corpus[doc["_id"]] = f"{doc['title']}\n\n{doc['text']}"
     queries = {}
-    with open(DATA / "queries.jsonl") as fh:
+    with open(data / "queries.jsonl") as fh:
         for line in fh:
             q = json.loads(line)
             queries[q["_id"]] = q["text"]
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with open(DATA / "qrels" / "test.tsv") as fh:
+    with open(data / "qrels" / "test.tsv") as fh:
         next(fh)
         for line in fh:
             qid, did, score = line.split()
@@ -112,6 +112,7 @@ def free_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--data", type=Path, default=DATA, help="the SciFact folder")
     parser.add_argument("--limit-docs", type=int, default=None)
     parser.add_argument("--embeddings", default=os.environ.get("INDEXCHAT_EMBEDDINGS", "local"))
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the data here")
@@ -131,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.skip_ingest and args.data_dir is None:
         parser.error("--skip-ingest needs --data-dir")
-    corpus, queries, qrels = load(args.limit_docs)
+    corpus, queries, qrels = load(args.limit_docs, args.data)
     work = args.data_dir or Path(tempfile.mkdtemp(prefix="indexchat-scifact-"))
     work.mkdir(parents=True, exist_ok=True)
     reuse = args.skip_ingest

@@ -9,10 +9,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import LiveServer, Tenant, add_index, live_server, make_tenant
 from fake_llm import FakeLLM, Reply
@@ -228,13 +228,17 @@ def llm_server(fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def test_stream_shows_thinking_and_ctrl_c_cancels_the_turn(
     llm_server: LiveServer, fake: FakeLLM
 ) -> None:
+    """Every wait is on an event, never on a clock: the answer is far too long to finish by
+    itself (~5 min), so the turn can only end because Ctrl-C cancelled it."""
     tenant = make_tenant(llm_server)
     chat = tenant.client.chat.create()
+    fake.disconnected.clear()
+    completed = fake.completed
     fake.script(
         Reply(
             reasoning="Weighing the sources.",
-            text=[f"word{i} " for i in range(100)],
-            chunk_delay=0.1,
+            text=[f"word{i} " for i in range(6000)],
+            chunk_delay=0.05,
         )
     )
     proc = subprocess.Popen(
@@ -252,16 +256,24 @@ def test_stream_shows_thinking_and_ctrl_c_cancels_the_turn(
         assert chunk, seen
         seen += chunk
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert seen.index(b"Weighing the sources.") < seen.index(b"word0 word1 word2 word3")
     assert b"Cancelled" in err and b"Traceback" not in err
 
-    deadline = time.monotonic() + 10
-    while (last := tenant.client.chat.retrieve(chat.session_id).events[-1]).type != "stop":
-        assert time.monotonic() < deadline, "the turn did not stop"
-        time.sleep(0.05)
-    assert last.is_error and "client disconnected" in (last.error or "")
+    # The server cancels the model call, then ends the turn with a stop event: follow the
+    # session's events until that stop (the follow stream ends with it).
+    assert fake.disconnected.wait(timeout=120), "the model call was not cancelled"
+    followed = tenant.client.with_options(timeout=120).get(
+        f"/api/v1/chat/{chat.session_id}/messages/stream",
+        cast_to=httpx.Response,
+        options={"params": {"after": 0}},
+    )
+    events = [json.loads(line[5:]) for line in followed.text.splitlines() if line[:5] == "data:"]
+    last = events[-1]
+    assert last["type"] == "stop" and last["is_error"]
+    assert "client disconnected" in (last["error"] or "")
+    assert fake.completed == completed  # the long answer never ran to its end
 
 
 def test_stream_summary_counts_model_calls_and_tokens(

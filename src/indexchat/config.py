@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     embeddings: Literal["local", "local-onnx", "local-torch", "openai"] = Field(
         default="local",
         description="Embedding provider: the bundled all-MiniLM-L6-v2, offline (local: ONNX "
-        "int8; local-onnx: fp32; local-torch: plain torch), or an OpenAI-compatible "
-        "/embeddings endpoint (openai; OPENAI_BASE_URL, OPENAI_API_KEY).",
+        "int8; local-onnx: float; local-torch: the original on torch, needs the torch extra), "
+        "or an OpenAI-compatible /embeddings endpoint (openai; OPENAI_BASE_URL, OPENAI_API_KEY).",
     )
     embedding_model: str | None = Field(
         default=None,

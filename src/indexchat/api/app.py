@@ -18,6 +18,7 @@ from indexchat.api.routes import (
     attachments,
     chat_turns,
     directories,
+    docs,
     files,
     health,
     indexes,
@@ -64,6 +65,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from the package by routes/docs.py, not from a CDN
+        redoc_url=None,
         responses={
             400: {"model": ErrorBody, "description": "Malformed request"},
             413: {"model": ErrorBody, "description": "Request body too large"},
@@ -74,6 +77,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in (*routers, attachments):
         app.include_router(module.router)
     app.include_router(attachments.download_router)
+    docs.install(app)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     app.add_middleware(SingleValuedQuery, repeatable=REPEATABLE_QUERY_PARAMS)
     return app

@@ -1,10 +1,17 @@
-"""The ``indexchat`` command: server and admin commands, and API commands through the SDK."""
+"""The ``indexchat`` command: server and admin commands, and API commands through the SDK.
+
+Importing it is cheap: each command imports what it needs (the server, the database, the SDK)
+when it runs, so ``indexchat --help`` answers at once.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from indexchat.cli import chat, documents, server, worker
+from indexchat import __version__
+from indexchat.cli import chat, documents, ingest, server, worker
 
 app = typer.Typer(
     name="indexchat",
@@ -13,10 +20,31 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"indexchat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Self-hosted LlamaCloud Chat API: chat over your own documents."""
+
+
 server.register(app)
 worker.register(app)
 chat.register(app)
 documents.register(app)
+ingest.register(app)
 
 
 def main() -> None:

@@ -8,23 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from llama_cloud import LlamaCloud
 
-from indexchat.cli.output import Format, print_json, print_table
+from indexchat.cli.output import Format, FormatOption, print_json, print_table
 from indexchat.cli.repl import interactive
-from indexchat.cli.sdk import (
-    ApiKey,
-    BaseUrl,
-    FormatOption,
-    OrganizationId,
-    ProjectId,
-    client,
-    scope,
-)
+from indexchat.cli.sdk import Api, api_command, resolve_indexes
 from indexchat.cli.turns import stream
+
+if TYPE_CHECKING:
+    from llama_cloud import LlamaCloud
 
 SESSION_COLUMNS = ["session_id", "generated_title", "last_updated_at", "shared_access", "index_ids"]
 
@@ -59,24 +53,21 @@ def _show(data: dict[str, Any] | list[dict[str, Any]], format: Format, title: st
     print_table(title, rows, SESSION_COLUMNS)
 
 
+@api_command
 def list_sessions(
+    api: Api,
     page_size: Annotated[
-        int | None, typer.Option("--page-size", help="Sessions per page (max 100).")
+        int | None,
+        typer.Option("--page-size", help="Sessions per page (max 100).", show_default="20"),
     ] = None,
     page_token: Annotated[
         str | None, typer.Option("--page-token", help="next_page_token of the previous page.")
     ] = None,
-    project_id: ProjectId = None,
-    organization_id: OrganizationId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
     format: FormatOption = Format.json,
 ) -> None:
     """List chat sessions, most recently updated first (one page)."""
-    with client(api_key, base_url) as sdk:
-        page = sdk.chat.list(
-            page_size=page_size, page_token=page_token, **scope(project_id, organization_id)
-        )
+    with api.client() as sdk:
+        page = sdk.chat.list(page_size=page_size, page_token=page_token, **api.scope)
         data: dict[str, Any] = {"items": [s.to_dict() for s in page.items]}
         if page.next_page_token:
             data["next_page_token"] = page.next_page_token
@@ -88,42 +79,41 @@ def list_sessions(
         print_json(data)
 
 
+@api_command
 def create_session(
+    api: Api,
     index_id: Annotated[
         list[str] | None,
-        typer.Option("--index-id", help="Bind the session to an index (repeatable)."),
+        typer.Option(
+            "--index-id",
+            "--index",
+            help="Bind the session to an index, by id or name (repeatable).",
+        ),
     ] = None,
     shared_access: Annotated[
-        SharedAccess | None, typer.Option("--shared-access", help="What the share link grants.")
+        SharedAccess | None,
+        typer.Option(
+            "--shared-access", help="What the share link grants.", show_default="read_only"
+        ),
     ] = None,
-    project_id: ProjectId = None,
-    organization_id: OrganizationId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
     format: FormatOption = Format.json,
 ) -> None:
     """Create a chat session, optionally bound to indexes."""
     body: dict[str, Any] = {}
-    if index_id:
-        body["index_ids"] = index_id
     if shared_access is not None:
         body["shared_access"] = shared_access.value
-    with client(api_key, base_url) as sdk:
-        created = sdk.chat.create(**body, **scope(project_id, organization_id))
+    with api.client() as sdk:
+        if index_id:
+            body["index_ids"] = [i.id for i in resolve_indexes(sdk, index_id, api.scope)]
+        created = sdk.chat.create(**body, **api.scope)
     _show(created.to_dict(), format, "Chat session")
 
 
 def _by_id(call: Callable[[LlamaCloud], Callable[..., Any]], title: str) -> Callable[..., None]:
-    def command(
-        session_id: SessionId,
-        project_id: ProjectId = None,
-        organization_id: OrganizationId = None,
-        api_key: ApiKey = None,
-        base_url: BaseUrl = None,
-        format: FormatOption = Format.json,
-    ) -> None:
-        with client(api_key, base_url) as sdk:
-            found = call(sdk)(session_id, **scope(project_id, organization_id))
+    @api_command
+    def command(session_id: SessionId, api: Api, format: FormatOption = Format.json) -> None:
+        with api.client() as sdk:
+            found = call(sdk)(session_id, **api.scope)
         _show(found.to_dict(), format, title)
 
     return command
@@ -135,14 +125,9 @@ get_summary = _by_id(lambda sdk: sdk.chat.get_summary, "Chat session")
 get_summary.__doc__ = "Get a chat session without its events."
 
 
-def delete_session(
-    session_id: SessionId,
-    project_id: ProjectId = None,
-    organization_id: OrganizationId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
-) -> None:
+@api_command
+def delete_session(session_id: SessionId, api: Api) -> None:
     """Delete a chat session and its history."""
-    with client(api_key, base_url) as sdk:
-        sdk.chat.delete(session_id, **scope(project_id, organization_id))
+    with api.client() as sdk:
+        sdk.chat.delete(session_id, **api.scope)
     print_json({"deleted": session_id})

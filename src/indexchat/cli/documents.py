@@ -1,5 +1,6 @@
-"""Documents from the command line: upload files, manage directories and indexes, ingest a
-folder in one step, and search an index. Built on the official SDK (see ``cli/sdk.py``)."""
+"""Documents from the command line: upload files, manage directories and indexes, and search
+an index (``ingest``, a folder in one step, is ``cli/ingest.py``). Built on the official SDK
+(see ``cli/sdk.py``)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from llama_cloud import LlamaCloud
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from indexchat.cli.output import Format, console, fail, print_json, print_table
-from indexchat.cli.sdk import ApiKey, BaseUrl, FormatOption, ProjectId, client
+from indexchat.cli.output import Format, FormatOption, console, fail, print_json, print_table
+from indexchat.cli.sdk import Api, api_command, resolve_index
+
+if TYPE_CHECKING:
+    from llama_cloud import LlamaCloud
+    from rich.progress import Progress
 
 POLL_SECONDS = 0.5
 UPLOAD_CONCURRENCY = 4
-# During `ingest`, ask for a sync after every this many uploads (and once at the end).
-SYNC_EVERY_FILES = 200
 
 
 def register(app: typer.Typer) -> None:
@@ -41,15 +42,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(files, name="files")
     app.add_typer(directories, name="directories")
     app.add_typer(indexes, name="indexes")
-    app.command("ingest")(ingest)
     app.command("retrieve")(retrieve)
 
 
 Paths = Annotated[list[Path], typer.Argument(help="Files or folders (folders are walked).")]
-IndexId = Annotated[str, typer.Argument(help="The index id (idx-…).")]
+Screenshots = Annotated[bool, typer.Option(help="Store page screenshots of PDFs.")]
+IndexRef = Annotated[str, typer.Argument(help="The index, by name or id (idx-…).")]
 
 
-def _walk(paths: list[Path]) -> list[Path]:
+def walk(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -66,7 +67,9 @@ def _walk(paths: list[Path]) -> list[Path]:
     return found
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -76,25 +79,28 @@ def _progress() -> Progress:
     )
 
 
-def _upload_into(
+def upload_into(
     sdk: LlamaCloud,
     directory_id: str | None,
-    paths: list[Path],
-    project: dict[str, str],
+    uploads: list[tuple[Path, dict[str, Any]]],
+    scope: dict[str, str],
     on_uploaded: Callable[[int], None] | None = None,
 ) -> list[Any]:
-    """Upload in a few parallel requests (a round trip waits on the network, not the CPU);
-    results come back in the order of ``paths``. ``on_uploaded(count)`` runs after each one."""
+    """Upload in a few parallel requests (a round trip waits on the network, not the CPU),
+    each path with its extra form fields; results come back in the order given.
+    ``on_uploaded(count)`` runs after each one."""
 
-    def upload(path: Path) -> Any:
+    def upload(path: Path, fields: dict[str, Any]) -> Any:
         content = (path.name, path.read_bytes())
         if directory_id is None:
-            return sdk.files.create(file=content, purpose="user_data", **project)
-        return sdk.beta.directories.files.upload(directory_id, upload_file=content, **project)
+            return sdk.files.create(file=content, purpose="user_data", **scope)
+        return sdk.beta.directories.files.upload(
+            directory_id, upload_file=content, **fields, **scope
+        )
 
-    with _progress() as progress, ThreadPoolExecutor(UPLOAD_CONCURRENCY) as pool:
-        task = progress.add_task("Uploading", total=len(paths))
-        futures = [pool.submit(upload, path) for path in paths]
+    with progress_bar() as progress, ThreadPoolExecutor(UPLOAD_CONCURRENCY) as pool:
+        task = progress.add_task("Uploading", total=len(uploads))
+        futures = [pool.submit(upload, path, fields) for path, fields in uploads]
         for done, _ in enumerate(as_completed(futures), start=1):
             progress.advance(task)
             if on_uploaded is not None:
@@ -102,125 +108,115 @@ def _upload_into(
         return [future.result() for future in futures]
 
 
+@api_command
 def upload_files(
     paths: Paths,
+    api: Api,
     directory_id: Annotated[
         str | None, typer.Option("--directory-id", help="Also place them in this directory.")
     ] = None,
-    project_id: ProjectId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
 ) -> None:
     """Upload files (with a progress bar); prints their ids."""
-    project = {"project_id": project_id} if project_id else {}
-    with client(api_key, base_url) as sdk:
-        uploaded = _upload_into(sdk, directory_id, _walk(paths), project)
+    with api.client() as sdk:
+        uploads = [(path, {}) for path in walk(paths)]
+        uploaded = upload_into(sdk, directory_id, uploads, api.scope)
     print_json([{"id": u.id, "name": getattr(u, "name", None) or u.display_name} for u in uploaded])
 
 
+@api_command
 def create_directory(
     name: Annotated[str, typer.Argument(help="Directory name.")],
+    api: Api,
     description: Annotated[str | None, typer.Option(help="A description.")] = None,
-    project_id: ProjectId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
 ) -> None:
     """Create a directory."""
-    with client(api_key, base_url) as sdk:
-        made = sdk.beta.directories.create(
-            name=name, description=description, **({"project_id": project_id} if project_id else {})
-        )
+    with api.client() as sdk:
+        made = sdk.beta.directories.create(name=name, description=description, **api.scope)
     print_json(made.to_dict())
 
 
-def list_directories(
-    project_id: ProjectId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
-    format: FormatOption = Format.table,
-) -> None:
+@api_command
+def list_directories(api: Api, format: FormatOption = Format.table) -> None:
     """List directories."""
-    with client(api_key, base_url) as sdk:
-        rows = [
-            d.to_dict()
-            for d in sdk.beta.directories.list(**({"project_id": project_id} if project_id else {}))
-        ]
+    with api.client() as sdk:
+        rows = [d.to_dict() for d in sdk.beta.directories.list(**api.scope)]
     _render("Directories", rows, ["id", "name", "type", "description"], format)
 
 
+@api_command
 def create_index(
     directory_id: Annotated[str, typer.Option("--directory-id", help="Source directory.")],
-    name: Annotated[str | None, typer.Option(help="Index name [default: the directory's].")] = None,
-    screenshots: Annotated[bool, typer.Option(help="Store page screenshots of PDFs.")] = False,
-    project_id: ProjectId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
+    api: Api,
+    name: Annotated[
+        str | None, typer.Option(help="Index name.", show_default="the directory's")
+    ] = None,
+    screenshots: Screenshots = False,
 ) -> None:
     """Create an index over a directory (then run `indexchat indexes sync`)."""
-    with client(api_key, base_url) as sdk:
+    with api.client() as sdk:
         index = sdk.indexes.create(
             source_directory_id=directory_id,
             name=name,
             store_attachments=["screenshots"] if screenshots else None,
-            **({"project_id": project_id} if project_id else {}),
+            **api.scope,
         )
     print_json(index.to_dict())
 
 
-def list_indexes(
-    project_id: ProjectId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
-    format: FormatOption = Format.table,
-) -> None:
+@api_command
+def list_indexes(api: Api, format: FormatOption = Format.table) -> None:
     """List indexes."""
-    with client(api_key, base_url) as sdk:
-        rows = [
-            i.to_dict()
-            for i in sdk.indexes.list(**({"project_id": project_id} if project_id else {}))
-        ]
+    with api.client() as sdk:
+        rows = [i.to_dict() for i in sdk.indexes.list(**api.scope)]
     _render("Indexes", rows, ["id", "name", "source_directory_id", "last_synced_at"], format)
 
 
-def get_index(index_id: IndexId, api_key: ApiKey = None, base_url: BaseUrl = None) -> None:
+@api_command
+def get_index(index: IndexRef, api: Api) -> None:
     """Show an index with its build state."""
-    with client(api_key, base_url) as sdk:
-        print_json(sdk.indexes.get(index_id, expand=["sync_in_progress"]).to_dict())
+    with api.client() as sdk:
+        found = resolve_index(sdk, index, api.scope)
+        print_json(sdk.indexes.get(found.id, expand=["sync_in_progress"], **api.scope).to_dict())
 
 
+@api_command
 def sync_index(
-    index_id: IndexId,
+    index: IndexRef,
+    api: Api,
     wait: Annotated[bool, typer.Option(help="Wait, with a progress bar, until searchable.")] = True,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
 ) -> None:
     """Sync an index: parse new or changed files, drop deleted ones, make it searchable."""
-    with client(api_key, base_url) as sdk:
-        sdk.indexes.sync(index_id)
+    with api.client() as sdk:
+        index_id = resolve_index(sdk, index, api.scope).id
+        sdk.indexes.sync(index_id, **api.scope)
         if wait:
-            _wait_for_sync(sdk, index_id)
-        print_json(sdk.indexes.get(index_id).metadata)
+            wait_for_sync(sdk, index_id, api.scope)
+        print_json(sdk.indexes.get(index_id, **api.scope).metadata)
 
 
-def cancel_sync(index_id: IndexId, api_key: ApiKey = None, base_url: BaseUrl = None) -> None:
+@api_command
+def cancel_sync(index: IndexRef, api: Api) -> None:
     """Cancel an index's running sync."""
-    with client(api_key, base_url) as sdk:
-        print_json(sdk.indexes.cancel_sync(index_id))
+    with api.client() as sdk:
+        index_id = resolve_index(sdk, index, api.scope).id
+        print_json(sdk.indexes.cancel_sync(index_id, **api.scope))
 
 
-def delete_index(index_id: IndexId, api_key: ApiKey = None, base_url: BaseUrl = None) -> None:
+@api_command
+def delete_index(index: IndexRef, api: Api) -> None:
     """Delete an index and everything built from it (its source files stay)."""
-    with client(api_key, base_url) as sdk:
-        sdk.indexes.delete(index_id)
+    with api.client() as sdk:
+        index_id = resolve_index(sdk, index, api.scope).id
+        sdk.indexes.delete(index_id, **api.scope)
     print_json({"deleted": index_id})
 
 
-def _wait_for_sync(sdk: LlamaCloud, index_id: str) -> None:
+def wait_for_sync(sdk: LlamaCloud, index_id: str, scope: dict[str, str]) -> None:
     """Follow a running sync with a progress bar (files of its current pass done so far)."""
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("Indexing", total=None)
         while True:
-            index = sdk.indexes.get(index_id, expand=["sync_in_progress"])
+            index = sdk.indexes.get(index_id, expand=["sync_in_progress"], **scope)
             state = index.metadata or {}
             if not index.sync_in_progress:
                 progress.update(
@@ -235,69 +231,24 @@ def _wait_for_sync(sdk: LlamaCloud, index_id: str) -> None:
             time.sleep(POLL_SECONDS)
 
 
-def ingest(
-    folder: Annotated[Path, typer.Argument(help="A folder of documents (walked recursively).")],
-    index: Annotated[str, typer.Option("--index", help="Index name: created, or reused.")],
-    screenshots: Annotated[bool, typer.Option(help="Store page screenshots of PDFs.")] = False,
-    project_id: ProjectId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
-) -> None:
-    """One step from a folder to a searchable index: directory, upload, index, sync."""
-    project = {"project_id": project_id} if project_id else {}
-    paths = _walk([folder])
-    if not paths:
-        fail(f"no files in {folder}")
-    with client(api_key, base_url) as sdk:
-        existing = next((i for i in sdk.indexes.list(**project) if i.name == index), None)
-        if existing is None:
-            directory = sdk.beta.directories.create(name=index, **project)
-            target = sdk.indexes.create(
-                source_directory_id=directory.id,
-                name=index,
-                store_attachments=["screenshots"] if screenshots else None,
-                **project,
-            )
-        else:
-            target = existing
-        present = {
-            f.display_name
-            for f in sdk.beta.directories.files.list(target.source_directory_id, **project)
-        }
-        new = [p for p in paths if p.name not in present]
-
-        def sync_so_far(uploaded: int) -> None:
-            # Indexing starts while the rest uploads: a running sync asked again makes
-            # another pass over what arrived meanwhile.
-            if uploaded % SYNC_EVERY_FILES == 0:
-                sdk.indexes.sync(target.id, **project)
-
-        _upload_into(sdk, target.source_directory_id, new, project, sync_so_far)
-        sdk.indexes.sync(target.id, **project)
-        _wait_for_sync(sdk, target.id)
-        state = sdk.indexes.get(target.id, **project).metadata
-    console.print(
-        f"Index [bold]{target.id}[/] ({index}): {state.get('files_parsed', 0)} files "
-        f"searchable, {state.get('files_failed', 0)} failed, {state.get('chunks', 0)} chunks"
-    )
-    for failed in state.get("failed_files", []):
-        console.print(
-            f"  [yellow]failed[/] {failed['file_name']}: {failed['error']}", highlight=False
-        )
-
-
+@api_command
 def retrieve(
     query: Annotated[str, typer.Argument(help="What to search for.")],
-    index: Annotated[str, typer.Option("--index", help="Index id (idx-…).")],
-    top_k: Annotated[int, typer.Option("--top-k", min=1, max=500)] = 5,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
+    index: Annotated[str, typer.Option("--index", help="The index, by name or id (idx-…).")],
+    api: Api,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=1, max=500, help="How many chunks to return.")
+    ] = 5,
     format: FormatOption = Format.table,
 ) -> None:
     """Search an index and print the ranked chunks."""
-    with client(api_key, base_url) as sdk:
-        results = sdk.retrieval.retrieve(index_id=index, query=query, top_k=top_k).results
-        names = {f.file_id: f.file_name for f in sdk.retrieval.find(index_id=index, page_size=1000)}
+    with api.client() as sdk:
+        index_id = resolve_index(sdk, index, api.scope).id
+        found = sdk.retrieval.retrieve(index_id=index_id, query=query, top_k=top_k, **api.scope)
+        names = {
+            f.file_id: f.file_name
+            for f in sdk.retrieval.find(index_id=index_id, page_size=1000, **api.scope)
+        }
     rows = [
         {
             "rank": i + 1,
@@ -306,7 +257,7 @@ def retrieve(
             "pages": f"{r.static_fields.page_range_start}-{r.static_fields.page_range_end}",
             "text": r.content[:300],
         }
-        for i, r in enumerate(results)
+        for i, r in enumerate(found.results)
     ]
     _render(f"Results for {query!r}", rows, ["rank", "score", "file", "pages", "text"], format)
 

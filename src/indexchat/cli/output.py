@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ errors = Console(stderr=True)
 class Format(StrEnum):
     json = "json"
     table = "table"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 
 def print_json(data: Any) -> None:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from llama_cloud import LlamaCloud, LlamaCloudError
 from rich.markup import escape
 from rich.text import Text
 
-from indexchat.cli.output import console, errors, fail
-from indexchat.cli.sdk import DEFAULT_BASE_URL, ApiKey, BaseUrl, ProjectId, client, explain
+from indexchat.cli.output import console, errors
+from indexchat.cli.sdk import Api, api_command, explain, resolve_indexes
 from indexchat.cli.turns import TurnPrinter, stream_turn
+
+if TYPE_CHECKING:
+    from llama_cloud import LlamaCloud
 
 PROMPT = "you> "
 RECENT_SESSIONS = 10
@@ -53,6 +54,8 @@ class Repl:
         }
 
     def run(self, url: str) -> None:
+        from llama_cloud import LlamaCloudError
+
         # Line editing and history for input(), when a person is typing.
         if sys.stdin.isatty():
             import readline  # noqa: F401
@@ -146,6 +149,8 @@ class Repl:
         if format not in ("md", "json") or self.session_id is None:
             errors.print("usage: /export [md|json], once the session has a question", markup=False)
             return True
+        import httpx
+
         response = self.sdk.get(
             f"/api/v1/chat/{self.session_id}/export",
             cast_to=httpx.Response,
@@ -182,45 +187,26 @@ def show_history(events: Sequence[dict[str, Any]]) -> None:
         console.print(Text(answer.strip() or "(no answer)", style="dim"), highlight=False)
 
 
-def resolve_indexes(sdk: LlamaCloud, wanted: list[str], project: dict[str, str]) -> list[Any]:
-    """The indexes named by id or name; all of the project's when none are named."""
-    known = list(sdk.indexes.list(**project))
-    if not wanted:
-        return known
-    found = []
-    for name in wanted:
-        matches = [i for i in known if i.id == name] or [i for i in known if i.name == name]
-        if not matches:
-            names = ", ".join(sorted(i.name for i in known)) or "none yet"
-            fail(f"no index {name!r} in this project (indexes: {names})")
-        if len(matches) > 1:
-            fail(f"{len(matches)} indexes are named {name!r}: use an id ({matches[0].id}, …)")
-        found.append(matches[0])
-    return found
-
-
+@api_command
 def interactive(
     ctx: typer.Context,
+    api: Api,
     index: Annotated[
         list[str] | None,
         typer.Option(
-            "--index", help="Chat over this index, by name or id (repeatable) [default: all]."
+            "--index", help="Chat over this index, by name or id (repeatable).", show_default="all"
         ),
     ] = None,
     session_id: Annotated[
         str | None, typer.Option("--session-id", help="Continue this session.")
     ] = None,
-    project_id: ProjectId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
 ) -> None:
     """Chat sessions over your indexes. With no command: chat interactively (/help inside)."""
     if ctx.invoked_subcommand is not None:
         return
-    project = {"project_id": project_id} if project_id else {}
-    with client(api_key, base_url) as sdk:
-        chosen = resolve_indexes(sdk, index or [], project)
-        repl = Repl(sdk, [i.id for i in chosen], project)
+    with api.client() as sdk:
+        chosen = resolve_indexes(sdk, index or [], api.scope)
+        repl = Repl(sdk, [i.id for i in chosen], api.scope)
         if chosen:
             names = ", ".join(f"{i.name} ({i.id})" for i in chosen)
             console.print(
@@ -233,4 +219,4 @@ def interactive(
             )
         if session_id is not None:
             repl.open([session_id])
-        repl.run(base_url or DEFAULT_BASE_URL)
+        repl.run(api.url)

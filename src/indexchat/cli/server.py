@@ -2,51 +2,66 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
-from indexchat.cli.output import Format, console, fail, print_json, print_table
-from indexchat.config import Settings
-from indexchat.errors import IndexchatError
-from indexchat.runtime import open_database
-from indexchat.services import tenancy
+from indexchat.cli.output import Format, FormatOption, console, fail, print_json, print_table
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from indexchat.config import Settings
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data folder (env INDEXCHAT_DATA_DIR).", show_default=False),
+    typer.Option(
+        "--data-dir",
+        envvar="INDEXCHAT_DATA_DIR",
+        help="Data folder.",
+        show_default="a per-user data folder",
+    ),
 ]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
         help="SQLAlchemy database URL (env INDEXCHAT_DATABASE_URL or DATABASE_URL).",
-        show_default=False,
+        show_default="SQLite in the data folder",
     ),
 ]
-FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 
 def load_settings(data_dir: Path | None, database_url: str | None, **extra: Any) -> Settings:
-    """Settings from the environment, with the options given on the command line on top."""
+    """Settings from the environment, with the options given on the command line on top;
+    an invalid setting prints and exits 1."""
+    from pydantic import ValidationError
+
+    from indexchat.config import Settings
+
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        fail(f"invalid setting: {error['loc'][0]}: {error['msg']}")
 
 
 @contextmanager
 def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
     """One write transaction on the configured database; failures print and exit non-zero."""
+    from indexchat.errors import IndexchatError
+    from indexchat.runtime import open_database
+
     settings = load_settings(data_dir, database_url)
     try:
         db = open_database(settings)
@@ -80,25 +95,29 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Listen address [default: 127.0.0.1].", show_default=False)
+        str | None,
+        typer.Option(envvar="INDEXCHAT_HOST", help="Listen address.", show_default="127.0.0.1"),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Listen port [default: 8000].", show_default=False)
+        int | None, typer.Option(envvar="INDEXCHAT_PORT", help="Listen port.", show_default="8000")
     ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     llm: Annotated[
         str | None,
         typer.Option(
+            envvar="INDEXCHAT_LLM",
             help="Who answers chat turns: extractive (offline, no model) or openai (any "
-            "OpenAI-compatible server; OPENAI_BASE_URL, OPENAI_API_KEY) [default: extractive].",
-            show_default=False,
+            "OpenAI-compatible server; OPENAI_BASE_URL, OPENAI_API_KEY).",
+            show_default="extractive",
         ),
     ] = None,
     llm_model: Annotated[
         str | None,
         typer.Option(
-            help="Model name for --llm openai [default: gpt-4o-mini].", show_default=False
+            envvar="INDEXCHAT_LLM_MODEL",
+            help="Model name for --llm openai.",
+            show_default="gpt-4o-mini",
         ),
     ] = None,
 ) -> None:
@@ -106,22 +125,39 @@ def serve(
 
     from indexchat.api.app import create_app
 
-    try:
-        settings = load_settings(
-            data_dir, database_url, host=host, port=port, llm=llm, llm_model=llm_model
-        )
-    except ValidationError as exc:
-        fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    settings = load_settings(
+        data_dir, database_url, host=host, port=port, llm=llm, llm_model=llm_model
+    )
+    _check_port_free(settings.host, settings.port)
     url = f"http://{settings.host}:{settings.port}"
     where = settings.database_url and "the configured database" or str(settings.data_dir)
     console.print(f"[bold]indexchat[/] serving {url}  (docs: {url}/docs, data: {where})")
     console.print(
         "Create an API key with [bold]indexchat keys create[/]"
         + ("" if settings.database_url else f" --data-dir {settings.data_dir}")
-        + ", then point the SDK at it: LlamaCloud(base_url=…, api_key=…)",
+        + f", then export LLAMA_CLOUD_BASE_URL={url} and LLAMA_CLOUD_API_KEY=<the key> "
+        "for the CLI and the SDK",
         highlight=False,
+        soft_wrap=True,
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail now, before the banner, if the address is taken (uvicorn would exit 3 later)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port in TIME_WAIT after a restart is free, one listened on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"port {port} on {host} is already in use (another indexchat serve?); "
+                    "stop it or choose another with --port"
+                )
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def create_project(
@@ -133,6 +169,8 @@ def create_project(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a project (and its organization, if new)."""
+    from indexchat.services import tenancy
+
     with admin_session(data_dir, database_url) as session:
         project = tenancy.create_project(session, name, organization=org)
         print_json(
@@ -144,6 +182,8 @@ def list_projects(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, format: FormatOption = Format.table
 ) -> None:
     """List every project of every organization."""
+    from indexchat.services import tenancy
+
     with admin_session(data_dir, database_url) as session:
         rows = [
             {
@@ -162,7 +202,7 @@ def create_key(
     project: Annotated[
         str | None,
         typer.Option(
-            "--project", help="Project name [default: the organization's default project]."
+            "--project", help="Project name.", show_default="the organization's default project"
         ),
     ] = None,
     org: Annotated[
@@ -178,6 +218,8 @@ def create_key(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API key. The key is printed alone on the last line, once; only its hash is kept."""
+    from indexchat.services import tenancy
+
     with admin_session(data_dir, database_url) as session:
         issued = tenancy.create_key(session, project=project, organization=org, name=name)
     reach = (
@@ -196,6 +238,8 @@ def list_keys(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, format: FormatOption = Format.table
 ) -> None:
     """List API keys (prefixes only; keys themselves are never stored)."""
+    from indexchat.services import tenancy
+
     with admin_session(data_dir, database_url) as session:
         rows = [
             {
@@ -218,6 +262,8 @@ def revoke_key(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an API key: requests with it get 401 from now on."""
+    from indexchat.services import tenancy
+
     with admin_session(data_dir, database_url) as session:
         key = tenancy.revoke_key(session, key_id)
     console.print(f"Revoked {key.id}.")

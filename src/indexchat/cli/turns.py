@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from llama_cloud import LlamaCloud
 from rich.text import Text
 
 from indexchat.cli.output import console, errors, fail
-from indexchat.cli.sdk import ApiKey, BaseUrl, OrganizationId, ProjectId, client, scope
+from indexchat.cli.sdk import Api, api_command, resolve_indexes
+
+if TYPE_CHECKING:
+    from llama_cloud import LlamaCloud
 
 Event = dict[str, Any]
 
@@ -190,14 +192,18 @@ def _count(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
+@api_command
 def stream(
     session_id: Annotated[str, typer.Option("--session-id", help="The chat session id (ses-…).")],
     prompt: Annotated[str, typer.Option("--prompt", help="Your question or message.")],
+    api: Api,
     index_id: Annotated[
         list[str] | None,
         typer.Option(
             "--index-id",
-            help="An index to search (repeatable); a bound session needs the same set or none.",
+            "--index",
+            help="An index to search, by id or name (repeatable); a bound session needs the "
+            "same set or none.",
         ),
     ] = None,
     require_all_indexes: Annotated[
@@ -210,24 +216,26 @@ def stream(
         TurnFormat,
         typer.Option("--format", help="text: for people; json: every event as a JSON line."),
     ] = TurnFormat.text,
-    project_id: ProjectId = None,
-    organization_id: OrganizationId = None,
-    api_key: ApiKey = None,
-    base_url: BaseUrl = None,
 ) -> None:
     """Ask one question in a session and stream the answer, with its tool calls and sources.
     Exits 1 if the turn fails, 130 on Ctrl-C (which cancels the turn)."""
     show = print_json_line if format is TurnFormat.json else TurnPrinter()
-    with client(api_key, base_url) as sdk:
+    with api.client() as sdk:
+        # Ids are sent as given (an unknown one is the server's to skip or refuse); a name is
+        # looked up.
+        index_ids = [
+            wanted if wanted.startswith("idx-") else resolve_indexes(sdk, [wanted], api.scope)[0].id
+            for wanted in index_id or []
+        ]
         try:
             stop = stream_turn(
                 sdk,
                 session_id,
-                index_ids=index_id or [],
+                index_ids=index_ids,
                 prompt=prompt,
                 show=show,
                 require_all_indexes=require_all_indexes,
-                project=scope(project_id, organization_id),
+                project=api.scope,
             )
         except KeyboardInterrupt:
             errors.print("\n[yellow]Cancelled.[/]")

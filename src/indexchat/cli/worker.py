@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import signal
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
 from indexchat.cli.output import console, fail
 from indexchat.cli.server import DatabaseUrl, DataDir, load_settings
-from indexchat.runtime import Runtime
-from indexchat.worker import Worker
+
+if TYPE_CHECKING:
+    from indexchat.worker import Worker
 
 log = logging.getLogger("indexchat.worker")
 
@@ -38,10 +38,10 @@ def worker(
 
     Start several on PostgreSQL to share the work. Ctrl-C or SIGTERM hands back the job in hand.
     """
-    try:
-        settings = load_settings(data_dir, database_url)
-    except ValidationError as exc:
-        fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    from indexchat.runtime import Runtime
+    from indexchat.worker import Worker
+
+    settings = load_settings(data_dir, database_url)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
         runtime = Runtime.open(settings)

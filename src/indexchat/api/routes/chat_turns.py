@@ -192,7 +192,11 @@ async def cancel_turn(session_id: IdPath, caller: ProjectCaller, request: Reques
         200: {
             "content": {
                 "text/markdown": {"schema": {"type": "string"}},
-                "application/json": {"schema": ChatSessionWithEvents.model_json_schema()},
+                # A reference, not the model's own JSON schema: that one's "#/$defs/…"
+                # references do not resolve inside the OpenAPI document.
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/ChatSessionWithEvents"}
+                },
             }
         }
     },
