@@ -51,15 +51,20 @@ async def retrieve(body: RetrieveRequest, caller: ProjectCaller) -> Response:
 
     def work(session: Session, scope: Scope) -> Response:
         hits = service.retrieve(
-            session, scope, runtime.search, runtime.embedder, body.index_id, body.query, options
+            session,
+            scope,
+            runtime.search,
+            runtime.embedder,
+            body.index_id,
+            body.query,
+            options,
+            runtime.reranking,
         )
         results = [
             Result(
                 content=h.chunk.text,
                 score=h.score,
-                # No reranking model runs (none measured on CPU improved the fused order;
-                # rerank.top_n still truncates), so there is no rerank score.
-                rerank_score=None,
+                rerank_score=h.rerank_score,  # null unless a rerank server ordered the hits
                 metadata=h.file.user_metadata or {},
                 static_fields=StaticFields(
                     chunk_index=h.chunk.chunk_index,
@@ -96,6 +101,7 @@ def _options(body: RetrieveRequest) -> SearchOptions:
         vector_weight=vector,
         text_weight=text,
         score_threshold=body.score_threshold,
+        rerank=body.rerank.enabled,
         rerank_top_n=body.rerank.top_n if body.rerank.enabled else None,
         keep=_filter(body),
         candidates=body.num_candidates,
