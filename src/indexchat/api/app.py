@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexchat import __version__
-from indexchat.api import errors
+from indexchat.api import errors, mcp
 from indexchat.api.routes import (
     attachments,
     chat_turns,
@@ -50,7 +50,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             worker.start()
         app.state.turns = TurnRunner(app.state.runtime.chat_deps)
         try:
-            yield
+            async with mcp.serving(app):
+                yield
         finally:
             await app.state.turns.close()
             if worker is not None:
@@ -73,6 +74,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in (*routers, attachments):
         app.include_router(module.router)
     app.include_router(attachments.download_router)
+    app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     app.add_middleware(SingleValuedQuery, repeatable=REPEATABLE_QUERY_PARAMS)
     return app

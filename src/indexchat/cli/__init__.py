@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from indexchat.cli import chat, documents, server, worker
+from indexchat.cli import chat, documents, mcp, server, worker
 
 app = typer.Typer(
     name="indexchat",
@@ -17,6 +17,7 @@ server.register(app)
 worker.register(app)
 chat.register(app)
 documents.register(app)
+mcp.register(app)
 
 
 def main() -> None:
