@@ -206,3 +206,24 @@ def test_http_answers_401_before_any_mcp_message(server: LiveServer) -> None:
     response = httpx.post(f"{server.base_url}/mcp", json=initialize)
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
     assert response.json()["detail"].startswith("missing API key")
+
+
+def test_search_tool_names_stay_unique_and_valid() -> None:
+    from indexchat.mcp.tools import search_tools
+
+    indexes = [
+        {"id": "idx-1111", "name": "Team Handbook"},
+        {"id": "idx-2222", "name": "team  handbook!"},
+        {"id": "idx-3333", "name": "Ünïcode / Notes 2026"},
+        {"id": "idx-4444", "name": "???"},
+        {"id": "idx-5555", "name": "議事録"},
+    ]
+    tools = search_tools(indexes)
+    assert {name: index["id"] for name, (_, index) in tools.items()} == {
+        "search_team_handbook_idx-1111": "idx-1111",
+        "search_team_handbook_idx-2222": "idx-2222",
+        "search_unicode_notes_2026": "idx-3333",
+        "search_index_idx-4444": "idx-4444",
+        "search_index_idx-5555": "idx-5555",
+    }
+    assert all(len(name) <= 128 for name in tools)

@@ -9,6 +9,7 @@ same results and the same errors.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -164,7 +165,10 @@ def search_tools(indexes: Sequence[Json]) -> dict[str, tuple[Tool, Json]]:
 
 
 def _slug(text: str) -> str:
-    return _NAME_CHARS.sub("_", text.lower()).strip("_")[:_NAME_MAX] or "index"
+    """Letters without their accents, digits, '_' and '-' (non-Latin names fall back to
+    "index", and so to the id suffix when there are several)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NAME_CHARS.sub("_", ascii_text.lower()).strip("_")[:_NAME_MAX] or "index"
 
 
 def search_result(index: Json, answer: Json) -> Json:
