@@ -57,7 +57,7 @@ def test_file_list_orders_and_pages(tenant: Tenant) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Use the GET /files endpoint instead:DeprecationWarning")
-def test_file_query_filters_orders_and_pages(tenant: Tenant) -> None:
+def test_file_query_filters_orders_and_pages(server: LiveServer, tenant: Tenant) -> None:
     names = ["b.txt", "c.txt", "a.txt"]
     made = {n: tenant.client.files.create(file=(n, n.encode()), purpose="user_data") for n in names}
     query = tenant.client.files.query  # deprecated in the SDK, still served
@@ -79,6 +79,9 @@ def test_file_query_filters_orders_and_pages(tenant: Tenant) -> None:
     with pytest.raises(BadRequestError) as refused:
         query(order_by="size desc")
     assert "order_by 'size desc' is not supported" in refused.value.body["detail"]
+    # Who is asking is checked first: no key is 401, whatever the body says.
+    anonymous = httpx.post(f"{server.base_url}/api/v1/beta/files/query", json={"order_by": ""})
+    assert anonymous.status_code == 401
 
 
 def test_hostile_file_names_are_cleaned(tenant: Tenant) -> None:

@@ -16,10 +16,11 @@ from indexchat.config import Settings
 
 CANDIDATES = 4
 RERANK_KEY = "rk-test"
-QUERY = "where can I buy bread"
-# Hybrid search puts the bakery first (it means what is asked); the rerank server counts the
-# query's words in each note, which favours the shortest note that says "bread".
+QUERY = "is it yeast"
+# Hybrid search puts the note about yeast first (full text drops "is" and "it" as stop words);
+# the rerank server counts every word of the query, so the saying that repeats "is it" wins.
 NOTES = {
+    "saying.md": "What is it? It is what it is.",
     "yeast.md": "Yeast ferments sugar into carbon dioxide and alcohol.",
     "chatter.md": "What does the cat do? What the dog does, I do not know.",
     "oven.md": "A bread oven bakes loaves once the yeast has risen.",
@@ -74,7 +75,7 @@ def test_rerank_server_orders_the_results(notes: tuple[Tenant, str], fake: FakeR
     hybrid = retrieve(index_id=index_id, query=QUERY, top_k=3, rerank={"enabled": False}).results
     assert fake.requests == []  # rerank.enabled: false never calls the server
     assert all(r.rerank_score is None for r in hybrid)
-    assert "bakery" in hybrid[0].content
+    assert "ferments" in hybrid[0].content
 
     reranked = retrieve(index_id=index_id, query=QUERY, top_k=3).results
     (sent,) = fake.requests
@@ -86,7 +87,7 @@ def test_rerank_server_orders_the_results(notes: tuple[Tenant, str], fake: FakeR
     assert sent["documents"] == contents(hybrid_deeper.results)
     expected = sorted(sent["documents"], key=lambda d: -overlap_score(QUERY, d))[:3]
     assert contents(reranked) == expected
-    assert "crumbs" in reranked[0].content and contents(reranked) != contents(hybrid)
+    assert "What is it?" in reranked[0].content and contents(reranked) != contents(hybrid)
     scores = [r.rerank_score for r in reranked]
     assert scores == [pytest.approx(overlap_score(QUERY, d)) for d in expected]
     assert scores == sorted(scores, reverse=True)
@@ -135,8 +136,11 @@ def test_the_chat_retrieve_tool_is_reranked(notes: tuple[Tenant, str], fake: Fak
     events = tenant.client.chat.retrieve(session.session_id).events
     (result,) = [e for e in events if e.type == "tool_result" and e.name == "retrieve"]
     hits = result.result
-    assert fake.requests and fake.requests[0]["query"] == QUERY
-    assert "crumbs" in hits[0]["content"]
+    (sent,) = fake.requests
+    assert sent["query"] == QUERY
+    expected = sorted(sent["documents"], key=lambda d: -overlap_score(QUERY, d))
+    assert [h["content"] for h in hits] == expected[: len(hits)]
+    assert "What is it?" in hits[0]["content"]
     scores = [h["rerank_score"] for h in hits]
     assert None not in scores and scores == sorted(scores, reverse=True)
 

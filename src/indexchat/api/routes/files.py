@@ -132,12 +132,12 @@ async def list_files(
     operation_id="files_query",
 )
 async def query_files(body: FileQuery, caller: ProjectCaller) -> Response:
-    order_by = _query_order(body.order_by)
     wanted = body.filter or FileQueryFilter()
     tokens = caller.page_tokens
-    keyset = store.FILE_ORDERS[order_by]
 
     def work(session: Session, scope: Scope) -> Response:
+        order_by = _query_order(body.order_by)  # checked once the caller is known
+        keyset = store.FILE_ORDERS[order_by]
         listing = f"files:{scope.project_id}:{order_by}"
         after = page_after(tokens, listing, body.page_token, keyset)
         if not _may_match(wanted, scope):
