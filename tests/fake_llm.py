@@ -21,14 +21,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Self
+from typing import Any, Literal
+
+from loopback import LoopbackServer, ProviderHandler, ScriptedServer
 
 Fault = Literal["http_500", "http_429", "hang", "stall", "malformed", "cut", "stream_error"]
 
@@ -74,7 +73,7 @@ def slow_reply(words: int = 100, seconds_per_word: float = 0.1) -> Reply:
     return Reply(text=[f"word{i} " for i in range(words)], chunk_delay=seconds_per_word)
 
 
-class FakeLLM:
+class FakeLLM(ScriptedServer[Script]):
     """The server. It starts on construction; ``close()`` (or leaving ``with``) stops it."""
 
     def __init__(self, model: str = "fake-model", default: Script | None = None) -> None:
@@ -85,53 +84,19 @@ class FakeLLM:
         self.completed = 0  # responses sent in full
         self.peak_streams = 0  # most streams open at the same time
         self._open_streams = 0
-        self._queue: deque[Script] = deque()
-        self._requests: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._closing = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host}:{port}/v1"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def script(self, *replies: Script) -> None:
-        """Queue replies; each call takes the next one, then ``default`` once they run out."""
-        with self._lock:
-            self._queue.extend(replies)
+        super().__init__(_Handler)
+        self.base_url = f"http://{self.host}:{self.port}/v1"
 
     def reset(self, default: Script | None = None) -> None:
         """Drop queued replies and set the default (``Reply(text="ok")`` unless given)."""
-        with self._lock:
-            self._queue.clear()
-            self.default = default if default is not None else Reply(text="ok")
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """The JSON bodies received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
-
-    def close(self) -> None:
-        self._closing.set()  # releases handlers that hang or stall
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._forget(requests=False)
+        self.default = default if default is not None else Reply(text="ok")
 
     def _take(self, body: dict[str, Any]) -> Reply:
-        with self._lock:
-            self._requests.append(body)
-            script = self._queue.popleft() if self._queue else self.default
+        script = self._record(body)
+        if script is None:
+            script = self.default
         return script(body) if callable(script) else script
 
     def _next_id(self, prefix: str) -> str:
@@ -152,24 +117,8 @@ class FakeLLM:
                 self.disconnected.set()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # the default backlog of 5 drops connections under load
-    fake: FakeLLM
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive and chunked streaming, like real providers
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Send each streamed chunk at once, as real model servers do; with Nagle's algorithm a
-        # reused connection waits ~40 ms for the client's delayed acknowledgement.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+class _Handler(ProviderHandler):
+    server: LoopbackServer
 
     def do_GET(self) -> None:
         fake = self.server.fake
@@ -244,14 +193,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _send_error(self, status: int, code: str, message: str) -> None:
         error = {"message": message, "type": code, "param": None, "code": code}

@@ -17,7 +17,7 @@ from conftest import BACKENDS, LiveServer, Tenant, free_port, live_server, make_
 from fake_llm import FakeLLM, Reply, ToolCall, slow_reply
 from llama_cloud import ConflictError, LlamaCloud
 from test_chat_turns import NOTES, history, sse_events, stored, stream_turn
-from test_sync_retrieval import make_index, wait_for_sync
+from test_sync_retrieval import synced_index
 
 from indexchat.agent.loop import TOOL_RESULT_CHARS
 from indexchat.config import Settings
@@ -63,10 +63,7 @@ def llm_server(
 
 @pytest.fixture(scope="module")
 def notes(llm_server: LiveServer) -> tuple[Tenant, str]:
-    tenant = make_tenant(llm_server)
-    index_id, _, _ = make_index(tenant, {k: v.encode() for k, v in NOTES.items()})
-    wait_for_sync(tenant.client, index_id)
-    return tenant, index_id
+    return synced_index(llm_server, NOTES)
 
 
 def search_then_answer(answer: str = "The Danube flows through Vienna [rivers.md].") -> Any:

@@ -56,6 +56,34 @@ def test_file_list_orders_and_pages(tenant: Tenant) -> None:
         tenant.client.files.list(order_by="size desc")
 
 
+@pytest.mark.filterwarnings("ignore:Use the GET /files endpoint instead:DeprecationWarning")
+def test_file_query_filters_orders_and_pages(server: LiveServer, tenant: Tenant) -> None:
+    names = ["b.txt", "c.txt", "a.txt"]
+    made = {n: tenant.client.files.create(file=(n, n.encode()), purpose="user_data") for n in names}
+    query = tenant.client.files.query  # deprecated in the SDK, still served
+
+    def ids(page: object) -> list[str]:
+        return [f.id for f in page.items]  # type: ignore[attr-defined]
+
+    first = query(order_by="name", page_size=2)
+    assert [f.name for f in first.items] == ["a.txt", "b.txt"] and first.total_size is None
+    rest = query(order_by="name", page_size=2, page_token=first.next_page_token)
+    assert [f.name for f in rest.items] == ["c.txt"] and rest.next_page_token is None
+    assert ids(query()) == [made[n].id for n in reversed(names)]  # newest first
+    wanted = [made["a.txt"].id, made["c.txt"].id]
+    assert sorted(ids(query(filter={"file_ids": wanted}))) == sorted(wanted)
+    assert ids(query(filter={"file_name": "b.txt"})) == [made["b.txt"].id]
+    assert len(query(filter={"only_manually_uploaded": True}).items) == 3
+    assert query(filter={"data_source_id": "dsr-1"}).items == []
+    assert query(filter={"project_id": "prj-elsewhere"}).items == []
+    with pytest.raises(BadRequestError) as refused:
+        query(order_by="size desc")
+    assert "order_by 'size desc' is not supported" in refused.value.body["detail"]
+    # Who is asking is checked first: no key is 401, whatever the body says.
+    anonymous = httpx.post(f"{server.base_url}/api/v1/beta/files/query", json={"order_by": ""})
+    assert anonymous.status_code == 401
+
+
 def test_hostile_file_names_are_cleaned(tenant: Tenant) -> None:
     for raw, expected in (
         ("../../etc/passwd", "passwd"),

@@ -45,11 +45,13 @@ ALLOWED = {
     "search": {"errors", "domain"},
     # The agent knows models, tools and prompts, not where tools get their data.
     "agent": {"errors", "domain"},
+    # The MCP tools reach the API through a Backend: they know no services.
+    "mcp": {"errors", "domain"},
     "services": _CAPABILITIES,
     "runtime": _CAPABILITIES | {"services"},
     "worker": _CAPABILITIES | {"services", "runtime"},
-    "api": _CAPABILITIES | {"services", "runtime", "worker"},
-    "cli": _CAPABILITIES | {"services", "runtime", "worker", "api"},
+    "api": _CAPABILITIES | {"services", "runtime", "worker", "mcp"},
+    "cli": _CAPABILITIES | {"services", "runtime", "worker", "api", "mcp"},
 }
 
 

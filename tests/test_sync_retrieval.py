@@ -40,6 +40,14 @@ def make_index(tenant: Tenant, files: dict[str, bytes], **options: object) -> tu
     return index.id, directory.id, placed
 
 
+def synced_index(server: LiveServer, notes: dict[str, str]) -> tuple[Tenant, str]:
+    """A new tenant with one synced index over ``notes`` (file name -> text)."""
+    tenant = make_tenant(server)
+    index_id, _, _ = make_index(tenant, {name: text.encode() for name, text in notes.items()})
+    wait_for_sync(tenant.client, index_id)
+    return tenant, index_id
+
+
 @pytest.fixture
 def notes_index(tenant: Tenant) -> tuple[str, str, dict]:
     index_id, directory_id, placed = make_index(tenant, {k: v.encode() for k, v in NOTES.items()})

@@ -57,6 +57,30 @@ class Settings(BaseSettings):
         description="Tokens of each passage the local model embeds (default: its own limit, "
         "256); 128 embeds about 2x faster at slightly lower retrieval quality.",
     )
+    rerank_url: str | None = Field(
+        default=None,
+        description="Endpoint of a rerank server speaking the common /rerank protocol "
+        "(vLLM, llama.cpp server, Hugging Face TEI, Jina, Cohere), e.g. "
+        "http://localhost:8000/v1/rerank. Unset: no reranking, rerank_score stays null.",
+    )
+    rerank_model: str | None = Field(
+        default=None,
+        description="Model name sent to the rerank server (e.g. BAAI/bge-reranker-v2-m3).",
+    )
+    rerank_api_key: str | None = Field(
+        default=None, description="Bearer key for the rerank server (local servers need none)."
+    )
+    rerank_candidates: int = Field(
+        default=40,
+        ge=1,
+        le=500,
+        description="Best hybrid candidates the reranker reorders (or top_k, if larger).",
+    )
+    rerank_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for the rerank server; past it results keep the hybrid order.",
+    )
     run_worker: bool = Field(
         default=True,
         description="Run the background job worker inside the server process.",

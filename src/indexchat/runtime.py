@@ -12,10 +12,12 @@ from indexchat.agent.model import ChatModel
 from indexchat.config import Settings
 from indexchat.search.embeddings import Embedder, LocalEmbedder, make_embedder
 from indexchat.search.postgres import PostgresSearchStore
+from indexchat.search.rerank import HttpReranker
 from indexchat.search.sqlite import SqliteSearchStore
 from indexchat.search.store import SearchStore
 from indexchat.search.vector_cache import VectorCache
 from indexchat.services import tenancy
+from indexchat.services.retrieval import Reranking
 from indexchat.services.sync import SyncDeps
 from indexchat.services.turn_runner import ChatDeps
 from indexchat.storage.blobs import BlobStore, LocalBlobStore
@@ -34,6 +36,7 @@ class Runtime:
     _embedder: Embedder | None = None
     _chat_model: ChatModel | None = None
     _search: SearchStore | None = None
+    reranking: Reranking | None = None  # None: no rerank server configured
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -75,6 +78,7 @@ class Runtime:
             store=self.search,
             embedder=self.embedder,
             blobs=self.blobs,
+            reranking=self.reranking,
             model=self.chat_model,
             max_model_calls=self.settings.max_model_calls,
         )
@@ -89,7 +93,13 @@ class Runtime:
         with db.read() as session:
             secret = tenancy.page_token_secret(session)
         blobs = LocalBlobStore(settings.data_dir / "blobs")
-        runtime = cls(settings=settings, db=db, page_token_secret=secret, blobs=blobs)
+        runtime = cls(
+            settings=settings,
+            db=db,
+            page_token_secret=secret,
+            blobs=blobs,
+            reranking=make_reranking(settings),
+        )
         with db.write() as session:
             runtime.search.ensure_schema(session.connection())
         return runtime
@@ -112,6 +122,8 @@ class Runtime:
         gc.freeze()
 
     def close(self) -> None:
+        if self.reranking is not None and isinstance(self.reranking.reranker, HttpReranker):
+            self.reranking.reranker.close()
         self.db.dispose()
 
 
@@ -121,6 +133,18 @@ def open_database(settings: Settings) -> Database:
     with db.write() as session:
         tenancy.ensure_defaults(session)
     return db
+
+
+def make_reranking(settings: Settings) -> Reranking | None:
+    if not settings.rerank_url:
+        return None
+    reranker = HttpReranker(
+        settings.rerank_url,
+        model=settings.rerank_model,
+        api_key=settings.rerank_api_key,
+        timeout_seconds=settings.rerank_timeout_seconds,
+    )
+    return Reranking(reranker, candidates=settings.rerank_candidates)
 
 
 def make_chat_model(settings: Settings) -> ChatModel:

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexchat import __version__
-from indexchat.api import errors
+from indexchat.api import errors, mcp
 from indexchat.api.routes import (
     attachments,
     chat_turns,
@@ -52,7 +52,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.turns = TurnRunner(app.state.runtime.chat_deps)
         await run_in_threadpool(app.state.turns.close_abandoned, app.state.runtime.db)
         try:
-            yield
+            async with mcp.serving(app):
+                yield
         finally:
             await app.state.turns.close()
             if worker is not None:
@@ -78,6 +79,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(attachments.download_router)
     docs.install(app)
+    app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     app.add_middleware(SingleValuedQuery, repeatable=REPEATABLE_QUERY_PARAMS)
     return app

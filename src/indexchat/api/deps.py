@@ -122,6 +122,15 @@ def _caller(
     )
 
 
+async def caller_of(request: Request) -> Caller:
+    """The caller of a request served outside FastAPI's routing (the MCP endpoint): the same
+    credentials and ``organization_id`` / ``project_id`` query parameters a route reads."""
+    query = request.query_params
+    return _caller(
+        request, await _bearer(request), query.get("organization_id"), query.get("project_id")
+    )
+
+
 # One flat dependency per kind of route: FastAPI's per-dependency cost is a visible share of a
 # small request, so these do not nest.
 async def get_key_caller(

@@ -45,16 +45,20 @@ def status_for(error: IndexchatError) -> int:
     return 400
 
 
+def known_error_response(exc: IndexchatError) -> JSONResponse:
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if status == 409:
+        headers.update(NO_RETRY)
+    if status == 401:
+        headers["www-authenticate"] = "Bearer"
+    return error_response(status, exc.detail, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(IndexchatError)
     async def _known(_request: Request, exc: IndexchatError) -> JSONResponse:
-        status = status_for(exc)
-        headers: dict[str, str] = {}
-        if status == 409:
-            headers.update(NO_RETRY)
-        if status == 401:
-            headers["www-authenticate"] = "Bearer"
-        return error_response(status, exc.detail, headers)
+        return known_error_response(exc)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from indexchat import __version__
-from indexchat.cli import chat, documents, ingest, server, worker
+from indexchat.cli import chat, documents, ingest, mcp, server, worker
 
 app = typer.Typer(
     name="indexchat",
@@ -45,6 +45,7 @@ worker.register(app)
 chat.register(app)
 documents.register(app)
 ingest.register(app)
+mcp.register(app)
 
 
 def main() -> None:

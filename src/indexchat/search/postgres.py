@@ -45,11 +45,11 @@ class PostgresSearchStore:
 
     def ensure_schema(self, connection: Connection) -> None:
         t = self._table
-        if connection.exec_driver_sql("SELECT to_regclass(%s)", (f"{t}_postings",)).scalar():
+        if _table_exists(connection, f"{t}_postings"):
             return  # all of it commits at once, so one table tells
         # Two processes starting at once must not both create (or backfill) the same things.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (t,))
-        if connection.exec_driver_sql("SELECT to_regclass(%s)", (f"{t}_postings",)).scalar():
+        if _table_exists(connection, f"{t}_postings"):
             return
         connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
         connection.exec_driver_sql(
@@ -168,6 +168,18 @@ def _literal(vector: np.ndarray) -> str:
 def _tsquery_word(term: str) -> str:
     # Quoted lexeme: any characters are literal inside to_tsquery.
     return "'" + term.replace("'", "''").replace("\\", "\\\\") + "'"
+
+
+def _table_exists(connection: Connection, name: str) -> bool:
+    """Read from pg_class itself: ``to_regclass`` answers from the backend's catalog cache, which
+    keeps "no such table" from before the advisory lock was granted, so the process that waited
+    for another one's commit would go on to create the tables again."""
+    found = connection.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class "
+        "WHERE relname = %s AND relnamespace = current_schema()::regnamespace)",
+        (name,),
+    )
+    return bool(found.scalar())
 
 
 def _bm25_schema(t: str) -> list[str]:

@@ -63,6 +63,7 @@ class IndexTools:
     blobs: BlobStore
     scope: Scope
     index_ids: Sequence[str]
+    reranking: retrieval.Reranking | None = None
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         tools: dict[str, tuple[type[_Arguments], Callable[[Session, Any], ToolOutcome]]] = {
@@ -102,11 +103,17 @@ class IndexTools:
             hit
             for index_id in self.index_ids
             for hit in retrieval.retrieve(
-                session, self.scope, self.store, self.embedder, index_id, args.query, options
+                session,
+                self.scope,
+                self.store,
+                self.embedder,
+                index_id,
+                args.query,
+                options,
+                self.reranking,
             )
         ]
-        hits.sort(key=lambda h: h.score, reverse=True)
-        hits = hits[: args.top_k]
+        hits = sorted(hits, key=_rank, reverse=True)[: args.top_k]
         result = [
             {
                 "file_id": h.file.id,
@@ -116,6 +123,7 @@ class IndexTools:
                 "page_end": h.chunk.page_end if h.file.kind in PAGED_KINDS else None,
                 "chunk_index": h.chunk.chunk_index,
                 "score": round(h.score, 4),
+                "rerank_score": None if h.rerank_score is None else round(h.rerank_score, 4),
                 "content": h.chunk.text,
             }
             for h in hits
@@ -196,3 +204,11 @@ class IndexTools:
             raise ToolError(f"no file {file_id!r} in the indexes of this chat")
         text = retrieval.parsed_text(session, self.scope, self.blobs, file.index_id, file.id)
         return file, text
+
+
+def _rank(hit: retrieval.Hit) -> tuple[bool, float]:
+    """Hits of several indexes merged: reranked ones by the reranker's score (one model scored
+    them all), ahead of any whose index fell back to the hybrid order."""
+    if hit.rerank_score is not None:
+        return True, hit.rerank_score
+    return False, hit.score

@@ -6,8 +6,9 @@ project through the index it names.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import regex
@@ -18,11 +19,14 @@ from indexchat.domain import Scope
 from indexchat.errors import InvalidInput, NotFound
 from indexchat.search.embeddings import Embedder
 from indexchat.search.fusion import convex
+from indexchat.search.rerank import Reranker, RerankFailed
 from indexchat.search.store import SearchStore
 from indexchat.services.indexes import get_index
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.paging import Keyset, split_page
 from indexchat.storage.tables import Attachment, Chunk, IndexedFile
+
+log = logging.getLogger("indexchat.retrieval")
 
 TOP_K_MAX = 500
 DEFAULT_TOP_K = 10
@@ -35,6 +39,8 @@ DEFAULT_VECTOR_WEIGHT = 0.5
 CANDIDATES = 400
 FILTERED_CANDIDATES = 1000
 MAX_CANDIDATES = 4096  # sqlite-vec's largest k
+# Hybrid candidates a reranker sees when no other depth is configured (or top_k, if larger).
+DEFAULT_RERANK_CANDIDATES = 40
 GREP_TIMEOUT_SECONDS = 1.0
 FIND_ORDER = Keyset((IndexedFile.file_name, IndexedFile.id))
 
@@ -69,8 +75,17 @@ class HitFile:
 class Hit:
     chunk: HitChunk
     file: HitFile
-    score: float
+    score: float  # the hybrid score
     attachments: list[str]
+    rerank_score: float | None = None  # set when a reranker ordered the hits
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """A reranker and how many of the best hybrid candidates it reorders."""
+
+    reranker: Reranker
+    candidates: int = DEFAULT_RERANK_CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,8 @@ class SearchOptions:
     vector_weight: float = DEFAULT_VECTOR_WEIGHT
     text_weight: float = 1 - DEFAULT_VECTOR_WEIGHT
     score_threshold: float | None = None
+    # Reorder with the reranker, when one is configured; rerank_top_n caps the hits either way.
+    rerank: bool = True
     rerank_top_n: int | None = None
     # Candidates taken from each pipeline; None picks a depth from top_k and the filters.
     candidates: int | None = None
@@ -94,7 +111,10 @@ def retrieve(
     index_id: str,
     query: str,
     options: SearchOptions,
+    reranking: Reranking | None = None,
 ) -> list[Hit]:
+    """The best chunks of one index for ``query``: hybrid search, then the reranker (when one
+    is given and ``options.rerank``) over the best ``reranking.candidates`` of them."""
     index = get_index(session, scope, index_id)
     if not query.strip():
         raise InvalidInput("query must not be empty")
@@ -114,7 +134,12 @@ def retrieve(
     fused = convex(
         text, vector, text_weight=options.text_weight, vector_weight=options.vector_weight
     )
-    hits = _select(session, fused, options)
+    wanted = min(options.top_k, options.rerank_top_n or TOP_K_MAX)
+    reranking = reranking if options.rerank else None
+    pool = max(wanted, reranking.candidates) if reranking is not None else wanted
+    hits = _select(session, fused, options, pool)
+    if reranking is not None:
+        hits = _reranked(reranking.reranker, query, hits, wanted)
     # Screenshots exist only for indexes made to store them (a setting fixed at creation).
     if "screenshots" not in (index.store_attachments or ()):
         return hits
@@ -122,13 +147,12 @@ def retrieve(
 
 
 def _select(
-    session: Session, fused: Sequence[tuple[int, float]], options: SearchOptions
+    session: Session, fused: Sequence[tuple[int, float]], options: SearchOptions, wanted: int
 ) -> list[Hit]:
-    """The best candidates that pass the threshold and filters, up to the number wanted.
+    """The best candidates that pass the threshold and filters, up to ``wanted``.
 
     Rows are loaded in batches as the ranking is walked, so a chunk's text is read only for
     candidates that can still be returned (most fused candidates are cut)."""
-    wanted = min(options.top_k, options.rerank_top_n or TOP_K_MAX)
     hits: list[Hit] = []
     position = 0
     while position < len(fused) and len(hits) < wanted:
@@ -149,6 +173,19 @@ def _select(
             if len(hits) == wanted:
                 return hits
     return hits
+
+
+def _reranked(reranker: Reranker, query: str, hits: list[Hit], wanted: int) -> list[Hit]:
+    """The hits in the reranker's order, cut to ``wanted``. A provider fault is not the
+    caller's: the hybrid order stands, and the log says why."""
+    if not hits:
+        return hits
+    try:
+        ranked = reranker.rerank(query, [h.chunk.text for h in hits], wanted)
+    except RerankFailed as exc:
+        log.warning("reranking skipped, hits keep the hybrid order: %s", exc)
+        return hits[:wanted]
+    return [replace(hits[r.index], rerank_score=r.score) for r in ranked]
 
 
 # The columns of HitChunk then HitFile, in their field order (the attribute names are the same).
@@ -195,8 +232,7 @@ def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
         )
     }
     return [
-        Hit(h.chunk, h.file, h.score, [_screenshot(h)[1]] if _screenshot(h) in found else [])
-        for h in hits
+        replace(h, attachments=[_screenshot(h)[1]] if _screenshot(h) in found else []) for h in hits
     ]
 
 

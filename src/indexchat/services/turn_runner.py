@@ -25,6 +25,7 @@ from indexchat.search.embeddings import Embedder
 from indexchat.search.store import SearchStore
 from indexchat.services import turns
 from indexchat.services.chat_tools import IndexTools
+from indexchat.services.retrieval import Reranking
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.db import Database
 
@@ -50,6 +51,7 @@ class ChatDeps:
     store: SearchStore
     embedder: Embedder
     blobs: BlobStore
+    reranking: Reranking | None
     model: ChatModel
     max_model_calls: int
 
@@ -168,7 +170,13 @@ class TurnRunner:
                 tools = None
                 if plan.index_ids:
                     tools = IndexTools(
-                        deps.db, deps.store, deps.embedder, deps.blobs, plan.scope, plan.index_ids
+                        deps.db,
+                        deps.store,
+                        deps.embedder,
+                        deps.blobs,
+                        plan.scope,
+                        plan.index_ids,
+                        reranking=deps.reranking,
                     )
                 messages = build_messages(plan.history, plan.prompt, has_tools=tools is not None)
                 async for event in run_agent(

@@ -15,10 +15,16 @@ from indexchat.api.errors import error_response
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
-from indexchat.api.schemas.files import FileOut, PresignedURL
+from indexchat.api.schemas.files import (
+    FileOut,
+    FileQuery,
+    FileQueryFilter,
+    FileQueryPage,
+    PresignedURL,
+)
 from indexchat.api.signing import UrlSigner, expiry_datetime
 from indexchat.domain import Scope
-from indexchat.errors import LimitExceeded, NotFound
+from indexchat.errors import InvalidInput, LimitExceeded, NotFound
 from indexchat.services import files as service
 from indexchat.storage import files as store
 
@@ -29,6 +35,9 @@ router = APIRouter(
 )
 FILES_PAGE_DEFAULT = 50
 FILES_PAGE_MAX = 1000
+# files.query's order_by (comma-separated fields, ascending unless "desc"), as the orders kept.
+QUERY_ORDERS = {"name": "name", "name asc": "name", "id": "id", "id asc": "id"}
+QUERY_ORDERS["created_at desc"] = "created_at"
 Purpose = Literal["user_data", "parse", "extract", "classify", "split", "sheet", "agent_app"]
 
 
@@ -114,6 +123,61 @@ async def list_files(
         )
 
     return await caller.in_project(work)
+
+
+@router.post(
+    "/query",
+    response_model=FileQueryPage,
+    summary="Query files (deprecated in the SDK: use GET /api/v1/beta/files)",
+    operation_id="files_query",
+)
+async def query_files(body: FileQuery, caller: ProjectCaller) -> Response:
+    wanted = body.filter or FileQueryFilter()
+    tokens = caller.page_tokens
+
+    def work(session: Session, scope: Scope) -> Response:
+        order_by = _query_order(body.order_by)  # checked once the caller is known
+        keyset = store.FILE_ORDERS[order_by]
+        listing = f"files:{scope.project_id}:{order_by}"
+        after = page_after(tokens, listing, body.page_token, keyset)
+        if not _may_match(wanted, scope):
+            return json_response(FileQueryPage(items=[]))
+        rows, following = service.list_files(
+            session,
+            scope,
+            order_by=order_by,
+            after=after,
+            page_size=body.page_size or FILES_PAGE_DEFAULT,
+            file_ids=wanted.file_ids,
+            file_name=wanted.file_name,
+            external_file_id=wanted.external_file_id,
+        )
+        return json_response(
+            FileQueryPage(
+                items=[FileOut.of(f) for f in rows],
+                next_page_token=next_token(tokens, listing, following),
+            )
+        )
+
+    return await caller.in_project(work)
+
+
+def _query_order(order_by: str | None) -> str:
+    if order_by is None:
+        return "created_at"
+    found = QUERY_ORDERS.get(" ".join(order_by.lower().split()))
+    if found is None:
+        raise InvalidInput(
+            f"order_by {order_by!r} is not supported; use one of {', '.join(QUERY_ORDERS)}"
+        )
+    return found
+
+
+def _may_match(wanted: FileQueryFilter, scope: Scope) -> bool:
+    """Every file here was uploaded by hand into this project: no data source has any."""
+    if wanted.data_source_id is not None or wanted.only_manually_uploaded is False:
+        return False
+    return wanted.project_id in (None, scope.project_id)
 
 
 @router.get(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from indexchat.api.deps import ProjectCaller
-from indexchat.api.pagination import next_token, page_after
+from indexchat.api.pagination import PageTokens, next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.schemas.common import CursorPage, ErrorBody
 from indexchat.api.schemas.retrieval import (
@@ -28,8 +30,13 @@ from indexchat.api.schemas.retrieval import (
 )
 from indexchat.domain import Scope
 from indexchat.errors import InvalidPageToken
+from indexchat.runtime import Runtime
 from indexchat.services import retrieval as service
-from indexchat.services.retrieval import HitChunk, HitFile, SearchOptions, filter_matches
+from indexchat.services.retrieval import Hit, HitChunk, HitFile, SearchOptions, filter_matches
+from indexchat.storage.blobs import BlobStore
+
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
 
 router = APIRouter(
     prefix="/api/v1/retrieval",
@@ -39,47 +46,82 @@ router = APIRouter(
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
 
 
-@router.post(
-    "/retrieve",
-    response_model=RetrievalResults,
-    summary="Hybrid search (vector + full text) over an index",
-    operation_id="retrieval_retrieve",
-)
+def _post(path: str, model: Any, summary: str) -> Callable[[F], F]:
+    """A POST route whose operation id is ``retrieval_<last path segment>``."""
+    operation_id = f"retrieval_{path.rsplit('/', 1)[1]}"
+    return router.post(path, response_model=model, summary=summary, operation_id=operation_id)
+
+
+@_post("/retrieve", RetrievalResults, "Hybrid search (vector + full text) over an index")
 async def retrieve(body: RetrieveRequest, caller: ProjectCaller) -> Response:
+    return await caller.searching(_responding(retrieve_work(body, caller.runtime)))
+
+
+@_post("/files/find", CursorPage[FoundFile], "Find files in an index by name")
+async def find(body: FindRequest, caller: ProjectCaller) -> Response:
+    return await caller.searching(_responding(find_work(body, caller.page_tokens)))
+
+
+@_post("/files/grep", CursorPage[GrepMatchOut], "Regex search inside one parsed file")
+async def grep(body: GrepRequest, caller: ProjectCaller) -> Response:
+    work = grep_work(body, caller.page_tokens, caller.runtime.blobs)
+    return await caller.searching(_responding(work))
+
+
+@_post("/files/read", ReadResult, "Read a parsed file's text")
+async def read(body: ReadRequest, caller: ProjectCaller) -> Response:
+    return await caller.searching(_responding(read_work(body, caller.runtime.blobs)))
+
+
+# The work of each endpoint, as a function of the request's transaction and project. The MCP
+# server runs the same functions, so its tools answer exactly as the API does.
+Work = Callable[[Session, Scope], M]
+
+
+def _responding(work: Work[BaseModel]) -> Work[Response]:
+    """Serialised in the same worker thread as the work itself."""
+    return lambda session, scope: json_response(work(session, scope))
+
+
+def retrieve_work(body: RetrieveRequest, runtime: Runtime) -> Work[RetrievalResults]:
     options = _options(body)
-    runtime = caller.runtime
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(session: Session, scope: Scope) -> RetrievalResults:
         hits = service.retrieve(
-            session, scope, runtime.search, runtime.embedder, body.index_id, body.query, options
+            session,
+            scope,
+            runtime.search,
+            runtime.embedder,
+            body.index_id,
+            body.query,
+            options,
+            runtime.reranking,
         )
-        results = [
-            Result(
-                content=h.chunk.text,
-                score=h.score,
-                # No reranking model runs (none measured on CPU improved the fused order;
-                # rerank.top_n still truncates), so there is no rerank score.
-                rerank_score=None,
-                metadata=h.file.user_metadata or {},
-                static_fields=StaticFields(
-                    chunk_index=h.chunk.chunk_index,
-                    chunk_start_char=h.chunk.start_char,
-                    chunk_end_char=h.chunk.end_char,
-                    chunk_token_count=h.chunk.token_count,
-                    page_range_start=h.chunk.page_start,
-                    page_range_end=h.chunk.page_end,
-                    parsed_directory_file_id=h.file.id,
-                    attachments=[
-                        AttachmentRef(attachment_name=name, source_id=h.file.id, type="screenshot")
-                        for name in h.attachments
-                    ],
-                ),
-            )
-            for h in hits
-        ]
-        return json_response(RetrievalResults(results=results))
+        return RetrievalResults(results=[_result(h) for h in hits])
 
-    return await caller.searching(work)
+    return work
+
+
+def _result(hit: Hit) -> Result:
+    return Result(
+        content=hit.chunk.text,
+        score=hit.score,
+        rerank_score=hit.rerank_score,  # null unless a rerank server ordered the hits
+        metadata=hit.file.user_metadata or {},
+        static_fields=StaticFields(
+            chunk_index=hit.chunk.chunk_index,
+            chunk_start_char=hit.chunk.start_char,
+            chunk_end_char=hit.chunk.end_char,
+            chunk_token_count=hit.chunk.token_count,
+            page_range_start=hit.chunk.page_start,
+            page_range_end=hit.chunk.page_end,
+            parsed_directory_file_id=hit.file.id,
+            attachments=[
+                AttachmentRef(attachment_name=name, source_id=hit.file.id, type="screenshot")
+                for name in hit.attachments
+            ],
+        ),
+    )
 
 
 def _options(body: RetrieveRequest) -> SearchOptions:
@@ -96,6 +138,7 @@ def _options(body: RetrieveRequest) -> SearchOptions:
         vector_weight=vector,
         text_weight=text,
         score_threshold=body.score_threshold,
+        rerank=body.rerank.enabled,
         rerank_top_n=body.rerank.top_n if body.rerank.enabled else None,
         keep=_filter(body),
         candidates=body.num_candidates,
@@ -124,16 +167,8 @@ def _filter(body: RetrieveRequest) -> Any:
     return keep
 
 
-@router.post(
-    "/files/find",
-    response_model=CursorPage[FoundFile],
-    summary="Find files in an index by name",
-    operation_id="retrieval_find",
-)
-async def find(body: FindRequest, caller: ProjectCaller) -> Response:
-    tokens = caller.page_tokens
-
-    def work(session: Session, scope: Scope) -> Response:
+def find_work(body: FindRequest, tokens: PageTokens) -> Work[CursorPage[FoundFile]]:
+    def work(session: Session, scope: Scope) -> CursorPage[FoundFile]:
         listing = f"find:{scope.project_id}:{body.index_id}"
         rows, after = service.find_files(
             session,
@@ -144,27 +179,18 @@ async def find(body: FindRequest, caller: ProjectCaller) -> Response:
             after=page_after(tokens, listing, body.page_token, service.FIND_ORDER),
             page_size=body.page_size or PAGE_DEFAULT,
         )
-        return json_response(
-            CursorPage[FoundFile](
-                items=[FoundFile(file_id=f.id, file_name=f.file_name) for f in rows],
-                next_page_token=next_token(tokens, listing, after),
-            )
+        return CursorPage[FoundFile](
+            items=[FoundFile(file_id=f.id, file_name=f.file_name) for f in rows],
+            next_page_token=next_token(tokens, listing, after),
         )
 
-    return await caller.searching(work)
+    return work
 
 
-@router.post(
-    "/files/grep",
-    response_model=CursorPage[GrepMatchOut],
-    summary="Regex search inside one parsed file",
-    operation_id="retrieval_grep",
-)
-async def grep(body: GrepRequest, caller: ProjectCaller) -> Response:
-    tokens = caller.page_tokens
-    blobs = caller.runtime.blobs
-
-    def work(session: Session, scope: Scope) -> Response:
+def grep_work(
+    body: GrepRequest, tokens: PageTokens, blobs: BlobStore
+) -> Work[CursorPage[GrepMatchOut]]:
+    def work(session: Session, scope: Scope) -> CursorPage[GrepMatchOut]:
         listing = f"grep:{scope.project_id}:{body.index_id}:{body.file_id}:{body.pattern}"
         start = 0
         if body.page_token:
@@ -180,31 +206,21 @@ async def grep(body: GrepRequest, caller: ProjectCaller) -> Response:
             start_after=start,
             limit=body.page_size or PAGE_DEFAULT,
         )
-        return json_response(
-            CursorPage[GrepMatchOut](
-                items=[
-                    GrepMatchOut(content=m.content, start_char=m.start_char, end_char=m.end_char)
-                    for m in matches
-                ],
-                next_page_token=tokens.encode(listing, [resume]) if resume is not None else None,
-            )
+        return CursorPage[GrepMatchOut](
+            items=[
+                GrepMatchOut(content=m.content, start_char=m.start_char, end_char=m.end_char)
+                for m in matches
+            ],
+            next_page_token=tokens.encode(listing, [resume]) if resume is not None else None,
         )
 
-    return await caller.searching(work)
+    return work
 
 
-@router.post(
-    "/files/read",
-    response_model=ReadResult,
-    summary="Read a parsed file's text",
-    operation_id="retrieval_read",
-)
-async def read(body: ReadRequest, caller: ProjectCaller) -> Response:
-    blobs = caller.runtime.blobs
-
-    def work(session: Session, scope: Scope) -> Response:
+def read_work(body: ReadRequest, blobs: BlobStore) -> Work[ReadResult]:
+    def work(session: Session, scope: Scope) -> ReadResult:
         text = service.parsed_text(session, scope, blobs, body.index_id, body.file_id)
         end = None if body.max_length is None else body.offset + body.max_length
-        return json_response(ReadResult(content=text[body.offset : end]))
+        return ReadResult(content=text[body.offset : end])
 
-    return await caller.searching(work)
+    return work

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from indexchat.api.schemas.common import IdField
+from indexchat.api.schemas.common import CursorPage, IdField
 from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
 
 MetadataValue = str | int | float | bool | None | list[str]
@@ -50,6 +50,30 @@ class FileOut(BaseModel):
             last_modified_at=utc(stored.last_modified_at),
             purpose=stored.purpose,
         )
+
+
+class FileQueryFilter(BaseModel):
+    data_source_id: str | None = Field(default=None, max_length=200)
+    external_file_id: str | None = Field(default=None, max_length=200)
+    file_ids: list[str] | None = Field(default=None, max_length=1000)
+    file_name: str | None = Field(default=None, max_length=255)
+    only_manually_uploaded: bool | None = None
+    project_id: str | None = Field(default=None, max_length=200)
+
+
+class FileQuery(BaseModel):
+    filter: FileQueryFilter | None = None
+    order_by: str | None = Field(
+        default=None,
+        max_length=100,
+        description="One of `name`, `id` (ascending) or `created_at desc` (the default).",
+    )
+    page_size: int | None = Field(default=None, ge=1, le=1000)
+    page_token: str | None = Field(default=None, max_length=1024)
+
+
+class FileQueryPage(CursorPage[FileOut]):
+    total_size: int | None = Field(default=None, description="Not counted: always null.")
 
 
 class CreateDirectory(BaseModel):
