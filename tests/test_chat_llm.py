@@ -17,7 +17,7 @@ from conftest import BACKENDS, LiveServer, Tenant, free_port, live_server, make_
 from fake_llm import FakeLLM, Reply, ToolCall, slow_reply
 from llama_cloud import ConflictError, LlamaCloud
 from test_chat_turns import NOTES, history, sse_events, stored, stream_turn
-from test_sync_retrieval import synced_index
+from test_sync_retrieval import make_index, synced_index, wait_for_sync
 
 from indexchat.agent.loop import TOOL_RESULT_CHARS
 from indexchat.config import Settings
