@@ -81,7 +81,11 @@ def live_server(settings: Settings, backend: str) -> Iterator[LiveServer]:
     runtime = Runtime.open(settings)
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, runtime), host="127.0.0.1", port=port, log_level="warning"
+        create_app(settings, runtime),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        proxy_headers=False,  # as `indexchat serve`: the app decides whom to believe
     )
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)

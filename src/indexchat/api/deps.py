@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from indexchat.api.pagination import PageTokens
@@ -27,12 +27,18 @@ from indexchat.domain import Principal, Scope
 from indexchat.runtime import Runtime
 from indexchat.services import tenancy
 from indexchat.storage.db import WouldBlock
+from indexchat.web import auth
 
 T = TypeVar("T")
 
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(
     auto_error=False, description="An indexchat API key (`indexchat keys create`)."
+)
+_cookie = APIKeyCookie(
+    name=auth.COOKIE,
+    auto_error=False,
+    description="The web page's sign-in (`POST /login`). Writes made with it must come from "
+    "this server's own pages (their Origin is checked); a Bearer key wins when both are sent.",
 )
 
 
@@ -46,10 +52,12 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling and which project they ask for; not yet checked."""
+    """Who is calling and which project they ask for; not yet checked. The credential is an
+    API key or, from the web page, a sign-in cookie's token (never both)."""
 
     runtime: Runtime
     api_key: str | None
+    sign_in_token: str | None
     organization_id: str | None
     project_id: str | None
     write: bool
@@ -91,7 +99,11 @@ class Caller:
     def _run(self, work: Callable[[Session, Any], T], scoped: bool, wait: bool = True) -> T:
         db = self.runtime.db
         with db.write(wait=wait) if self.write else db.read() as session:
-            principal = tenancy.authenticate(session, self.api_key)
+            principal = (
+                auth.principal(session, self.sign_in_token)
+                if self.sign_in_token is not None
+                else tenancy.authenticate(session, self.api_key)
+            )
             if not scoped:
                 return work(session, principal)
             scope = tenancy.resolve_scope(
@@ -106,15 +118,21 @@ class Caller:
 def _caller(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None,
+    cookie: str | None,
     organization_id: str | None = None,
     project_id: str | None = None,
 ) -> Caller:
+    if credentials is not None:  # the Bearer key wins over the cookie
+        cookie = None
+    elif cookie:
+        auth.check_same_origin(request)
     return Caller(
         runtime=request.app.state.runtime,
         api_key=credentials.credentials if credentials else None,
+        sign_in_token=cookie or None,
         organization_id=organization_id,
         project_id=project_id,
-        write=request.method not in _READ_METHODS,
+        write=request.method not in auth.SAFE_METHODS,
     )
 
 
@@ -123,17 +141,19 @@ def _caller(
 async def get_key_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
 ) -> Caller:
-    return _caller(request, credentials)
+    return _caller(request, credentials, cookie)
 
 
 async def get_project_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
     organization_id: OptionalIdQuery = None,
     project_id: OptionalIdQuery = None,
 ) -> Caller:
-    return _caller(request, credentials, organization_id, project_id)
+    return _caller(request, credentials, cookie, organization_id, project_id)
 
 
 # For routes that work inside one project (takes organization_id / project_id query params).

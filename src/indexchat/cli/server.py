@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from indexchat.cli.output import Format, console, fail, print_json, print_table
 from indexchat.config import Settings
 from indexchat.errors import IndexchatError
-from indexchat.runtime import open_database
-from indexchat.services import tenancy
+from indexchat.runtime import Runtime, open_database
+from indexchat.services import sign_ins, tenancy
 
 T = TypeVar("T")
 
@@ -62,7 +62,8 @@ def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[S
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help="Run the API server.")(serve)
+    app.command(help="Run the API server and the web page.")(serve)
+    app.command("sign-in-link")(sign_in_link)
     projects = typer.Typer(
         help="Manage projects (works on the database directly).", no_args_is_help=True
     )
@@ -112,7 +113,7 @@ def serve(
         )
     except ValidationError as exc:
         fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-    url = f"http://{settings.host}:{settings.port}"
+    url = server_url(settings.host, settings.port)
     where = settings.database_url and "the configured database" or str(settings.data_dir)
     console.print(f"[bold]indexchat[/] serving {url}  (docs: {url}/docs, data: {where})")
     console.print(
@@ -121,7 +122,63 @@ def serve(
         + ", then point the SDK at it: LlamaCloud(base_url=…, api_key=…)",
         highlight=False,
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+    def print_sign_in_link(runtime: Runtime) -> None:
+        with runtime.db.write() as session:
+            token = sign_ins.create_link(session)
+        _print_link(url, token)
+
+    # Proxy headers are handled by the app itself, and only from INDEXCHAT_TRUSTED_PROXIES.
+    uvicorn.run(
+        create_app(settings, on_start=print_sign_in_link),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+def server_url(host: str, port: int) -> str:
+    """The URL to open for a listen address (a wildcard address is opened on this machine)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def _print_link(url: str, token: str) -> None:
+    console.print(
+        "Open this link to sign in to the web page (it works once, within 10 minutes):",
+        highlight=False,
+    )
+    console.print(f"    {url}/login?token={token}", soft_wrap=True, highlight=False)
+
+
+def sign_in_link(
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project", help="Project name [default: the organization's default project]."
+        ),
+    ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organization name [default: Default].")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="The server's address as the browser reaches it [default: from --host/--port "
+            "settings].",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print a new one-time sign-in link for the web page (like the one serve prints)."""
+    settings = load_settings(data_dir, database_url)
+    with admin_session(data_dir, database_url) as session:
+        token = sign_ins.create_link(session, organization=org, project=project)
+    _print_link((url or server_url(settings.host, settings.port)).rstrip("/"), token)
 
 
 def create_project(
