@@ -27,6 +27,8 @@ from indexchat.runtime import Runtime
 from indexchat.services import directories, indexes, tenancy
 
 BACKENDS = [b for b in os.environ.get("INDEXCHAT_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+# The page tests' fixtures: indexchat serve in a subprocess, Chromium, screenshots.
+pytest_plugins = ["web.served"]
 
 
 @pytest.fixture(scope="session")

@@ -139,9 +139,10 @@ def test_signing_out_deletes_the_sign_in(server: LiveServer, tenant: Tenant) -> 
 
     response = browser.post("/logout", headers={"Origin": server.base_url})
     assert response.status_code == 303 and response.headers["location"] == "/login"
-    assert 'session=""' in response.headers["set-cookie"] or "Max-Age=0" in response.headers[
-        "set-cookie"
-    ]
+    assert (
+        'session=""' in response.headers["set-cookie"]
+        or "Max-Age=0" in response.headers["set-cookie"]
+    )
     assert sign_in_row(server, token) is None
     with httpx.Client(base_url=server.base_url, cookies={"session": token}) as replay:
         assert replay.get("/api/v1/chat").status_code == 401
@@ -204,7 +205,9 @@ def test_an_expired_sign_in_is_refused_and_opening_a_page_extends_one(
     def set_expiry(delta: timedelta) -> None:
         with server.runtime.db.write() as session:
             session.execute(
-                update(SignIn).where(SignIn.token_hash == digest).values(expires_at=utcnow() + delta)
+                update(SignIn)
+                .where(SignIn.token_hash == digest)
+                .values(expires_at=utcnow() + delta)
             )
 
     set_expiry(timedelta(hours=1))
@@ -229,7 +232,9 @@ def test_pages_redirect_to_the_login_and_it_only_sends_back_to_this_server(
     assert 'name="next" value="/?session=ses-1"' in form.text
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
         assert login(server, tenant.api_key, next=target).headers["location"] == "/"
-    assert httpx.post(f"{server.base_url}/login", data={"api_key": tenant.api_key}).status_code == 403
+    assert (
+        httpx.post(f"{server.base_url}/login", data={"api_key": tenant.api_key}).status_code == 403
+    )
 
 
 def test_pages_send_security_headers_and_static_files_are_cached_and_compressed(
@@ -243,7 +248,9 @@ def test_pages_send_security_headers_and_static_files_are_cached_and_compressed(
     assert page.headers["referrer-policy"] == "same-origin"
 
     stylesheet = next(
-        line.split('href="')[1].split('"')[0] for line in page.text.splitlines() if "app.css" in line
+        line.split('href="')[1].split('"')[0]
+        for line in page.text.splitlines()
+        if "app.css" in line
     )
     css = httpx.get(f"{server.base_url}{stylesheet}", headers={"Accept-Encoding": "gzip"})
     assert css.status_code == 200 and css.headers["content-encoding"] == "gzip"

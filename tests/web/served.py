@@ -1,8 +1,8 @@
 """What the page tests stand on: ``indexchat serve`` in a subprocess (on SQLite or PostgreSQL),
 Debian's Chromium driven by Playwright, the shared real-world documents, screenshots.
 
-Test modules import the fixtures they use from here (a second ``conftest.py`` would clash with
-the one in ``tests/``).
+``tests/conftest.py`` loads this module as a plugin (a second ``conftest.py`` would clash with
+that one as the module ``conftest``); test modules import its helpers.
 """
 
 from __future__ import annotations
@@ -161,6 +161,13 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.getbasetemp() / "screenshots"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    factory = getattr(config, "_tmp_path_factory", None)
+    folder = factory.getbasetemp() / "screenshots" if factory is not None else None
+    if folder is not None and folder.is_dir() and any(folder.iterdir()):
+        terminalreporter.write_line(f"page screenshots: {folder}")
 
 
 class Browser:

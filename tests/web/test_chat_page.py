@@ -11,17 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from served import (  # noqa: F401 - fixtures are found by name in this module
-    Browser,
-    Served,
-    browser,
-    chromium,
-    docs,
-    extractive,
-    make_synced_index,
-    screenshots,
-    sign_in,
-)
+from web.served import Browser, Served, docs, make_synced_index, sign_in
 
 QUESTION = "How does trace-based compilation handle type specialization?"
 
@@ -83,8 +73,12 @@ def test_a_question_shows_its_search_answer_and_sources(
     assert original.status_code == 200 and original.content.startswith(b"%PDF")
     assert original.headers["content-disposition"].startswith("inline")
     page.screenshot(path=screenshots / "chat.png")
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=screenshots / "chat-dark.png")
 
     page.set_viewport_size({"width": 375, "height": 740})
+    page.screenshot(path=screenshots / "chat-375-dark.png")
+    page.emulate_media(color_scheme="light")
     page.screenshot(path=screenshots / "chat-375.png")
     page.keyboard.press("Escape")
     assert panel.is_hidden()

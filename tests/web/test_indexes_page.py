@@ -5,17 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from served import (  # noqa: F401 - fixtures are found by name in this module
-    Browser,
-    Served,
-    browser,
-    chromium,
-    docs,
-    drop_files,
-    extractive,
-    screenshots,
-    sign_in,
-)
+from web.served import Browser, Served, docs, drop_files, sign_in
 
 
 def create_index(page, name: str) -> object:  # type: ignore[no-untyped-def]
@@ -42,7 +32,8 @@ def test_dropping_files_on_a_new_index_uploads_and_syncs_them(
         """(card) => {
             window.seen = { uploads: 0, syncBar: false };
             new MutationObserver(() => {
-                window.seen.uploads = Math.max(window.seen.uploads, card.querySelectorAll('.upload').length);
+                const uploads = card.querySelectorAll('.upload').length;
+                window.seen.uploads = Math.max(window.seen.uploads, uploads);
                 const bar = card.querySelector('.sync-progress');
                 if (bar && !bar.hidden) window.seen.syncBar = true;
             }).observe(card, { subtree: true, childList: true, attributes: true });
@@ -60,7 +51,9 @@ def test_dropping_files_on_a_new_index_uploads_and_syncs_them(
 
     seen = page.evaluate("() => window.seen")
     assert seen == {"uploads": 4, "syncBar": True}
-    stats = dict(zip(card.locator("dt").all_inner_texts(), card.locator("dd").all_inner_texts()))
+    stats = dict(
+        zip(card.locator("dt").all_inner_texts(), card.locator("dd").all_inner_texts(), strict=True)
+    )
     assert stats["Files"] == "3" and stats["Failed"] == "1" and int(stats["Chunks"]) > 3
     assert stats["Last synced"] == "just now"
     failures = card.locator(".failed-files")

@@ -13,16 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port
-from served import (  # noqa: F401 - fixtures are found by name in this module
-    Browser,
-    Served,
-    browser,
-    chromium,
-    extractive,
-    screenshots,
-    sign_in,
-)
 from sqlalchemy import select
+from web.served import Browser, Served, sign_in
 
 from indexchat.storage.tables import SignIn
 

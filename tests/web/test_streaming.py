@@ -9,18 +9,7 @@ from typing import Any
 
 import pytest
 from fake_llm import FakeLLM, Reply, ToolCall
-from served import (  # noqa: F401 - fixtures are found by name in this module
-    Browser,
-    Served,
-    browser,
-    chromium,
-    drop_files,
-    fake_llm,
-    make_synced_index,
-    screenshots,
-    scripted,
-    sign_in,
-)
+from web.served import Browser, Served, drop_files, make_synced_index, sign_in
 
 PAYLOAD_NAME = "<img src=x onerror=alert('name')>.md"
 WORDS = [f"word{i} " for i in range(40)]
@@ -53,7 +42,11 @@ def send(page: Any, prompt: str) -> Any:
 
 
 def answer_length(page: Any) -> int:
-    return int(page.evaluate("() => document.querySelector('.turn:last-child .answer')?.textContent.length ?? 0"))
+    return int(
+        page.evaluate(
+            "() => document.querySelector('.turn:last-child .answer')?.textContent.length ?? 0"
+        )
+    )
 
 
 def test_the_answer_grows_on_screen_before_the_turn_ends(
@@ -73,7 +66,8 @@ def test_the_answer_grows_on_screen_before_the_turn_ends(
                     streaming: Boolean(answer && answer.classList.contains('streaming')),
                     stopped: Boolean(turn.querySelector('.usage')),
                 });
-            }).observe(document.getElementById('turns'), { subtree: true, childList: true, characterData: true, attributes: true });
+            }).observe(document.getElementById('turns'),
+                { subtree: true, childList: true, characterData: true, attributes: true });
         }"""
     )
     turn = send(page, "Tell me about rivers.")
@@ -195,7 +189,7 @@ def test_untrusted_answers_and_file_names_render_inert(
     link.click()
     injected = page.evaluate(
         "() => document.querySelectorAll('#turns img, #turns script, #turns svg, [onerror], "
-        "[onmouseover], a[href^=\"javascript\"]').length"
+        '[onmouseover], a[href^="javascript"]\').length'
     )
     assert injected == 0
     source = turn.locator(".source-button .file")
@@ -225,5 +219,7 @@ def test_a_failed_file_named_like_markup_stays_text_on_the_indexes_page(
     card.locator(".failed-files summary").click(timeout=60_000)
     assert card.locator(".failed-files strong").inner_text() == name
     assert card.locator("h2").inner_text() == "<b>bold</b>"
-    assert page.evaluate("() => document.querySelectorAll('main svg, main b, [onload]').length") == 0
+    assert (
+        page.evaluate("() => document.querySelectorAll('main svg, main b, [onload]').length") == 0
+    )
     assert browser.dialogs == []

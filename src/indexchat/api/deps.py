@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from indexchat.api.pagination import PageTokens
@@ -31,14 +31,9 @@ from indexchat.web import auth
 
 T = TypeVar("T")
 
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(
     auto_error=False, description="An indexchat API key (`indexchat keys create`)."
-)
-_cookie = APIKeyCookie(
-    name=auth.COOKIE,
-    auto_error=False,
-    description="The web page's sign-in (`POST /login`). Writes made with it must come from "
-    "this server's own pages (their Origin is checked); a Bearer key wins when both are sent.",
 )
 
 
@@ -118,21 +113,22 @@ class Caller:
 def _caller(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None,
-    cookie: str | None,
     organization_id: str | None = None,
     project_id: str | None = None,
 ) -> Caller:
-    if credentials is not None:  # the Bearer key wins over the cookie
-        cookie = None
-    elif cookie:
+    # The web page's session cookie, unless a Bearer key is sent (it wins). Writes made with the
+    # cookie must come from this server's own pages. (Read here rather than declared as a
+    # security scheme, so that the API's OpenAPI document stays the SDKs'.)
+    cookie = auth.cookie_token(request) if credentials is None else None
+    if cookie is not None:
         auth.check_same_origin(request)
     return Caller(
         runtime=request.app.state.runtime,
         api_key=credentials.credentials if credentials else None,
-        sign_in_token=cookie or None,
+        sign_in_token=cookie,
         organization_id=organization_id,
         project_id=project_id,
-        write=request.method not in auth.SAFE_METHODS,
+        write=request.method not in _READ_METHODS,
     )
 
 
@@ -141,19 +137,17 @@ def _caller(
 async def get_key_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    cookie: Annotated[str | None, Depends(_cookie)],
 ) -> Caller:
-    return _caller(request, credentials, cookie)
+    return _caller(request, credentials)
 
 
 async def get_project_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    cookie: Annotated[str | None, Depends(_cookie)],
     organization_id: OptionalIdQuery = None,
     project_id: OptionalIdQuery = None,
 ) -> Caller:
-    return _caller(request, credentials, cookie, organization_id, project_id)
+    return _caller(request, credentials, organization_id, project_id)
 
 
 # For routes that work inside one project (takes organization_id / project_id query params).

@@ -61,4 +61,6 @@ def take_link(session: Session, token_hash: str, now: datetime) -> Row[Any] | No
     if found is None:
         return None
     taken = session.execute(delete(SignInLink).where(SignInLink.token_hash == token_hash))
-    return found if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return found

@@ -103,9 +103,7 @@ class SignInLink(Base):
     __tablename__ = "sign_in_links"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE")
-    )
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(Moment)

@@ -1,1 +1,1 @@
-"""The web page: sign-in, chat and indexes, served by the API server from templates and static files."""
+"""The web page: sign-in, chat and indexes; templates and static files the server serves."""

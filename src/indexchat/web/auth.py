@@ -5,8 +5,10 @@ check, so every API call accepts the cookie as an alternative to a Bearer key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +22,8 @@ from indexchat.runtime import Runtime
 from indexchat.services import sign_ins, tenancy
 from indexchat.storage import tenancy as tenancy_store
 
+T = TypeVar("T")
+
 COOKIE = "session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -29,7 +33,6 @@ class PageUser:
     """What a page shows of who is signed in."""
 
     project_name: str
-    signed_in_with_key: bool
 
 
 def cookie_token(request: Request) -> str | None:
@@ -75,42 +78,40 @@ def lifetime(runtime: Runtime) -> timedelta:
     return timedelta(days=runtime.settings.session_cookie_days)
 
 
-async def sign_in_with_key(runtime: Runtime, api_key: str) -> sign_ins.IssuedSignIn:
-    def work() -> sign_ins.IssuedSignIn:
-        with runtime.db.write() as session:
-            return sign_ins.sign_in_with_key(session, api_key, lifetime=lifetime(runtime))
+async def _write(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """``work`` in one write transaction, off the event loop."""
 
-    return await run_in_threadpool(work)
+    def run() -> T:
+        with runtime.db.write() as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+async def sign_in_with_key(runtime: Runtime, api_key: str) -> sign_ins.IssuedSignIn:
+    days = lifetime(runtime)
+    return await _write(runtime, lambda s: sign_ins.sign_in_with_key(s, api_key, lifetime=days))
 
 
 async def sign_in_with_link(runtime: Runtime, link_token: str) -> sign_ins.IssuedSignIn:
-    def work() -> sign_ins.IssuedSignIn:
-        with runtime.db.write() as session:
-            return sign_ins.sign_in_with_link(session, link_token, lifetime=lifetime(runtime))
-
-    return await run_in_threadpool(work)
+    days = lifetime(runtime)
+    return await _write(runtime, lambda s: sign_ins.sign_in_with_link(s, link_token, lifetime=days))
 
 
 async def open_page(runtime: Runtime, token: str) -> PageUser:
     """Check the sign-in for a page and make it last its full lifetime from now."""
 
-    def work() -> PageUser:
-        with runtime.db.write() as session:
-            found = sign_ins.refresh(session, token, lifetime=lifetime(runtime))
-            scope = tenancy.resolve_scope(session, found)
-            project = tenancy_store.project_by_id(session, scope.project_id)
-            name = project.name if project is not None else scope.project_id
-            return PageUser(project_name=name, signed_in_with_key=found.key_id is not None)
+    def work(session: Session) -> PageUser:
+        found = sign_ins.refresh(session, token, lifetime=lifetime(runtime))
+        scope = tenancy.resolve_scope(session, found)
+        project = tenancy_store.project_by_id(session, scope.project_id)
+        return PageUser(project_name=project.name if project is not None else scope.project_id)
 
-    return await run_in_threadpool(work)
+    return await _write(runtime, work)
 
 
 async def sign_out(runtime: Runtime, token: str) -> None:
-    def work() -> None:
-        with runtime.db.write() as session:
-            sign_ins.sign_out(session, token)
-
-    await run_in_threadpool(work)
+    await _write(runtime, lambda s: sign_ins.sign_out(s, token))
 
 
 def set_cookie(response: Response, request: Request, token: str) -> None:

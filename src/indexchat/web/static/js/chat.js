@@ -92,6 +92,7 @@ async function openSession(sessionId) {
     }
     return;
   }
+  await indexesListed; // tool lines name the indexes
   if (ticket !== state.opening) return;
   state.session = session;
   renderHead();
@@ -264,19 +265,23 @@ function lockIcon() {
 
 // The index picker of a new chat
 
+// Resolves once the indexes are listed; their sync state follows.
 async function loadIndexes() {
+  let list;
   try {
-    const list = await api.indexes.list();
-    state.indexes = new Map(list.map((index) => [index.id, index]));
-    renderPicker();
-    renderHead();
-    const detailed = await Promise.all(list.slice(0, 50).map((index) =>
-      api.indexes.get(index.id, { progress: true }).catch(() => index)));
-    for (const index of detailed) state.indexes.set(index.id, index);
-    renderPicker();
+    list = await api.indexes.list();
   } catch (error) {
     picker.replaceChildren(el('p', { class: 'muted', text: `Could not load indexes: ${errorText(error)}` }));
+    return;
   }
+  state.indexes = new Map(list.map((index) => [index.id, index]));
+  renderPicker();
+  renderHead();
+  Promise.all(list.slice(0, 50).map((index) => api.indexes.get(index.id, { progress: true }).catch(() => index)))
+    .then((detailed) => {
+      for (const index of detailed) state.indexes.set(index.id, index);
+      renderPicker();
+    });
 }
 
 function syncState(index) {
@@ -400,6 +405,6 @@ $('delete-chat').addEventListener('click', async () => {
 });
 window.addEventListener('popstate', route);
 
+const indexesListed = loadIndexes();
 sidebar.loadMore();
-loadIndexes();
 route();
