@@ -33,18 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_chat import QUESTIONS, RESULTS, TOPICS, Server, build_index
+from bench_chat import QUESTIONS, RESULTS, ROOT, TOPICS, Server, build_index
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT / "tests"))
+from web.chromium import launch  # noqa: E402 - the page tests' way of starting Chromium
+
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -250,7 +243,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             index_id, _ = build_index(client, files)
             results: dict[str, Any] = {"environment": environment(server)}
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = launch(playwright)
                 results["loads"] = measure_loads(browser, server, args.runs)
                 results["page_turns"] = measure_turns(browser, server, args.turns)
                 results["api_first_text_ms"] = measure_api_turns(server, index_id, args.turns)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,18 @@ def test_every_setting_is_described_and_documented() -> None:
         assert f"INDEXCHAT_{name.upper()}" in readme, (
             f"INDEXCHAT_{name.upper()} is missing from README"
         )
+
+
+def test_vendored_browser_code_is_as_published() -> None:
+    """Third-party code under web/static/vendor keeps its licence and is never edited: each file
+    a SOURCE.txt names still has the sha256 recorded there."""
+    vendor = PACKAGE / "web" / "static" / "vendor"
+    sources = sorted(vendor.glob("*/SOURCE.txt"))
+    assert {s.parent.name for s in sources} >= {"marked-18.2.1", "dompurify-3.5.0"}
+    for source in sources:
+        assert list(source.parent.glob("LICENSE*")), f"{source.parent.name} has no licence"
+        for line in source.read_text().splitlines():
+            if line.startswith("sha256 of "):
+                name, digest = line.removeprefix("sha256 of ").split(": ")
+                data = (source.parent / name).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == digest, f"{name} was changed"

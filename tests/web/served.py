@@ -27,21 +27,11 @@ from fake_llm import FakeLLM
 from llama_cloud import LlamaCloud
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from web.chromium import CHROMIUM, launch
 
 from indexchat.services import tenancy
 from indexchat.storage.db import Database
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless Debian Chromium as root, with nothing that reaches the network by itself.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The shared real-world documents, beside the repository (or where INDEXCHAT_TEST_DOCS says).
 DOCS = Path(
     os.environ.get("INDEXCHAT_TEST_DOCS")
@@ -150,7 +140,7 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 

@@ -41,6 +41,22 @@ def send(page: Any, prompt: str) -> Any:
     return page.locator(".turn").last
 
 
+def stored_stop(scripted: Served, notes: tuple[str, str], page: Any) -> Any:
+    """The last event the server stored for the chat the page shows."""
+    session_id = page.evaluate("() => new URLSearchParams(location.search).get('session')")
+    return scripted.sdk(notes[0]).chat.retrieve(session_id).events[-1]
+
+
+def the_chat_goes_on(page: Any, fake_llm: FakeLLM) -> Any:
+    """Another question in the same chat is answered; its turn."""
+    fake_llm.script(Reply(text="Back again."))
+    turn = send(page, "Again?")
+    turn.locator(".usage").wait_for()
+    assert turn.locator(".answer").inner_text() == "Back again."
+    assert turn.locator(".turn-error").count() == 0
+    return turn
+
+
 def answer_length(page: Any) -> int:
     return int(
         page.evaluate(
@@ -100,14 +116,9 @@ def test_stop_cancels_the_running_turn_and_the_chat_goes_on(
     turn.get_by_text("Stopped.").wait_for()
     assert answer_length(page) < len("".join(WORDS * 5).strip())
     assert fake_llm.disconnected.wait(5), "the model call went on"
-    session_id = page.evaluate("() => new URLSearchParams(location.search).get('session')")
-    stop = scripted.sdk(notes[0]).chat.retrieve(session_id).events[-1]
+    stop = stored_stop(scripted, notes, page)
     assert stop.type == "stop" and "cancelled on request" in (stop.error or "")
-
-    fake_llm.script(Reply(text="Second answer."))
-    second = send(page, "And now?")
-    second.locator(".usage").wait_for()
-    assert second.locator(".answer").inner_text() == "Second answer."
+    the_chat_goes_on(page, fake_llm)
     assert page.locator(".turn").count() == 2
 
 
@@ -137,8 +148,7 @@ def test_reloading_mid_turn_follows_the_turn_to_its_end(
     turn.locator(".usage").wait_for()
     assert turn.locator(".answer").inner_text() == "".join(WORDS).strip()
     assert turn.get_by_text("Stopped.").count() == 0
-    session_id = page.evaluate("() => new URLSearchParams(location.search).get('session')")
-    stop = scripted.sdk(notes[0]).chat.retrieve(session_id).events[-1]
+    stop = stored_stop(scripted, notes, page)
     assert stop.type == "stop" and stop.is_error is False
 
 
@@ -151,12 +161,7 @@ def test_an_error_is_shown_and_the_chat_goes_on(
     turn.locator(".usage").wait_for()
     assert turn.get_by_role("alert").inner_text()  # the error, as the server said it
     assert turn.locator(".turn-error").count() == 1
-
-    fake_llm.script(Reply(text="Back again."))
-    second = send(page, "Again?")
-    second.locator(".usage").wait_for()
-    assert second.locator(".answer").inner_text() == "Back again."
-    assert second.locator(".turn-error").count() == 0
+    the_chat_goes_on(page, fake_llm)
 
 
 def test_untrusted_answers_and_file_names_render_inert(

@@ -32,6 +32,10 @@ DatabaseUrl = Annotated[
     ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
+ProjectName = Annotated[
+    str | None,
+    typer.Option("--project", help="Project name [default: the organization's default project]."),
+]
 
 
 def load_settings(data_dir: Path | None, database_url: str | None, **extra: Any) -> Settings:
@@ -153,12 +157,7 @@ def _print_link(url: str, token: str) -> None:
 
 
 def sign_in_link(
-    project: Annotated[
-        str | None,
-        typer.Option(
-            "--project", help="Project name [default: the organization's default project]."
-        ),
-    ] = None,
+    project: ProjectName = None,
     org: Annotated[
         str | None, typer.Option("--org", help="Organization name [default: Default].")
     ] = None,
@@ -216,12 +215,7 @@ def list_projects(
 
 
 def create_key(
-    project: Annotated[
-        str | None,
-        typer.Option(
-            "--project", help="Project name [default: the organization's default project]."
-        ),
-    ] = None,
+    project: ProjectName = None,
     org: Annotated[
         str | None,
         typer.Option(
