@@ -133,10 +133,12 @@ def measure_turns(browser: Any, server: Server, turns: int) -> dict[str, Any]:
         marks = page.evaluate(
             """() => {
                 const mark = (name) => performance.getEntriesByName(name)[0]?.startTime;
-                const stream = performance.getEntriesByType('resource')
-                    .find((e) => e.name.endsWith('/messages/stream'));
+                const requests = performance.getEntriesByType('resource');
+                const stream = requests.find((e) => e.name.endsWith('/messages/stream'));
+                const create = requests.find((e) => e.name.endsWith('/api/v1/chat'));
                 return { send: mark('indexchat:send'), event: mark('indexchat:first-text-event'),
-                         token: mark('indexchat:first-token'), request: stream?.startTime };
+                         token: mark('indexchat:first-token'), request: stream?.startTime,
+                         create: create ? create.duration : 0 };
             }"""
         )
         rows.append(
@@ -148,6 +150,7 @@ def measure_turns(browser: Any, server: Server, turns: int) -> dict[str, Any]:
                 + (marks["token"] - marks["event"]),
                 "send_to_request_ms": marks["request"] - marks["send"],
                 "event_to_token_ms": marks["token"] - marks["event"],
+                "create_session_ms": marks["create"],
             }
         )
     context.close()
@@ -242,14 +245,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             files = {f"{name}.md": f"# {name}\n\n{text}\n".encode() for name, text in TOPICS}
             index_id, _ = build_index(client, files)
             results: dict[str, Any] = {"environment": environment(server)}
+            parts = set(args.parts.split(","))
             with sync_playwright() as playwright:
                 browser = launch(playwright)
-                results["loads"] = measure_loads(browser, server, args.runs)
-                results["page_turns"] = measure_turns(browser, server, args.turns)
-                results["api_first_text_ms"] = measure_api_turns(server, index_id, args.turns)
-                store_sessions(Path(tmp), server.key, args.sessions)
-                total = sum(1 for _ in client.chat.list(page_size=100))  # the SDK walks the pages
-                results["sidebar"] = measure_sidebar(browser, server, total)
+                if "loads" in parts:
+                    results["loads"] = measure_loads(browser, server, args.runs)
+                if "turns" in parts:
+                    results["page_turns"] = measure_turns(browser, server, args.turns)
+                    results["api_first_text_ms"] = measure_api_turns(server, index_id, args.turns)
+                if "sidebar" in parts:
+                    store_sessions(Path(tmp), server.key, args.sessions)
+                    total = sum(1 for _ in client.chat.list(page_size=100))  # all pages
+                    results["sidebar"] = measure_sidebar(browser, server, total)
                 browser.close()
             results["server_problems"] = server.problems()
         finally:
@@ -263,39 +270,47 @@ def row(label: str, values: list[float], goal: str = "") -> str:
 
 
 def report(results: dict[str, Any]) -> str:
-    loads, sidebar = results["loads"], results["sidebar"]
-    turns = results["page_turns"]["turns"]
-    size = loads["transfer"]
-    kb = median(loads["transfer_total_bytes"]) / 1024
-    lines = [
-        "| measure | n | median | p95 | goal |",
-        "|---|---|---|---|---|",
-        f"| chat page transfer, every response (gzip) | {len(loads['transfer_total_bytes'])} | "
-        f"{kb:.1f} KB | | ≤ 150 KB |",
-        f"| of which vendored code | 1 | {size['vendor_transfer'] / 1024:.1f} KB | | |",
-        f"| the same, decoded | 1 | {size['total_decoded'] / 1024:.1f} KB | | |",
-        row("first contentful paint, `/`", loads["fcp_ms"]["chat"]),
-        row("first contentful paint, `GET /health`", loads["fcp_ms"]["health"]),
-    ]
-    for new_chat, kind in ((True, "new chat"), (False, "follow-up")):
-        rows = [r for r in turns if r["new_chat"] is new_chat]
+    lines = ["| measure | n | median | p95 | goal |", "|---|---|---|---|---|"]
+    if "loads" in results:
+        loads = results["loads"]
+        kb = median(loads["transfer_total_bytes"]) / 1024
         lines += [
-            row(f"Send → first rendered token ({kind})", [r["send_to_token_ms"] for r in rows]),
-            row(
-                f"API: request → first answer event, seen by the page ({kind})",
-                [r["api_first_text_ms"] for r in rows],
-            ),
-            row(f"**added by the page** ({kind})", [r["page_added_ms"] for r in rows], "≤ 30 ms"),
+            f"| chat page transfer, every response (gzip) | {len(loads['transfer_total_bytes'])}"
+            f" | {kb:.1f} KB | | ≤ 150 KB |",
+            f"| of which vendored code | 1 | {loads['transfer']['vendor_transfer'] / 1024:.1f} KB"
+            " | | |",
+            f"| the same, decoded | 1 | {loads['transfer']['total_decoded'] / 1024:.1f} KB | | |",
+            row("first contentful paint, `/`", loads["fcp_ms"]["chat"]),
+            row("first contentful paint, `GET /health`", loads["fcp_ms"]["health"]),
         ]
-    lines += [
-        row("API: request → first answer event, httpx", results["api_first_text_ms"]),
-        row(
-            f"sidebar, each next page of 50 ({sidebar['shown']:,} sessions)",
-            sidebar["page_ms"],
-            "≤ 50 ms",
-        ),
-        row("of which rendering and layout", sidebar["render_ms"]),
-    ]
+    if "page_turns" in results:
+        turns = results["page_turns"]["turns"]
+        for new_chat, kind in ((True, "new chat"), (False, "follow-up")):
+            rows = [r for r in turns if r["new_chat"] is new_chat]
+            lines += [
+                row(f"Send → first rendered token ({kind})", [r["send_to_token_ms"] for r in rows]),
+                row(
+                    f"API: request → first answer event, seen by the page ({kind})",
+                    [r["api_first_text_ms"] for r in rows],
+                ),
+                row(
+                    f"**added by the page** ({kind})", [r["page_added_ms"] for r in rows], "≤ 30 ms"
+                ),
+            ]
+            if new_chat:
+                created = [r["create_session_ms"] for r in rows]
+                lines.append(row("of which `POST /api/v1/chat` (creating the chat)", created))
+        lines.append(row("API: request → first answer event, httpx", results["api_first_text_ms"]))
+    if "sidebar" in results:
+        sidebar = results["sidebar"]
+        lines += [
+            row(
+                f"sidebar, each next page of 50 ({sidebar['shown']:,} sessions)",
+                sidebar["page_ms"],
+                "≤ 50 ms",
+            ),
+            row("of which rendering and layout", sidebar["render_ms"]),
+        ]
     return "\n".join(lines)
 
 
@@ -304,6 +319,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="cold page loads of each kind")
     parser.add_argument("--turns", type=int, default=20, help="turns asked through the page")
     parser.add_argument("--sessions", type=int, default=10_000, help="sessions in the sidebar")
+    parser.add_argument(
+        "--parts", default="loads,turns,sidebar", help="what to measure (comma-separated)"
+    )
     args = parser.parse_args()
     results = run(args)
     RESULTS.mkdir(exist_ok=True)

@@ -176,4 +176,4 @@ def test_the_sidebar_pages_through_every_session_newest_first(
         ".map((a) => new URL(a.href).searchParams.get('session'))"
     )
     assert ids == expected
-    assert set(links.locator(".title").all_inner_texts()) == {"New chat"}
+    assert set(links.locator(".title").all_text_contents()) == {"New chat"}

@@ -3,24 +3,19 @@ only; the pages get their data from the JSON API and its event streams, like any
 
 from __future__ import annotations
 
-import hashlib
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import RedirectResponse, Response
-from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from indexchat.errors import Unauthenticated
 from indexchat.runtime import Runtime
 from indexchat.web import auth
+from indexchat.web.assets import assets
 
-_HERE = Path(__file__).parent
-STATIC_DIR = _HERE / "static"
 # No inline script or style anywhere: everything the pages run comes from /static.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -30,47 +25,20 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",  # a page names who is signed in
 }
-_IMMUTABLE = "public, max-age=31536000, immutable"
 
 router = APIRouter(include_in_schema=False)
-
-
-@cache
-def asset_version() -> str:
-    """A hash of every static file: it is part of their URLs, so browsers may cache them
-    forever and still fetch new ones after an upgrade (ES module imports are relative, so the
-    version must be in the path, not in a query string)."""
-    digest = hashlib.sha256()
-    for path in sorted(STATIC_DIR.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(STATIC_DIR)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def static_url(path: str) -> str:
-    return f"/static/{asset_version()}/{path}"
-
-
-templates = Jinja2Templates(directory=_HERE / "templates")
-templates.env.globals["static"] = static_url
-
-
-class _VersionedStatic(StaticFiles):
-    """Static files under a versioned path, cacheable for a year."""
-
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
-        response.headers["Cache-Control"] = _IMMUTABLE
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["static"] = lambda path: assets().url(path)
 
 
 def install(app: FastAPI) -> None:
-    """The page routes, and the static files, compressed (the API's responses are not)."""
+    assets()  # read and compress the static files now, not on a browser's first visit
     app.include_router(router)
-    static = GZipMiddleware(_VersionedStatic(directory=STATIC_DIR), minimum_size=512)
-    app.mount(f"/static/{asset_version()}", static, name="static")
+
+
+@router.get("/static/{version}/{path:path}")
+async def static_file(request: Request, version: str, path: str) -> Response:
+    return assets().response(version, path, request.headers.get("accept-encoding", ""))
 
 
 def _runtime(request: Request) -> Runtime:

@@ -197,7 +197,7 @@ function stateOf(index) {
   if (index.sync_in_progress) return ['syncing', 'Syncing…'];
   if (meta.last_sync_status === 'failed') return ['failed', `Last sync failed: ${meta.last_error || 'unknown error'}`];
   if (meta.last_sync_status === 'cancelled') return ['', 'Last sync was cancelled'];
-  if (!index.last_synced_at) return ['', 'Not synced yet: add files'];
+  if (!index.last_synced_at) return ['', 'Not synced yet'];
   return ['synced', `Synced ${relativeTime(index.last_synced_at)}`];
 }
 

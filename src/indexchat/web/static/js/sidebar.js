@@ -31,11 +31,11 @@ export class SessionList {
       try {
         const page = await api.list(this.pageToken, PAGE_SIZE);
         const fetched = performance.now();
-        const added = document.createDocumentFragment();
+        const group = el('div', { class: 'session-page' });
         for (const session of page.items) {
-          if (!this.items.has(session.session_id)) added.append(this.item(session));
+          if (!this.items.has(session.session_id)) group.append(this.item(session));
         }
-        this.list.append(added);
+        this.list.append(group);
         this.pageToken = page.next_page_token || undefined;
         this.done = !this.pageToken;
         this.note.textContent = this.items.size ? '' : 'No chats yet.';
@@ -61,7 +61,7 @@ export class SessionList {
       event.preventDefault();
       this.onOpen(session.session_id);
     });
-    const node = el('li', {}, link);
+    const node = el('div', { role: 'listitem' }, link);
     this.items.set(session.session_id, { node, link, session });
     this.fill(this.items.get(session.session_id));
     return node;
@@ -87,7 +87,12 @@ export class SessionList {
     }
     entry.session = session;
     this.fill(entry);
-    this.list.prepend(entry.node);
+    let first = this.list.firstElementChild;
+    if (!first) {
+      first = el('div', { class: 'session-page' });
+      this.list.append(first);
+    }
+    first.prepend(entry.node);
     this.note.textContent = '';
   }
 

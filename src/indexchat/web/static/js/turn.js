@@ -1,7 +1,13 @@
 // One chat turn on screen, built from its events (live from the stream, or from history) in the
 // order they happen: the prompt, thinking, one line per tool call, the answer, then sources.
-import { renderMarkdown } from './markdown.js';
 import { el, plural } from './ui.js';
+
+// The Markdown renderer and sanitizer are most of the page's code: loaded beside the page
+// rather than before it can paint. Answers render once they are here.
+let renderMarkdown = null;
+const markdownLoaded = import('./markdown.js').then((module) => {
+  renderMarkdown = module.renderMarkdown;
+});
 
 const MAX_SOURCES = 8;
 const CANCELLED = /cancel/i;
@@ -61,6 +67,10 @@ export class TurnView {
   }
 
   renderText() {
+    if (!renderMarkdown) {
+      markdownLoaded.then(() => this.renderText());
+      return;
+    }
     for (const block of this.texts) {
       if (block.shown === block.text) continue;
       renderMarkdown(block.node, block.text);
