@@ -251,6 +251,15 @@ def extractive(
     stop_serve(served)
 
 
+@pytest.fixture(params=BACKENDS)
+def newcomer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """A first ``indexchat serve`` on an empty data dir, as right after ``pip install .``."""
+    backend: str = request.param
+    served = start_serve(tmp_path / "data", database_for(request, backend))
+    yield served
+    stop_serve(served)
+
+
 @pytest.fixture(scope="session")
 def fake_llm() -> Iterator[FakeLLM]:
     with FakeLLM() as llm:

@@ -98,3 +98,24 @@ def test_sync_cancel_and_delete(extractive: Served, browser: Browser) -> None:
     page.get_by_text("No indexes yet").wait_for()
     assert client.indexes.list().items == []
     assert client.beta.directories.list().items == []  # its files' directory went with it
+
+
+def test_choosing_a_folder_keeps_the_paths_of_its_files(
+    extractive: Served, browser: Browser, tmp_path: Path
+) -> None:
+    folder = tmp_path / "handbook"
+    (folder / "leave").mkdir(parents=True)
+    (folder / "leave" / "policy.md").write_text("# Leave\n\nAsk your manager two weeks ahead.\n")
+    (folder / "travel.md").write_text("# Travel\n\nBook trains for trips under four hours.\n")
+    key = extractive.new_project_key()
+    page = browser.page
+    sign_in(page, extractive, key)
+    page.goto(f"{extractive.base_url}/indexes")
+    card = create_index(page, "Handbook")
+    card.get_by_label("Choose a folder to add to Handbook").set_input_files(folder)
+    card.locator(".index-state.synced").wait_for(timeout=120_000)
+    client = extractive.sdk(key)
+    (index,) = client.indexes.list().items
+    names = {f.display_name for f in client.beta.directories.files.list(index.source_directory_id)}
+    assert names == {"handbook/leave/policy.md", "handbook/travel.md"}
+    assert index.metadata["files_parsed"] == 2

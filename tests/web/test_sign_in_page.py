@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port
-from sqlalchemy import select
+from sqlalchemy import func, select
 from web.served import Browser, Served, sign_in
 
-from indexchat.storage.tables import SignIn
+from indexchat.storage.tables import ApiKey, SignIn
 
 
 def cookie_of(browser: Browser, served: Served) -> dict[str, Any]:
@@ -31,20 +31,22 @@ def sign_in_row(served: Served, token: str) -> SignIn | None:
         return session.scalar(select(SignIn).where(SignIn.token_hash == digest))
 
 
-def test_the_link_serve_prints_signs_in_once(
-    extractive: Served, chromium: Any, screenshots: Path
+def test_the_link_serve_prints_signs_in_once_with_no_key_in_existence(
+    newcomer: Served, chromium: Any, screenshots: Path
 ) -> None:
+    with newcomer.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(ApiKey)) == 0
     first = Browser(chromium)
     page = first.page
-    page.goto(extractive.link)
-    page.wait_for_url(f"{extractive.base_url}/")
+    page.goto(newcomer.link)
+    page.wait_for_url(f"{newcomer.base_url}/")
     assert page.locator(".topbar-project").inner_text() == "Default"
-    page.get_by_role("heading", name="Ask your documents").wait_for()
-    page.screenshot(path=screenshots / "chat-empty.png")
+    page.get_by_role("link", name="Create an index").wait_for()
+    page.screenshot(path=screenshots / "chat-first-visit.png")
 
-    cookie = cookie_of(first, extractive)
+    cookie = cookie_of(first, newcomer)
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
-    row = sign_in_row(extractive, cookie["value"])
+    row = sign_in_row(newcomer, cookie["value"])
     assert row is not None and row.api_key_id is None  # made from the link, no key behind it
     # The browser keeps no key: nothing in storage, and scripts cannot read the cookie.
     assert page.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]") == [
@@ -59,10 +61,10 @@ def test_the_link_serve_prints_signs_in_once(
     assert answer == 200  # the page's own writes pass the Origin check
 
     second = Browser(chromium)
-    response = second.page.goto(extractive.link)
+    response = second.page.goto(newcomer.link)
     assert response is not None and response.status == 400
     assert "expired or was already used" in second.page.locator(".notice").inner_text()
-    assert not second.context.cookies(extractive.base_url)
+    assert not second.context.cookies(newcomer.base_url)
     first.close()
     second.close()
 

@@ -302,8 +302,9 @@ function renderPicker() {
   }
   const legend = el('legend', { class: 'visually-hidden', text: 'Indexes to search' });
   if (!list.length) {
-    picker.replaceChildren(legend, el('p', { class: 'muted' },
-      'There are no indexes yet. ', el('a', { href: '/indexes', text: 'Create one and add files' }), ' to chat with them.'));
+    picker.replaceChildren(legend,
+      el('p', { class: 'muted', text: 'There are no indexes yet. Create one and drop your files on it to chat with them.' }),
+      el('p', {}, el('a', { class: 'button primary', href: '/indexes', text: 'Create an index' })));
     updateComposer();
     return;
   }
