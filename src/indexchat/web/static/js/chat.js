@@ -128,7 +128,8 @@ async function send() {
   if (!prompt.trim() || state.running) return;
   performance.mark('indexchat:send');
   let session = state.session;
-  if (!session) {
+  const created = !session;
+  if (created) {
     const indexIds = [...state.selected];
     if (!indexIds.length) return;
     try {
@@ -138,42 +139,47 @@ async function send() {
       return;
     }
     state.session = session;
-    history.pushState({}, '', `/?session=${encodeURIComponent(session.session_id)}`);
-    sidebar.upsert(session);
-    sidebar.setCurrent(session.session_id);
-    renderHead();
   }
-  promptBox.value = '';
-  autosize();
-  emptyState.hidden = true;
   const view = turnView();
   view.apply({ type: 'user_input', content: prompt });
-  turnsNode.append(view.node);
-  scrollToBottom(true);
   const body = {
     index_ids: session.index_ids || [...state.selected],
     prompt,
     continue_on_disconnect: true,
   };
-  await runStream(view, (onEvent, signal) =>
+  // The request goes out first; the page updates while the server starts the turn.
+  const streaming = runStream(view, (onEvent, signal) =>
     api.streamTurn(session.session_id, body, onEvent, signal));
+  promptBox.value = '';
+  autosize();
+  emptyState.hidden = true;
+  turnsNode.append(view.node);
+  scrollToBottom(true);
+  if (created) {
+    history.pushState({}, '', `/?session=${encodeURIComponent(session.session_id)}`);
+    sidebar.upsert(session);
+    sidebar.setCurrent(session.session_id);
+    renderHead();
+  }
+  await streaming;
 }
 
 async function runStream(view, start) {
   const sessionId = state.session.session_id;
   const controller = new AbortController();
   state.running = { sessionId, controller };
-  setRunning(true);
   let sawText = false;
+  const streamed = start((event) => {
+    if (!sawText && (event.type === 'text_delta' || event.type === 'text')) {
+      sawText = true;
+      performance.mark('indexchat:first-text-event');
+    }
+    view.apply(event);
+    scrollToBottom();
+  }, controller.signal);
+  setRunning(true);
   try {
-    await start((event) => {
-      if (!sawText && (event.type === 'text_delta' || event.type === 'text')) {
-        sawText = true;
-        performance.mark('indexchat:first-text-event');
-      }
-      view.apply(event);
-      scrollToBottom();
-    }, controller.signal);
+    await streamed;
     if (!view.finished) view.interrupt('The answer stopped before it was complete. Reload the page to see the rest.');
   } catch (error) {
     if (error.name === 'AbortError') return; // another chat was opened; the turn goes on
