@@ -45,6 +45,8 @@ def docs() -> Path:
     if not DOCS.is_dir():
         pytest.skip(f"shared documents not found at {DOCS} (set INDEXCHAT_TEST_DOCS)")
     return DOCS
+# The page tests' fixtures: indexchat serve in a subprocess, Chromium, screenshots.
+pytest_plugins = ["web.served"]
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +101,11 @@ def live_server(settings: Settings, backend: str) -> Iterator[LiveServer]:
     runtime = Runtime.open(settings)
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, runtime), host="127.0.0.1", port=port, log_level="warning"
+        create_app(settings, runtime),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        proxy_headers=False,  # as `indexchat serve`: the app decides whom to believe
     )
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)

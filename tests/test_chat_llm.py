@@ -285,6 +285,30 @@ def test_client_disconnect_cancels_the_model_call(notes: tuple[Tenant, str], fak
     assert after[-1]["is_error"] is False
 
 
+def test_a_turn_asked_to_continue_outlives_its_client(
+    notes: tuple[Tenant, str], fake: FakeLLM
+) -> None:
+    """What the web page asks for, so that reloading it does not cancel the answer."""
+    tenant, _ = notes
+    chat = tenant.client.chat.create()
+    fake.disconnected.clear()
+    fake.script(Reply(text=[f"word{i} " for i in range(30)], chunk_delay=0.05))
+    with tenant.client.chat.with_streaming_response.stream(
+        chat.session_id,
+        index_ids=[],
+        prompt="Tell me a story.",
+        extra_body={"continue_on_disconnect": True},
+    ) as response:
+        seen = read_until(response.iter_lines(), "text_delta")
+    rest = follow(tenant, chat.session_id)  # from the start: history, then the live turn
+    assert not fake.disconnected.is_set(), "the model call was cancelled with the client"
+    stop = rest[-1]
+    assert stop["type"] == "stop" and stop["is_error"] is False, stop
+    assert seen[0]["type"] == "user_input" and rest[0] == seen[0]
+    answer = next(e["content"] for e in rest if e["type"] == "text")
+    assert answer == "".join(f"word{i} " for i in range(30))
+
+
 def test_one_turn_at_a_time_cancel_and_follow(notes: tuple[Tenant, str], fake: FakeLLM) -> None:
     tenant, _ = notes
     client = tenant.client

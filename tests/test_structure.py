@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 import sys
 import tomllib
@@ -50,8 +51,10 @@ ALLOWED = {
     "services": _CAPABILITIES,
     "runtime": _CAPABILITIES | {"services"},
     "worker": _CAPABILITIES | {"services", "runtime"},
-    "api": _CAPABILITIES | {"services", "runtime", "worker", "mcp"},
-    "cli": _CAPABILITIES | {"services", "runtime", "worker", "api", "mcp"},
+    # The web page's routes and sign-ins sit beside the API; api/deps.py uses web/auth.py.
+    "web": _CAPABILITIES | {"services", "runtime"},
+    "api": _CAPABILITIES | {"services", "runtime", "worker", "web", "mcp"},
+    "cli": _CAPABILITIES | {"services", "runtime", "worker", "api", "web", "mcp"},
 }
 
 
@@ -87,7 +90,7 @@ def test_layers_import_only_downward(path: Path) -> None:
 def test_nothing_below_api_imports_fastapi() -> None:
     for path in PACKAGE.rglob("*.py"):
         layer = path.relative_to(PACKAGE).parts[0]
-        if layer in ("api", "cli"):
+        if layer in ("api", "cli", "web"):
             continue
         tree = ast.parse(path.read_text())
         modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
@@ -178,3 +181,18 @@ def test_constraints_pin_every_test_dependency_and_no_torch() -> None:
     assert (
         "pip install -e '.[test]' -c constraints.txt && pytest" in (ROOT / "README.md").read_text()
     )
+
+
+def test_vendored_browser_code_is_as_published() -> None:
+    """Third-party code under web/static/vendor keeps its licence and is never edited: each file
+    a SOURCE.txt names still has the sha256 recorded there."""
+    vendor = PACKAGE / "web" / "static" / "vendor"
+    sources = sorted(vendor.glob("*/SOURCE.txt"))
+    assert {s.parent.name for s in sources} >= {"marked-18.2.1", "dompurify-3.5.0"}
+    for source in sources:
+        assert list(source.parent.glob("LICENSE*")), f"{source.parent.name} has no licence"
+        for line in source.read_text().splitlines():
+            if line.startswith("sha256 of "):
+                name, digest = line.removeprefix("sha256 of ").split(": ")
+                data = (source.parent / name).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == digest, f"{name} was changed"

@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest JSON request body accepted (bytes)."
     )
+    session_cookie_days: float = Field(
+        default=14,
+        gt=0,
+        le=3650,
+        description="How long a browser stays signed in (the `session` cookie) after it last "
+        "opened a page.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses (or networks) of reverse proxies whose "
+        "X-Forwarded-Proto and X-Forwarded-For headers are believed; unset: none are.",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -27,9 +27,9 @@ def wire_timestamp(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the API key and the projects it may reach."""
+    """Who is calling: the API key (or browser sign-in) and the projects it may reach."""
 
-    key_id: str
+    key_id: str | None  # None: a browser signed in with a one-time link, not with a key
     organization_id: str
     project_id: str | None  # None: the key reaches every project of its organization
 

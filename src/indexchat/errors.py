@@ -6,7 +6,8 @@
     ├── InvalidInput         the request is well-formed but its values make no sense
     │   └── InvalidPageToken a page token that is malformed, tampered or from another listing
     ├── LimitExceeded        the request is larger than a configured limit
-    └── Unauthenticated      no API key, an unknown one, or a revoked one
+    ├── Unauthenticated      no API key, an unknown one, or a revoked one (or no sign-in)
+    └── Forbidden            a request that may not be made this way (a cross-site cookie write)
 
 Bugs stay plain exceptions.
 """
@@ -48,4 +49,8 @@ class LimitExceeded(IndexchatError):
 
 
 class Unauthenticated(IndexchatError):
+    pass
+
+
+class Forbidden(IndexchatError):
     pass

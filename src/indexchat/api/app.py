@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from indexchat import __version__
 from indexchat.api import errors, mcp
@@ -30,15 +31,22 @@ from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
 from indexchat.services.turn_runner import TurnRunner
+from indexchat.web import routes as web
 from indexchat.worker import Worker
 
 DESCRIPTION = """Self-hosted LlamaCloud Chat API. Authenticate with `Authorization: Bearer <key>`;
-create a key with `indexchat keys create`. Every resource call takes optional `organization_id` /
-`project_id` query parameters and defaults to the key's project."""
+create a key with `indexchat keys create`. The web page's `session` cookie (`/login`) works too.
+Every resource call takes optional `organization_id` / `project_id` query parameters and defaults
+to the key's project."""
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. A given ``runtime`` is used as is (and left open) instead of opening one."""
+def create_app(
+    settings: Settings,
+    runtime: Runtime | None = None,
+    on_start: Callable[[Runtime], None] | None = None,
+) -> FastAPI:
+    """Build the app. A given ``runtime`` is used as is (and left open) instead of opening one;
+    ``on_start`` runs once the runtime is open, before the server takes requests."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +59,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             worker.start()
         app.state.turns = TurnRunner(app.state.runtime.chat_deps)
         await run_in_threadpool(app.state.turns.close_abandoned, app.state.runtime.db)
+        if on_start is not None:
+            on_start(app.state.runtime)
         try:
             async with mcp.serving(app):
                 yield
@@ -80,8 +90,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(attachments.download_router)
     docs.install(app)
     app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)
+    web.install(app)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     app.add_middleware(SingleValuedQuery, repeatable=REPEATABLE_QUERY_PARAMS)
+    if settings.trusted_proxies.strip():
+        # Outermost, so that everything inside sees the scheme the browser used.
+        trusted = [h.strip() for h in settings.trusted_proxies.split(",") if h.strip()]
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
     return app
 
 

@@ -27,6 +27,7 @@ from indexchat.domain import Principal, Scope
 from indexchat.runtime import Runtime
 from indexchat.services import tenancy
 from indexchat.storage.db import WouldBlock
+from indexchat.web import auth
 
 T = TypeVar("T")
 
@@ -46,10 +47,12 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling and which project they ask for; not yet checked."""
+    """Who is calling and which project they ask for; not yet checked. The credential is an
+    API key or, from the web page, a sign-in cookie's token (never both)."""
 
     runtime: Runtime
     api_key: str | None
+    sign_in_token: str | None
     organization_id: str | None
     project_id: str | None
     write: bool
@@ -95,7 +98,11 @@ class Caller:
     def _run(self, work: Callable[[Session, Any], T], scoped: bool, wait: bool = True) -> T:
         db = self.runtime.db
         with db.write(wait=wait) if self.write else db.read() as session:
-            principal = tenancy.authenticate(session, self.api_key)
+            principal = (
+                auth.principal(session, self.sign_in_token)
+                if self.sign_in_token is not None
+                else tenancy.authenticate(session, self.api_key)
+            )
             if not scoped:
                 return work(session, principal)
             scope = tenancy.resolve_scope(
@@ -113,9 +120,16 @@ def _caller(
     organization_id: str | None = None,
     project_id: str | None = None,
 ) -> Caller:
+    # The web page's session cookie, unless a Bearer key is sent (it wins). Writes made with the
+    # cookie must come from this server's own pages. (Read here rather than declared as a
+    # security scheme, so that the API's OpenAPI document stays the SDKs'.)
+    cookie = auth.cookie_token(request) if credentials is None else None
+    if cookie is not None:
+        auth.check_same_origin(request)
     return Caller(
         runtime=request.app.state.runtime,
         api_key=credentials.credentials if credentials else None,
+        sign_in_token=cookie,
         organization_id=organization_id,
         project_id=project_id,
         write=request.method not in _READ_METHODS,

@@ -12,6 +12,7 @@ from starlette.routing import Match
 
 from indexchat.errors import (
     Conflict,
+    Forbidden,
     IndexchatError,
     InvalidInput,
     LimitExceeded,
@@ -27,6 +28,7 @@ STATUS_BY_ERROR: dict[type[IndexchatError], int] = {
     InvalidInput: 400,
     LimitExceeded: 413,
     Unauthenticated: 401,
+    Forbidden: 403,
 }
 # The SDK retries 409 six times unless told not to; our conflicts never heal by waiting.
 NO_RETRY = {"x-should-retry": "false"}

@@ -119,6 +119,7 @@ class ServiceBackend:
                 session,
                 scope,
                 chat_id,
+                owner=self.runner.owner,
                 index_ids=index_ids,
                 prompt=prompt,
                 require_all_indexes=True,

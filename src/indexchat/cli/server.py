@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from indexchat.config import Settings
+    from indexchat.runtime import Runtime
 
 DataDir = Annotated[
     Path | None,
@@ -33,6 +34,12 @@ DatabaseUrl = Annotated[
         "--database-url",
         help="SQLAlchemy database URL (env INDEXCHAT_DATABASE_URL or DATABASE_URL).",
         show_default="SQLite in the data folder",
+    ),
+]
+ProjectName = Annotated[
+    str | None,
+    typer.Option(
+        "--project", help="Project name.", show_default="the organization's default project"
     ),
 ]
 
@@ -77,7 +84,8 @@ def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[S
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help="Run the API server.")(serve)
+    app.command(help="Run the API server and the web page.")(serve)
+    app.command("sign-in-link")(sign_in_link)
     projects = typer.Typer(
         help="Manage projects (works on the database directly).", no_args_is_help=True
     )
@@ -129,7 +137,7 @@ def serve(
         data_dir, database_url, host=host, port=port, llm=llm, llm_model=llm_model
     )
     _check_port_free(settings.host, settings.port)
-    url = f"http://{settings.host}:{settings.port}"
+    url = server_url(settings.host, settings.port)
     where = settings.database_url and "the configured database" or str(settings.data_dir)
     console.print(f"[bold]indexchat[/] serving {url}  (docs: {url}/docs, data: {where})")
     console.print(
@@ -140,7 +148,61 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+    def print_sign_in_link(runtime: Runtime) -> None:
+        from indexchat.services import sign_ins
+
+        with runtime.db.write() as session:
+            token = sign_ins.create_link(session)
+        _print_link(url, token)
+
+    # Proxy headers are handled by the app itself, and only from INDEXCHAT_TRUSTED_PROXIES.
+    uvicorn.run(
+        create_app(settings, on_start=print_sign_in_link),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+def server_url(host: str, port: int) -> str:
+    """The URL to open for a listen address (a wildcard address is opened on this machine)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def _print_link(url: str, token: str) -> None:
+    console.print(
+        "Open this link to sign in to the web page (it works once, within 10 minutes):",
+        highlight=False,
+    )
+    console.print(f"    {url}/login?token={token}", soft_wrap=True, highlight=False)
+
+
+def sign_in_link(
+    project: ProjectName = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organization name [default: Default].")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="The server's address as the browser reaches it.",
+            show_default="from the --host/--port settings",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print a new one-time sign-in link for the web page (like the one serve prints)."""
+    from indexchat.services import sign_ins
+
+    settings = load_settings(data_dir, database_url)
+    with admin_session(data_dir, database_url) as session:
+        token = sign_ins.create_link(session, organization=org, project=project)
+    _print_link((url or server_url(settings.host, settings.port)).rstrip("/"), token)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -199,12 +261,7 @@ def list_projects(
 
 
 def create_key(
-    project: Annotated[
-        str | None,
-        typer.Option(
-            "--project", help="Project name.", show_default="the organization's default project"
-        ),
-    ] = None,
+    project: ProjectName = None,
     org: Annotated[
         str | None,
         typer.Option(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from indexchat.domain import Principal, Scope, new_id, utcnow
 from indexchat.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from indexchat.storage import sign_ins as sign_in_store
 from indexchat.storage import tenancy as store
 from indexchat.storage.tables import ApiKey, InstanceSecret, Organization, Project
 
@@ -129,6 +130,7 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
         raise NotFound(f"API key {key_id!r} not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        sign_in_store.delete_for_key(session, key.id)  # the browsers signed in with it
         session.flush()
     return key
 

@@ -73,6 +73,43 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
 
 
+class SignIn(Base):
+    """A browser signed in with the ``session`` cookie; only a hash of the cookie is stored.
+
+    Made with an API key, it reaches what the key reaches and ends when the key is revoked.
+    Made from a one-time sign-in link (no key), it holds the link's project itself.
+    """
+
+    __tablename__ = "sign_ins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
+    api_key_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Moment, index=True)
+
+
+class SignInLink(Base):
+    """A one-time sign-in link for a project (``indexchat serve`` prints one); deleted on use."""
+
+    __tablename__ = "sign_in_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Moment)
+
+
 class InstanceSecret(Base):
     """Secrets minted once per deployment (e.g. the key that signs page tokens)."""
 

@@ -73,16 +73,19 @@ async def stream_turn(
 
     plan = await caller.in_project(begin)
     run = runner.start(plan)
-    return sse.EventStreamResponse(_owned(run), headers=sse.HEADERS)
+    stream = _owned(run, cancel_on_leave=not body.continue_on_disconnect)
+    return sse.EventStreamResponse(stream, headers=sse.HEADERS)
 
 
-async def _owned(run: TurnRun) -> AsyncIterator[bytes]:
-    """The starting client's stream: if it goes away, the turn is cancelled (and says so)."""
+async def _owned(run: TurnRun, *, cancel_on_leave: bool) -> AsyncIterator[bytes]:
+    """The starting client's stream: if it goes away, the turn is cancelled (and says so),
+    unless the client asked for the turn to go on without it."""
     try:
         async for chunk in sse.encode(run.follow(keepalive_seconds=sse.KEEPALIVE_SECONDS)):
             yield chunk
     finally:
-        run.cancel(CLIENT_GONE)
+        if cancel_on_leave:
+            run.cancel(CLIENT_GONE)
 
 
 @router.get(

@@ -258,5 +258,8 @@ async def download_file(
 
     name, data = await run_in_threadpool(load)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+    # PDFs open in the browser's viewer (the web page links to `#page=N`); anything else is a
+    # download, so that an uploaded HTML file never runs as a page of this server.
+    inline = "inline" if media_type == "application/pdf" else "attachment"
+    disposition = f"{inline}; filename*=UTF-8''{quote(name, safe='')}"
     return Response(data, media_type=media_type, headers={"content-disposition": disposition})

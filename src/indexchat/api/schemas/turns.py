@@ -26,6 +26,12 @@ class TurnRequest(BaseModel):
         description="Fail the turn when any requested index cannot be queried (unknown, or never "
         "synced) instead of skipping it and listing it in the stop event's skipped_index_ids.",
     )
+    continue_on_disconnect: bool = Field(
+        default=False,
+        description="Extension: keep the turn running if this stream's client goes away (a page "
+        "reload, a dropped connection); follow it again with `GET …/messages/stream?after=N`, "
+        "stop it with `POST …/messages/cancel`. By default a disconnect cancels the turn.",
+    )
 
     @field_validator("prompt")
     @classmethod

@@ -1,6 +1,6 @@
 """the server process that runs each chat turn
 
-Revision ID: 0010
+Revision ID: 0007
 Revises: 0006
 
 A turn records the host, pid and start time of the process running it, so that a server can
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

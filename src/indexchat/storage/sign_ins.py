@@ -1,0 +1,66 @@
+"""Queries for browser sign-ins and one-time sign-in links. Never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy.orm import Session
+
+from indexchat.storage.tables import ApiKey, SignIn, SignInLink
+
+# Runs on every cookie request: one query, built once, on the plain Core connection. The key's
+# revoked_at comes along so that revoking a key ends its sign-ins without a second lookup.
+_SIGN_IN_BY_HASH = (
+    select(
+        SignIn.id,
+        SignIn.organization_id,
+        SignIn.project_id,
+        SignIn.api_key_id,
+        SignIn.expires_at,
+        ApiKey.revoked_at,
+    )
+    .outerjoin(ApiKey, ApiKey.id == SignIn.api_key_id)
+    .where(SignIn.token_hash == bindparam("token_hash"))
+)
+
+
+def sign_in_by_hash(session: Session, token_hash: str) -> Row[Any] | None:
+    return session.connection().execute(_SIGN_IN_BY_HASH, {"token_hash": token_hash}).first()
+
+
+def extend(session: Session, sign_in_id: str, *, now: datetime, expires_at: datetime) -> None:
+    session.execute(
+        update(SignIn)
+        .where(SignIn.id == sign_in_id)
+        .values(last_used_at=now, expires_at=expires_at)
+    )
+
+
+def delete_by_hash(session: Session, token_hash: str) -> int:
+    return session.execute(delete(SignIn).where(SignIn.token_hash == token_hash)).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def delete_for_key(session: Session, api_key_id: str) -> None:
+    session.execute(delete(SignIn).where(SignIn.api_key_id == api_key_id))
+
+
+def delete_expired(session: Session, now: datetime) -> None:
+    session.execute(delete(SignIn).where(SignIn.expires_at <= now))
+    session.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
+
+
+def take_link(session: Session, token_hash: str, now: datetime) -> Row[Any] | None:
+    """The link's project, deleting the link: of two browsers racing, one gets it."""
+    found = session.execute(
+        select(SignInLink.organization_id, SignInLink.project_id).where(
+            SignInLink.token_hash == token_hash, SignInLink.expires_at > now
+        )
+    ).first()
+    if found is None:
+        return None
+    taken = session.execute(delete(SignInLink).where(SignInLink.token_hash == token_hash))
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return found
