@@ -300,7 +300,7 @@ def test_a_turn_asked_to_continue_outlives_its_client(
         extra_body={"continue_on_disconnect": True},
     ) as response:
         seen = read_until(response.iter_lines(), "text_delta")
-    rest = follow(tenant, chat.session_id)  # from the start: history, then the live turn
+    rest = follow(tenant.client, chat.session_id)  # from the start: history, then the live turn
     assert not fake.disconnected.is_set(), "the model call was cancelled with the client"
     stop = rest[-1]
     assert stop["type"] == "stop" and stop["is_error"] is False, stop
