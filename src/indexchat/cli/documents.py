@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from indexchat.cli.output import Format, FormatOption, console, fail, print_json, print_table
-from indexchat.cli.sdk import Api, api_command, resolve_index
+from indexchat.cli.sdk import Api, Scope, api_command, resolve_index
 
 if TYPE_CHECKING:
     from llama_cloud import LlamaCloud
@@ -83,7 +83,7 @@ def upload_into(
     sdk: LlamaCloud,
     directory_id: str | None,
     uploads: list[tuple[Path, dict[str, Any]]],
-    scope: dict[str, str],
+    scope: Scope,
     on_uploaded: Callable[[int], None] | None = None,
 ) -> list[Any]:
     """Upload in a few parallel requests (a round trip waits on the network, not the CPU),
@@ -211,7 +211,7 @@ def delete_index(index: IndexRef, api: Api) -> None:
     print_json({"deleted": index_id})
 
 
-def wait_for_sync(sdk: LlamaCloud, index_id: str, scope: dict[str, str]) -> None:
+def wait_for_sync(sdk: LlamaCloud, index_id: str, scope: Scope) -> None:
     """Follow a running sync with a progress bar (files of its current pass done so far)."""
     with progress_bar() as progress:
         task = progress.add_task("Indexing", total=None)

@@ -18,7 +18,7 @@ import typer
 
 from indexchat.cli.documents import Screenshots, upload_into, wait_for_sync, walk
 from indexchat.cli.output import console, fail
-from indexchat.cli.sdk import Api, api_command
+from indexchat.cli.sdk import Api, Scope, api_command
 
 if TYPE_CHECKING:
     from llama_cloud import LlamaCloud
@@ -107,7 +107,7 @@ def ingest(
     _summarise(target.id, target.name, changes, delete, state)
 
 
-def _index_named(sdk: LlamaCloud, name: str, screenshots: bool, scope: dict[str, str]) -> Any:
+def _index_named(sdk: LlamaCloud, name: str, screenshots: bool, scope: Scope) -> Any:
     """The project's index with that id or name, or a new one of that name over a new
     directory."""
     known = list(sdk.indexes.list(**scope))

@@ -12,13 +12,13 @@ from llama_cloud import APIStatusError, AsyncLlamaCloud, LlamaCloudError
 from mcp.server.stdio import stdio_server
 
 from indexchat import __version__
-from indexchat.cli.sdk import describe, explain
+from indexchat.cli.sdk import Scope, describe, explain
 from indexchat.errors import IndexchatError
 from indexchat.mcp.server import build_server
 from indexchat.mcp.tools import Answer, Json
 
 
-async def serve(api_key: str | None, url: str, project: dict[str, str]) -> None:
+async def serve(api_key: str | None, url: str, project: Scope) -> None:
     async with AsyncLlamaCloud(api_key=api_key, base_url=url, max_retries=2) as sdk:
         backend = SdkBackend(sdk, url, project)
 
@@ -33,7 +33,7 @@ async def serve(api_key: str | None, url: str, project: dict[str, str]) -> None:
 class SdkBackend:
     """The tools' API calls, made with the official SDK against a running server."""
 
-    def __init__(self, sdk: AsyncLlamaCloud, url: str, project: dict[str, str]) -> None:
+    def __init__(self, sdk: AsyncLlamaCloud, url: str, project: Scope) -> None:
         self.sdk = sdk
         self.url = url
         self.project = project

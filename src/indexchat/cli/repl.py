@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from indexchat.cli.output import console, errors
-from indexchat.cli.sdk import Api, api_command, explain, resolve_indexes
+from indexchat.cli.sdk import Api, Scope, api_command, explain, resolve_indexes
 from indexchat.cli.turns import TurnPrinter, stream_turn
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Repl:
     """The chat loop's state: the current session (created with the first question) and the
     indexes new sessions are bound to."""
 
-    def __init__(self, sdk: LlamaCloud, index_ids: list[str], project: dict[str, str]) -> None:
+    def __init__(self, sdk: LlamaCloud, index_ids: list[str], project: Scope) -> None:
         self.sdk = sdk
         self.index_ids = index_ids
         self.project = project

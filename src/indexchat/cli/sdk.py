@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict, TypeVar
 
 import typer
 
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 F = TypeVar("F", bound=Callable[..., None])
+
+
+class Scope(TypedDict, total=False):
+    """The ``project_id`` / ``organization_id`` keywords of an SDK call (those given)."""
+
+    project_id: str
+    organization_id: str
 
 ApiKey = Annotated[
     str | None,
@@ -62,10 +69,14 @@ class Api:
         return self.base_url or DEFAULT_BASE_URL
 
     @property
-    def scope(self) -> dict[str, str]:
+    def scope(self) -> Scope:
         """The ``project_id`` / ``organization_id`` keywords for SDK calls (those given)."""
-        given = {"project_id": self.project_id, "organization_id": self.organization_id}
-        return {k: v for k, v in given.items() if v}
+        scope = Scope()
+        if self.project_id:
+            scope["project_id"] = self.project_id
+        if self.organization_id:
+            scope["organization_id"] = self.organization_id
+        return scope
 
     @contextmanager
     def client(self) -> Iterator[LlamaCloud]:
@@ -135,7 +146,7 @@ def describe(detail: Any) -> str:
     return str(detail)
 
 
-def resolve_indexes(sdk: LlamaCloud, wanted: list[str], scope: dict[str, str]) -> list[Any]:
+def resolve_indexes(sdk: LlamaCloud, wanted: list[str], scope: Scope) -> list[Any]:
     """The indexes named by id or name; all of the project's when none are named. A name that
     several indexes share is an error listing their ids."""
     known = list(sdk.indexes.list(**scope))
@@ -154,6 +165,6 @@ def resolve_indexes(sdk: LlamaCloud, wanted: list[str], scope: dict[str, str]) -
     return found
 
 
-def resolve_index(sdk: LlamaCloud, wanted: str, scope: dict[str, str]) -> Any:
+def resolve_index(sdk: LlamaCloud, wanted: str, scope: Scope) -> Any:
     """One index, by id or name."""
     return resolve_indexes(sdk, [wanted], scope)[0]

@@ -11,7 +11,7 @@ import typer
 from rich.text import Text
 
 from indexchat.cli.output import console, errors, fail
-from indexchat.cli.sdk import Api, api_command, resolve_indexes
+from indexchat.cli.sdk import Api, Scope, api_command, resolve_indexes
 
 if TYPE_CHECKING:
     from llama_cloud import LlamaCloud
@@ -37,7 +37,7 @@ def stream_turn(
     prompt: str,
     show: Callable[[Event], None],
     require_all_indexes: bool = False,
-    project: dict[str, str] | None = None,
+    project: Scope | None = None,
 ) -> Event | None:
     """Run one turn, handing each event to ``show`` as it arrives; returns the ``stop`` event
     (None if the stream ended without one). Leaving early, Ctrl-C included, closes the stream,

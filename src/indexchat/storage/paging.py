@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import QueryableAttribute
 
 from indexchat.errors import InvalidPageToken
 
@@ -17,7 +18,7 @@ from indexchat.errors import InvalidPageToken
 class Keyset:
     """The ordering of a listing: its columns (the last one unique) and their direction."""
 
-    columns: tuple[ColumnElement[Any], ...]
+    columns: tuple[QueryableAttribute[Any], ...]
     descending: bool = False
 
     def apply(self, query: Select[Any], after: Sequence[Any] | None, limit: int) -> Select[Any]:
@@ -29,7 +30,7 @@ class Keyset:
 
     def position(self, row: Any) -> list[Any]:
         """The JSON-safe position of ``row`` (an ORM object or a Row)."""
-        values = [getattr(row, c.key) for c in self.columns]  # type: ignore[attr-defined]
+        values = [getattr(row, c.key) for c in self.columns]
         return [v.isoformat() if isinstance(v, datetime) else v for v in values]
 
     def parse(self, position: Sequence[Any]) -> list[Any]:
