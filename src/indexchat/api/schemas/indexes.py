@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from indexchat.api.schemas.common import IdField
 from indexchat.api.schemas.files import utc
@@ -29,6 +29,27 @@ class CreateIndex(BaseModel):
     )
     sync_frequency: Literal["manual", "daily", "on_source_change"] = "manual"
     vector_target: Literal["DEFAULT", "DISABLED"] = "DEFAULT"
+
+    # Refused rather than stored and ignored: these kinds of output are not produced here.
+    @field_validator("products")
+    @classmethod
+    def _no_product_configs(cls, products: list[Product] | None) -> list[Product] | None:
+        if products:
+            first = products[0]
+            raise ValueError(
+                f"product {first.product_type!r} with config {first.product_config_id!r} is not "
+                "supported: files are parsed by the built-in parser; leave products out"
+            )
+        return products
+
+    @field_validator("store_attachments")
+    @classmethod
+    def _only_screenshots(cls, kinds: list[str] | None) -> list[str] | None:
+        if kinds and "items" in kinds:
+            raise ValueError(
+                "store_attachments 'items' is not supported; 'screenshots' (page images of PDFs) is"
+            )
+        return kinds
 
 
 class IndexOut(BaseModel):
