@@ -69,7 +69,9 @@ class IndexOut(BaseModel):
         default_factory=dict,
         description=(
             "Build state: files parsed and failed, chunks, failed files with reasons; with "
-            "expand=sync_in_progress, a running sync's progress as `sync_progress`."
+            "expand=sync_in_progress, a running sync's progress as `sync_progress`; for "
+            "sync_frequency daily or on_source_change, `next_scheduled_sync_at` (null: none "
+            "pending)."
         ),
     )
     sync_in_progress: bool | None = None
@@ -80,12 +82,18 @@ class IndexOut(BaseModel):
         index: SearchIndex,
         sync_in_progress: bool | None = None,
         sync_progress: dict[str, Any] | None = None,
+        next_sync_at: datetime | None = None,
     ) -> IndexOut:
         """``sync_progress`` (a running sync's, with ``expand=sync_in_progress``) joins the
-        build state as ``metadata.sync_progress``."""
+        build state as ``metadata.sync_progress``; a scheduled sync's time (sync_frequency
+        daily or on_source_change) as ``metadata.next_scheduled_sync_at``."""
         metadata = dict(index.build_state or {})
         if sync_progress is not None:
             metadata["sync_progress"] = sync_progress
+        if index.sync_frequency != "manual":
+            metadata["sync_frequency"] = index.sync_frequency
+            when = utc(next_sync_at)
+            metadata["next_scheduled_sync_at"] = when.isoformat() if when else None
         return cls(
             id=index.id,
             name=index.name,
