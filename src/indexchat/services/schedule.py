@@ -67,6 +67,8 @@ def next_run(
 
 
 def next_run_of(session: Session, index: SearchIndex, timing: Timing) -> datetime | None:
+    if index.sync_frequency == "manual":
+        return None
     source = session.get(Directory, index.source_directory_id)
     return next_run(index, source.updated_at if source else None, timing)
 
