@@ -205,7 +205,7 @@ def test_indexes_create_list_get_delete(tenant: Tenant) -> None:
         source_directory_id=docs.id,
         store_attachments=["screenshots"],
         sync_frequency="manual",
-        products=[{"product_config_id": "cfg", "product_type": "parse"}],
+        products=[],
         vector_target="DEFAULT",
     )
     assert index.id.startswith("idx-") and index.name == "Handbook"

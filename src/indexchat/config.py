@@ -91,6 +91,23 @@ class Settings(BaseSettings):
         description="How long a job stays claimed without a sign of life from its worker; "
         "a killed worker's job is taken over by another worker after this.",
     )
+    schedule_tick_seconds: float = Field(
+        default=15,
+        gt=0,
+        description="How often the worker looks for scheduled syncs (indexes with "
+        "sync_frequency daily or on_source_change); one worker of a fleet does at a time.",
+    )
+    source_change_debounce_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="Quiet time after the last change to a source directory before an "
+        "on_source_change index syncs: a burst of uploads gives one sync.",
+    )
+    daily_sync_seconds: float = Field(
+        default=86_400,
+        gt=0,
+        description="Period of sync_frequency daily, counted from the last sync (24 h).",
+    )
     llm: Literal["extractive", "openai"] = Field(
         default="extractive",
         description="Who answers chat turns: extractive (no model, offline: quotes the best "

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from indexchat.runtime import Runtime
+from indexchat.services.schedule import Scheduler
 from indexchat.services.sync import SyncCancelled, record_failure, run_sync
 from indexchat.storage import jobs
 
@@ -84,7 +85,19 @@ class Worker:
             self._thread.join(timeout)
 
     def run(self, *, until_idle: bool = False) -> None:
-        """Run jobs until ``stop`` is set (or, with ``until_idle``, until none is runnable)."""
+        """Run jobs until ``stop`` is set (or, with ``until_idle``, until none is runnable);
+        a long-running worker also schedules syncs (when it holds the fleet's lease)."""
+        scheduler = None
+        if not until_idle:
+            scheduler = Scheduler(self.runtime.db, self.runtime.settings, self.worker_id)
+            scheduler.start()
+        try:
+            self._run_jobs(until_idle)
+        finally:
+            if scheduler is not None:
+                scheduler.close()
+
+    def _run_jobs(self, until_idle: bool) -> None:
         while not self.stop.is_set():
             try:
                 worked = self.run_once()

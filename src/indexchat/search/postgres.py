@@ -45,11 +45,13 @@ class PostgresSearchStore:
 
     def ensure_schema(self, connection: Connection) -> None:
         t = self._table
-        if _table_exists(connection, f"{t}_postings"):
-            return  # all of it commits at once, so one table tells
+        if _table_exists(connection, f"{t}_postings"):  # all of it commits at once
+            _allow_missing_embeddings(connection, t)
+            return
         # Two processes starting at once must not both create (or backfill) the same things.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (t,))
         if _table_exists(connection, f"{t}_postings"):
+            _allow_missing_embeddings(connection, t)
             return
         connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
         connection.exec_driver_sql(
@@ -57,7 +59,7 @@ class PostgresSearchStore:
             "chunk_id BIGINT PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE, "
             "index_id VARCHAR(64) NOT NULL, "
             "terms TSVECTOR NOT NULL, "
-            f"embedding VECTOR({self.dimension}) NOT NULL)"
+            f"embedding VECTOR({self.dimension}))"
         )
         connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {t}_terms ON {t} USING GIN (terms)")
         connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {t}_index ON {t} (index_id)")
@@ -77,7 +79,7 @@ class PostgresSearchStore:
                 [e.chunk_id for e in entries],
                 [e.index_id for e in entries],
                 [e.text for e in entries],
-                [_literal(e.embedding) for e in entries],
+                [None if e.embedding is None else _literal(e.embedding) for e in entries],
             ),
         )
 
@@ -159,6 +161,18 @@ class PostgresSearchStore:
             [np.fromstring(r[1][1:-1], dtype=np.float32, sep=",") for r in rows], dtype=np.float32
         )
         return ids, matrix.reshape(len(rows), self.dimension)
+
+
+def _allow_missing_embeddings(connection: Connection, table: str) -> None:
+    """Entries of indexes without vector search have no embedding; tables made before those
+    indexes existed required one."""
+    required = connection.exec_driver_sql(
+        "SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass "
+        "AND attname = 'embedding'",
+        (table,),
+    ).scalar()
+    if required:
+        connection.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN embedding DROP NOT NULL")
 
 
 def _literal(vector: np.ndarray) -> str:

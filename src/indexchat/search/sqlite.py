@@ -53,10 +53,14 @@ class SqliteSearchStore:
                 f"INSERT INTO {text_table(index_id)}(rowid, text) VALUES (?, ?)",
                 [(e.chunk_id, e.text) for e in own],
             )
-        connection.exec_driver_sql(
-            f"INSERT INTO {self._vectors}(rowid, index_id, embedding) VALUES (?, ?, ?)",
-            [(e.chunk_id, e.index_id, _blob(e.embedding)) for e in entries],
-        )
+        vectors = [
+            (e.chunk_id, e.index_id, _blob(e.embedding)) for e in entries if e.embedding is not None
+        ]
+        if vectors:
+            connection.exec_driver_sql(
+                f"INSERT INTO {self._vectors}(rowid, index_id, embedding) VALUES (?, ?, ?)",
+                vectors,
+            )
 
     def remove(self, connection: Connection, index_id: str, chunk_ids: Sequence[int]) -> None:
         rows = [(i,) for i in chunk_ids]

@@ -20,10 +20,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 @dataclass(frozen=True)
 class Entry:
+    """A chunk's search entry; no ``embedding`` for indexes made with vector search off
+    (``vector_target: DISABLED``): they are searched by full text only."""
+
     chunk_id: int
     index_id: str
     text: str
-    embedding: np.ndarray
+    embedding: np.ndarray | None
 
 
 class SearchStore(Protocol):

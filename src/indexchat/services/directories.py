@@ -276,6 +276,7 @@ def update_file(
         session, directory_id=target, unique_id=new_unique, except_id=placed.id
     ):
         raise Conflict(f"unique_id {new_unique!r} is already used in directory {target!r}")
+    _touch(session, placed.directory_id, target)  # both sides changed for their indexes
     placed.directory_id, placed.unique_id = target, new_unique
     placed.updated_at = utcnow()
     session.flush()
@@ -288,4 +289,14 @@ def delete_file(session: Session, scope: Scope, directory_id: str, directory_fil
     if placed.deleted_at is not None:
         raise NotFound(f"directory file {directory_file_id!r} not found")
     placed.deleted_at = placed.updated_at = utcnow()
+    _touch(session, directory_id)
     session.flush()
+
+
+def _touch(session: Session, *directory_ids: str) -> None:
+    """A directory's ``updated_at`` moves with its files: indexes that follow it see it."""
+    now = utcnow()
+    for directory_id in set(directory_ids):
+        directory = session.get(Directory, directory_id)
+        if directory is not None:
+            directory.updated_at = now

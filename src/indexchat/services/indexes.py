@@ -18,7 +18,7 @@ from indexchat.storage.paging import Keyset, split_page
 from indexchat.storage.tables import Directory, SearchIndex
 
 INDEX_ORDER = Keyset((SearchIndex.created_at, SearchIndex.id))
-ATTACHMENT_KINDS = frozenset({"screenshots", "items"})
+ATTACHMENT_KINDS = frozenset({"screenshots"})  # "items" (bounding boxes) are not made here
 SYNC_FREQUENCIES = frozenset({"manual", "daily", "on_source_change"})
 VECTOR_TARGETS = frozenset({"DEFAULT", "DISABLED"})
 
@@ -39,7 +39,9 @@ def create_index(
     source = directories.get_directory(session, scope, source_directory_id)
     unknown = set(store_attachments or ()) - ATTACHMENT_KINDS
     if unknown:
-        raise InvalidInput(f"unknown store_attachments kind {sorted(unknown)[0]!r}")
+        raise InvalidInput(f"store_attachments kind {sorted(unknown)[0]!r} is not supported")
+    if products:
+        raise InvalidInput("products are not supported: files are parsed by the built-in parser")
     if sync_frequency not in SYNC_FREQUENCIES:
         raise InvalidInput(f"sync_frequency must be one of {', '.join(sorted(SYNC_FREQUENCIES))}")
     if vector_target not in VECTOR_TARGETS:

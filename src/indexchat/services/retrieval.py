@@ -118,6 +118,8 @@ def retrieve(
     index = get_index(session, scope, index_id)
     if not query.strip():
         raise InvalidInput("query must not be empty")
+    if index.vector_target == "DISABLED":  # it has no vectors: full text decides alone
+        options = replace(options, vector_weight=0.0, text_weight=1.0)
     connection = session.connection()
     limit = options.candidates or (
         max(CANDIDATES, options.top_k * 2) if options.keep is None else FILTERED_CANDIDATES

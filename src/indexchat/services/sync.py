@@ -87,6 +87,7 @@ def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str,
         sources = _live_sources(session, index.source_directory_id)
         existing = {f.source_file_id: f for f in _indexed(session, index_id)}
         screenshots = "screenshots" in (index.store_attachments or [])
+        embed = index.vector_target != "DISABLED"  # full text only: no vectors to make
     todo = [
         s
         for s in sources
@@ -110,7 +111,7 @@ def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str,
     for start in range(0, len(todo), BATCH_FILES):
         batch = [_prepare(deps.blobs, s, screenshots) for s in todo[start : start + BATCH_FILES]]
         texts = [c.text for p in batch for c in p.chunks]
-        vectors = deps.embedder.embed_documents(texts) if texts else None
+        vectors = deps.embedder.embed_documents(texts) if texts and embed else None
         with deps.db.write() as session:
             _write_batch(session, deps, index_id, batch, vectors)
         progress["files_done"] += len(batch)
@@ -192,7 +193,10 @@ def _write_batch(
         session.flush()
         deps.store.add(
             connection,
-            [Entry(row.id, index_id, row.text, vectors[offset + i]) for i, row in enumerate(rows)],
+            [
+                Entry(row.id, index_id, row.text, None if vectors is None else vectors[offset + i])
+                for i, row in enumerate(rows)
+            ],
         )
         offset += len(rows)
         for page, png in prepared.screenshots:

@@ -202,6 +202,21 @@ class SearchIndex(Base):
     updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
     last_synced_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
     last_exported_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    # The scheduler's marks: the source directory change its last sync covered, and when it
+    # last queued one (sync_frequency on_source_change / daily).
+    schedule_seen_change_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    last_scheduled_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+
+
+class Lease(Base):
+    """A named role one process of a fleet holds at a time (the sync scheduler), until
+    ``expires_at`` unless it renews it."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(Moment)
 
 
 class Job(Base):

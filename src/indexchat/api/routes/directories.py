@@ -6,14 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller
+from indexchat.api.deps import Caller, ProjectCaller
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
-from indexchat.api.routes.files import read_upload
+from indexchat.api.routes.files import presigned, read_upload
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
 from indexchat.api.schemas.files import (
     AddDirectoryFile,
@@ -29,6 +29,7 @@ from indexchat.errors import InvalidInput
 from indexchat.services import directories as service
 from indexchat.services import files as file_service
 from indexchat.storage import files as store
+from indexchat.storage.tables import DirectoryFile
 
 router = APIRouter(
     prefix="/api/v1/beta/directories",
@@ -39,6 +40,8 @@ PAGE_DEFAULT, PAGE_MAX = 50, 1000
 DirectoryType = Literal["ephemeral", "index", "user"]
 PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX)]
 PageToken = Annotated[str | None, Query(max_length=1024)]
+# What a directory file can be expanded with: the stored file's signed download link.
+Expand = Annotated[list[Literal["download_url"]] | None, Query(max_length=10)]
 _METADATA = TypeAdapter(Metadata)
 
 
@@ -226,6 +229,7 @@ async def upload_file(
     operation_id="directory_files_list",
 )
 async def list_files(
+    request: Request,
     directory_id: IdPath,
     caller: ProjectCaller,
     page_size: PageSize = PAGE_DEFAULT,
@@ -235,7 +239,7 @@ async def list_files(
     file_id: Annotated[str | None, Query(max_length=200)] = None,
     unique_id: Annotated[str | None, Query(max_length=255)] = None,
     include_deleted: bool = False,
-    expand: Annotated[list[str] | None, Query(max_length=10)] = None,
+    expand: Expand = None,
     updated_at_on_or_after: datetime | None = None,
     updated_at_on_or_before: datetime | None = None,
 ) -> Response:
@@ -259,7 +263,7 @@ async def list_files(
         )
         return json_response(
             CursorPage[DirectoryFileOut](
-                items=[DirectoryFileOut.of(f) for f in rows],
+                items=[_out(request, caller, f, expand) for f in rows],
                 next_page_token=next_token(tokens, listing, after),
             )
         )
@@ -274,14 +278,15 @@ async def list_files(
     operation_id="directory_files_get",
 )
 async def get_file(
+    request: Request,
     directory_id: IdPath,
     directory_file_id: IdPath,
     caller: ProjectCaller,
-    expand: Annotated[list[str] | None, Query(max_length=10)] = None,
+    expand: Expand = None,
 ) -> Response:
     def work(session: Session, scope: Scope) -> Response:
         placed = service.get_file(session, scope, directory_id, directory_file_id)
-        return json_response(DirectoryFileOut.of(placed))
+        return json_response(_out(request, caller, placed, expand))
 
     return await caller.in_project(work)
 
@@ -323,6 +328,17 @@ async def delete_file(
         return Response(status_code=204)
 
     return await caller.in_project(work)
+
+
+def _out(
+    request: Request, caller: Caller, placed: DirectoryFile, expand: list[str] | None
+) -> DirectoryFileOut:
+    """With ``expand=download_url``, a signed link to the stored file's bytes (none once the
+    file itself was deleted)."""
+    url = None
+    if expand and placed.file_id is not None:
+        url = presigned(request, caller, placed.file_id, 3600)
+    return DirectoryFileOut.of(placed, url)
 
 
 def _parse_metadata(raw: str | None) -> dict[str, Any] | None:

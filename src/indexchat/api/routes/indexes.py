@@ -14,6 +14,7 @@ from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
 from indexchat.api.schemas.indexes import CreateIndex, IndexOut
 from indexchat.domain import Scope
 from indexchat.services import indexes as service
+from indexchat.services.schedule import Timing, next_run_of
 
 router = APIRouter(
     prefix="/api/v1/indexes",
@@ -37,8 +38,9 @@ async def create_index(body: CreateIndex, caller: ProjectCaller) -> Response:
             sync_frequency=body.sync_frequency,
             vector_target=body.vector_target,
         )
-        return json_response(IndexOut.of(index))
+        return json_response(IndexOut.of(index, next_sync_at=next_run_of(session, index, timing)))
 
+    timing = Timing.of(caller.runtime.settings)
     return await caller.in_project(work)
 
 
@@ -52,6 +54,7 @@ async def list_indexes(
     source_directory_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     tokens = caller.page_tokens
+    timing = Timing.of(caller.runtime.settings)
 
     def work(session: Session, scope: Scope) -> Response:
         listing = f"indexes:{scope.project_id}"
@@ -64,7 +67,7 @@ async def list_indexes(
         )
         return json_response(
             CursorPage[IndexOut](
-                items=[IndexOut.of(i) for i in rows],
+                items=[IndexOut.of(i, next_sync_at=next_run_of(session, i, timing)) for i in rows],
                 next_page_token=next_token(tokens, listing, after),
             )
         )
@@ -82,11 +85,13 @@ async def get_index(
 ) -> Response:
     def work(session: Session, scope: Scope) -> Response:
         index = service.get_index(session, scope, index_id)
+        next_sync_at = next_run_of(session, index, timing)
         if not expand:
-            return json_response(IndexOut.of(index))
+            return json_response(IndexOut.of(index, next_sync_at=next_sync_at))
         progress = service.sync_progress(session, index.id)
-        return json_response(IndexOut.of(index, progress is not None, progress))
+        return json_response(IndexOut.of(index, progress is not None, progress, next_sync_at))
 
+    timing = Timing.of(caller.runtime.settings)
     return await caller.in_project(work)
 
 

@@ -149,7 +149,9 @@ class DirectoryFileOut(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, placed: DirectoryFile) -> DirectoryFileOut:
+    def of(
+        cls, placed: DirectoryFile, download_url: PresignedURL | None = None
+    ) -> DirectoryFileOut:
         return cls(
             id=placed.id,
             directory_id=placed.directory_id,
@@ -160,5 +162,6 @@ class DirectoryFileOut(BaseModel):
             created_at=utc(placed.created_at),
             updated_at=utc(placed.updated_at),
             deleted_at=utc(placed.deleted_at),
+            download_url=download_url,
             metadata=placed.user_metadata or {},
         )
