@@ -33,6 +33,7 @@ class Scope(TypedDict, total=False):
     project_id: str
     organization_id: str
 
+
 ApiKey = Annotated[
     str | None,
     typer.Option("--api-key", envvar="LLAMA_CLOUD_API_KEY", help="API key.", show_default=False),
