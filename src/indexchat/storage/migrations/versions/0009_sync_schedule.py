@@ -1,6 +1,6 @@
 """scheduled syncs: the scheduler's lease and its marks on indexes
 
-Revision ID: 0013
+Revision ID: 0009
 Revises: 0008
 """
 
