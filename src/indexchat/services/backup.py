@@ -114,8 +114,8 @@ def restore(
     The data dir must hold neither a database nor blobs, unless ``force`` (then both are
     replaced); no server may be running on it.
     """
-    manifest = read_manifest(backup_dir)
     database = sqlite_path(database_url)
+    manifest = read_manifest(backup_dir)
     present = _existing_data(database, blobs_root)
     if present and not force:
         names = ", ".join(str(p) for p in present)
