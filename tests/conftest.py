@@ -45,6 +45,8 @@ def docs() -> Path:
     if not DOCS.is_dir():
         pytest.skip(f"shared documents not found at {DOCS} (set INDEXCHAT_TEST_DOCS)")
     return DOCS
+
+
 # The page tests' fixtures: indexchat serve in a subprocess, Chromium, screenshots.
 pytest_plugins = ["web.served"]
 
