@@ -65,7 +65,10 @@ def wrk(
         cmd += ["-H", f"{name}: {value}"]
     if script:
         cmd += ["-s", str(script)]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(cmd + [url], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed on {url}: {done.stdout}{done.stderr}")
+    out = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
@@ -175,14 +178,8 @@ def main() -> None:
                     f"| {b['rps']:.0f} | {r['rps'] / b['rps']:.2f} |"
                 )
 
-        deep = deep_page(ours, env, args.deep_sessions)
-        print(f"\n## Page depth ({args.backend}; {args.deep_sessions:,} sessions in one project)\n")
-        print("| page | median ms | p99 ms |")
-        print("|---|---|---|")
-        for label, (median, p99) in deep.items():
-            print(f"| {label} | {median:.2f} | {p99:.2f} |")
-        first, deepest = deep["page 1"][0], deep["after token #10,000"][0]
-        print(f"\nratio deep / first: {deepest / first:.2f}")
+        if args.deep_sessions:
+            print_deep_pages(ours, env, args.backend, args.deep_sessions)
         print(
             f"\nmachine: {platform.platform()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}"
@@ -191,6 +188,17 @@ def main() -> None:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=15)
+
+
+def print_deep_pages(ours: str, env: dict[str, str], backend: str, sessions: int) -> None:
+    deep = deep_page(ours, env, sessions)
+    print(f"\n## Page depth ({backend}; {sessions:,} sessions in one project)\n")
+    print("| page | median ms | p99 ms |")
+    print("|---|---|---|")
+    for label, (median, p99) in deep.items():
+        print(f"| {label} | {median:.2f} | {p99:.2f} |")
+    first, deepest = deep["page 1"][0], deep["after token #10,000"][0]
+    print(f"\nratio deep / first: {deepest / first:.2f}")
 
 
 def deep_page(base_url: str, env: dict[str, str], count: int) -> dict[str, tuple[float, float]]:

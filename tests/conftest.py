@@ -184,7 +184,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The exported embedding model, shared by every data dir (exporting takes ~40 s)."""
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     folder = cache.mkdir("indexchat-models") if cache else tmp_path_factory.mktemp("models")
     LocalEmbedder(folder).load()
     return Path(folder)

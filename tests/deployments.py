@@ -76,9 +76,11 @@ class Deployment:
     def log(self, log_name: str) -> str:
         return (self.data_dir / f"{log_name}.log").read_text()
 
-    def serve(self, log_name: str = "serve", **settings: object) -> subprocess.Popen[str]:
+    def serve(
+        self, log_name: str = "serve", *args: str, **settings: object
+    ) -> subprocess.Popen[str]:
         port = free_port()
-        process = self.start(["serve", "--port", str(port)], log_name, **settings)
+        process = self.start(["serve", "--port", str(port), *args], log_name, **settings)
         self.base_url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:

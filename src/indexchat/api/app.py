@@ -40,6 +40,11 @@ Every resource call takes optional `organization_id` / `project_id` query parame
 to the key's project."""
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one of several server processes (``indexchat serve --workers N``)."""
+    return create_app(Settings())
+
+
 def create_app(
     settings: Settings,
     runtime: Runtime | None = None,

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from indexchat import __version__
-from indexchat.cli import chat, documents, ingest, mcp, server, worker
+from indexchat.cli import backup, chat, documents, ingest, mcp, server, worker
 
 app = typer.Typer(
     name="indexchat",
@@ -46,6 +46,7 @@ chat.register(app)
 documents.register(app)
 ingest.register(app)
 mcp.register(app)
+backup.register(app)
 
 
 def main() -> None:

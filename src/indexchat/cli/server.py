@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -128,6 +128,15 @@ def serve(
             show_default="gpt-4o-mini",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            envvar="INDEXCHAT_WORKERS",
+            help="Server processes sharing the port (PostgreSQL only; SQLite serves from one).",
+        ),
+    ] = 1,
 ) -> None:
     import uvicorn
 
@@ -136,6 +145,11 @@ def serve(
     settings = load_settings(
         data_dir, database_url, host=host, port=port, llm=llm, llm_model=llm_model
     )
+    if workers > 1 and settings.is_sqlite:
+        fail(
+            "--workers above 1 needs PostgreSQL (--database-url): the SQLite database takes "
+            "one server process; run one, or move to PostgreSQL"
+        )
     _check_port_free(settings.host, settings.port)
     url = server_url(settings.host, settings.port)
     where = settings.database_url and "the configured database" or str(settings.data_dir)
@@ -156,9 +170,40 @@ def serve(
             token = sign_ins.create_link(session)
         _print_link(url, token)
 
+    if workers > 1:
+        _serve_processes(settings, workers, print_sign_in_link)
+        return
     # Proxy headers are handled by the app itself, and only from INDEXCHAT_TRUSTED_PROXIES.
     uvicorn.run(
         create_app(settings, on_start=print_sign_in_link),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+def _serve_processes(settings: Settings, workers: int, on_start: Callable[[Runtime], None]) -> None:
+    """``workers`` uvicorn processes on one port, each building the app from the environment
+    (the options given here are handed down as ``INDEXCHAT_*`` variables)."""
+    import os
+
+    import uvicorn
+
+    from indexchat.runtime import Runtime
+
+    for name in ("data_dir", "database_url", "host", "port", "llm", "llm_model"):
+        if (value := getattr(settings, name)) is not None:
+            os.environ[f"INDEXCHAT_{name.upper()}"] = str(value)
+    runtime = Runtime.open(settings)  # migrate once, before the processes start
+    try:
+        on_start(runtime)
+    finally:
+        runtime.close()
+    uvicorn.run(
+        "indexchat.api.app:app_from_environment",
+        factory=True,
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_level="info",

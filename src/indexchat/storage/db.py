@@ -11,6 +11,7 @@ under concurrent writes turns into long tail latencies; a lock hands over at onc
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,18 +21,43 @@ import sqlean
 import sqlite_vec
 from sqlalchemy import ColumnElement, DateTime, Engine, create_engine, event, func, literal
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexchat.domain import utcnow
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_PING_AFTER_IDLE_SECONDS = 10.0
 
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return _postgres_engine(url)
+
+
+def _postgres_engine(url: str) -> Engine:
+    """A pool that pings a connection only when it sat idle a while: a ping on every checkout
+    (``pool_pre_ping``) is one more round trip on every request."""
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PG_PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()
+        except Exception as exc:  # a dropped connection: the pool replaces it and retries
+            raise DisconnectionError from exc
+
+    return engine
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
@@ -89,7 +115,14 @@ class Database:
             if self.is_sqlite
             else self.engine
         )
-        self._reads = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL reads run in autocommit: at READ COMMITTED each statement takes its own
+        # snapshot anyway, and BEGIN and COMMIT are two round trips a read does not need.
+        reader = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._reads = sessionmaker(reader, expire_on_commit=False)
         self._writes = sessionmaker(writer, expire_on_commit=False)
         self._write_lock = threading.Lock() if self.is_sqlite else _NoLock()
 
