@@ -103,6 +103,14 @@ def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     raise RuntimeError("indexchat serve did not start")
 
 
+def create_key(env: dict[str, str]) -> str:
+    """A fresh API key, made by ``indexchat keys create`` against ``env``'s data dir."""
+    created = subprocess.run(
+        [BIN / "indexchat", "keys", "create"], env=env, capture_output=True, text=True, check=True
+    )
+    return created.stdout.strip().splitlines()[-1]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -148,17 +156,7 @@ def main() -> None:
         if not reuse:
             pg.psql("CREATE DATABASE scifact;")
         env["INDEXCHAT_DATABASE_URL"] = f"postgresql+psycopg://postgres@/scifact?host={work / 'pg'}"
-    key = (
-        subprocess.run(
-            [BIN / "indexchat", "keys", "create"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    key = create_key(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     if not reuse:

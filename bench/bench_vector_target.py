@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench_scifact import BIN, DATA, free_port, load, ndcg_at, recall_at, start_server
+from bench_scifact import DATA, create_key, free_port, load, ndcg_at, recall_at, start_server
 from llama_cloud import LlamaCloud
 
 KINDS = ("DEFAULT", "DISABLED")
@@ -89,17 +88,7 @@ def main() -> None:
     corpus, queries, qrels = load(args.limit_docs, args.data)
     work = Path(tempfile.mkdtemp(prefix="indexchat-vector-target-"))
     env = server_env(work, args.backend)
-    key = (
-        subprocess.run(
-            [BIN / "indexchat", "keys", "create"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    key = create_key(env)
     port = free_port()
     server = start_server(port, env)
     try:
