@@ -1,6 +1,10 @@
 """Alembic environment: runs on the connection handed over by ``indexchat.storage.migrate``."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import context
+from sqlalchemy import Connection
 
 from indexchat.storage.tables import Base
 
@@ -25,5 +29,32 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )
-with context.begin_transaction():
-    context.run_migrations()
+
+
+@contextmanager
+def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite rebuilds a table to alter it (copy, drop, rename), and with foreign keys on, the
+    drop cascades into every table that references it (a migration of ``indexes`` would empty
+    ``chunks``). So: keys off while migrating, checked before the commit, on again after.
+    The pragma is a no-op inside a transaction, hence the driver connection and our own commit."""
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    if driver.execute("PRAGMA foreign_keys").fetchone()[0]:
+        raise RuntimeError("migrations need a connection with no transaction open")
+    try:
+        yield
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            connection.rollback()
+            raise RuntimeError(f"the migration left rows with dangling references: {broken[:5]}")
+        connection.commit()
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+if connection.dialect.name == "sqlite":
+    with sqlite_foreign_keys_off(connection), context.begin_transaction():
+        context.run_migrations()
+else:
+    with context.begin_transaction():
+        context.run_migrations()
