@@ -57,32 +57,29 @@ class OpenAIChatModel:
         self, messages: list[Message], tools: list[dict[str, Any]]
     ) -> AsyncIterator[ModelOutput]:
         calls: dict[int, dict[str, str]] = {}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            body["tools"] = tools
         try:
-            extra: dict[str, Any] = {"tools": tools} if tools else {}
-            stream = await self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
+            # The SDK's own request path, but chunks come back as parsed JSON: building (and
+            # validating the arguments into) pydantic objects for every streamed chunk was the
+            # largest CPU cost of a streamed turn.
+            stream = await self._client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=object,
                 stream=True,
-                stream_options={"include_usage": True},
-                **extra,
+                stream_cls=openai.AsyncStream[object],
             )
             async with stream:
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        reasoning = _reasoning(delta)
-                        if reasoning:
-                            yield ReasoningDelta(reasoning)
-                        if delta.content:
-                            yield TextDelta(delta.content)
-                        for piece in delta.tool_calls or []:
-                            call = calls.setdefault(piece.index, {"id": "", "name": "", "args": ""})
-                            call["id"] = piece.id or call["id"]
-                            if piece.function is not None:
-                                call["name"] += piece.function.name or ""
-                                call["args"] += piece.function.arguments or ""
+                    for out in _outputs(chunk, calls):
+                        yield out
         except openai.APITimeoutError as exc:
             raise ModelError(
                 f"the language model did not answer within {self.timeout_seconds:g} s"
@@ -106,10 +103,48 @@ class OpenAIChatModel:
             yield ToolRequest(call["id"] or f"call_{index}", call["name"], call["args"])
 
 
-def _reasoning(delta: Any) -> str | None:
-    extra = delta.model_extra or {}
+def _outputs(chunk: object, calls: dict[int, dict[str, str]]) -> list[ModelOutput]:
+    """What one streamed chunk says; tool call pieces are gathered into ``calls``."""
+    if not isinstance(chunk, dict):
+        raise ValueError(f"a streamed chunk is not a JSON object: {str(chunk)[:80]!r}")
+    outputs: list[ModelOutput] = []
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        outputs.append(Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")))
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        reasoning = _reasoning(delta)
+        if reasoning:
+            outputs.append(ReasoningDelta(reasoning))
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            outputs.append(TextDelta(content))
+        for piece in delta.get("tool_calls") or []:
+            _gather_tool_call(piece, calls)
+    return outputs
+
+
+def _gather_tool_call(piece: object, calls: dict[int, dict[str, str]]) -> None:
+    if not isinstance(piece, dict) or not isinstance(piece.get("index", 0), int):
+        raise ValueError(f"a tool call piece is malformed: {str(piece)[:80]!r}")
+    call = calls.setdefault(piece.get("index", 0), {"id": "", "name": "", "args": ""})
+    call["id"] = piece.get("id") or call["id"]
+    function = piece.get("function")
+    if isinstance(function, dict):
+        call["name"] += function.get("name") or ""
+        call["args"] += function.get("arguments") or ""
+
+
+def _count(usage: dict[str, Any], field: str) -> int | None:
+    value = usage.get(field)
+    return value if isinstance(value, int) else None
+
+
+def _reasoning(delta: dict[str, Any]) -> str | None:
     for field in _REASONING_FIELDS:
-        value = extra.get(field)
+        value = delta.get(field)
         if isinstance(value, str) and value:
             return value
     return None
