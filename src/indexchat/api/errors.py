@@ -75,18 +75,27 @@ def install(app: FastAPI) -> None:
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> set[str]:
+    """The methods of the path's routes. Where templates overlap (``/files/query`` is also
+    ``/files/{file_id}``), those of the most literal template: the resource the path names."""
     path = request.scope["path"]
-    return {m for pattern, methods in _method_table(app) if pattern.match(path) for m in methods}
+    matching = [route for route in _method_table(app) if route[0].match(path)]
+    best = max((literal for _, literal, _ in matching), default=0)
+    return {m for _, literal, methods in matching if literal == best for m in methods}
 
 
-def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+_Route = tuple[re.Pattern[str], int, frozenset[str]]  # path pattern, literal segments, methods
+
+
+def _method_table(app: FastAPI) -> list[_Route]:
     """Each route's path pattern and methods, routers included (built once, on the first 405)."""
-    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
-        app.state, "method_table", None
-    )
+    table: list[_Route] | None = getattr(app.state, "method_table", None)
     if table is None:
         table = [
-            (compile_path(route.path)[0], frozenset(route.methods))
+            (
+                compile_path(route.path)[0],
+                sum(1 for part in route.path.split("/") if part and "{" not in part),
+                frozenset(route.methods),
+            )
             for route in iter_route_contexts(app.router.routes)
             if route.path and route.methods
         ]

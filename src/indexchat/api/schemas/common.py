@@ -22,7 +22,9 @@ ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 # Names are free text without control characters.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 
-# The largest integer either database stores: larger inputs are refused (422), not a 500.
+# The largest integers the database columns hold (INTEGER, BIGINT): larger inputs compared with
+# them are refused (422), not a 500.
+MAX_INT32 = 2**31 - 1
 MAX_INT64 = 2**63 - 1
 
 IdField = Annotated[str, Field(pattern=ID_PATTERN)]
