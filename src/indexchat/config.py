@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest file accepted by an upload (bytes); larger uploads answer 413.",
     )
+    blob_grace_seconds: float = Field(
+        default=600,
+        ge=0,
+        description="Age under which the bytes of a deleted file are kept even when no row "
+        "names them any more: an upload of the same bytes may be about to.",
+    )
     embeddings: Literal["local", "local-onnx", "local-torch", "openai"] = Field(
         default="local",
         description="Embedding provider: the bundled all-MiniLM-L6-v2, offline (local: ONNX "

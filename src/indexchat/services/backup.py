@@ -20,12 +20,12 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlean
-from sqlalchemy import create_engine, select, union
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from indexchat.domain import utcnow
 from indexchat.errors import Conflict, IndexchatError, InvalidInput
-from indexchat.storage.tables import Attachment, IndexedFile, StoredFile
+from indexchat.storage.blob_refs import all_referenced
 
 DATABASE_NAME = "indexchat.db"
 BLOBS_DIR = "blobs"
@@ -164,16 +164,10 @@ def copy_database(source: Path, target: Path, progress: Callable[[int, int], Non
 
 def referenced_blobs(database: Path) -> set[str]:
     """Addresses of every blob a row of ``database`` names (uploads, parsed text, artefacts)."""
-    query = union(
-        select(StoredFile.content_hash),
-        select(IndexedFile.content_hash),
-        select(IndexedFile.text_hash).where(IndexedFile.text_hash.is_not(None)),
-        select(Attachment.content_hash),
-    )
     engine = create_engine(f"sqlite:///{database}", module=sqlean)
     try:
         with engine.connect() as connection:
-            return {digest for (digest,) in connection.execute(query)}
+            return {digest for (digest,) in connection.execute(all_referenced())}
     finally:
         engine.dispose()
 

@@ -206,7 +206,8 @@ async def get_file(
 )
 async def delete_file(file_id: IdPath, caller: ProjectCaller) -> Response:
     def work(session: Session, scope: Scope) -> Response:
-        service.delete_file(session, scope, caller.runtime.blobs, file_id)
+        grace = caller.runtime.settings.blob_grace_seconds
+        service.delete_file(session, scope, caller.runtime.blobs, file_id, grace_seconds=grace)
         return Response(status_code=204)
 
     return await caller.in_project(work)
