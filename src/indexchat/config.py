@@ -40,6 +40,19 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest file accepted by an upload (bytes); larger uploads answer 413.",
     )
+    blob_grace_seconds: float = Field(
+        default=600,
+        ge=0,
+        description="Age under which the bytes of a deleted file are kept even when no row "
+        "names them any more: an upload of the same bytes may be about to.",
+    )
+    download_link_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Lifetime of a signed download link whose request names none (seconds). "
+        "A link also stops working once the API key or sign-in that made it is revoked.",
+    )
     embeddings: Literal["local", "local-onnx", "local-torch", "openai"] = Field(
         default="local",
         description="Embedding provider: the bundled all-MiniLM-L6-v2, offline (local: ONNX "

@@ -32,6 +32,17 @@ class Principal:
     key_id: str | None  # None: a browser signed in with a one-time link, not with a key
     organization_id: str
     project_id: str | None  # None: the key reaches every project of its organization
+    sign_in_id: str | None = None  # the browser sign-in, when the call came with the cookie
+
+    @property
+    def credential(self) -> str | None:
+        """What revocation ends: the key (a sign-in made with a key ends with it), else the
+        sign-in. Signed download links carry it and stop working when it ends."""
+        if self.key_id is not None:
+            return f"key:{self.key_id}"
+        if self.sign_in_id is not None:
+            return f"sign-in:{self.sign_in_id}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class Scope:
 
     organization_id: str
     project_id: str
+    credential: str | None = None  # of the principal that reached it (``Principal.credential``)
 
 
 @dataclass(frozen=True)

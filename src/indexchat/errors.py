@@ -3,6 +3,7 @@
     IndexchatError
     ├── NotFound             the object does not exist in the caller's project (or at all)
     ├── Conflict             the request clashes with the object's state (e.g. index set locked)
+    │   └── ContentMissing   stored bytes a row names are gone (a sync restores parsed output)
     ├── InvalidInput         the request is well-formed but its values make no sense
     │   └── InvalidPageToken a page token that is malformed, tampered or from another listing
     ├── LimitExceeded        the request is larger than a configured limit
@@ -33,6 +34,10 @@ class NotFound(IndexchatError):
 
 
 class Conflict(IndexchatError):
+    pass
+
+
+class ContentMissing(Conflict):
     pass
 
 

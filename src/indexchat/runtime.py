@@ -23,6 +23,7 @@ from indexchat.services.turn_runner import ChatDeps
 from indexchat.storage.blobs import BlobStore, LocalBlobStore
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import upgrade
+from indexchat.storage.private import private_dir
 
 log = logging.getLogger("indexchat.runtime")
 
@@ -128,6 +129,7 @@ class Runtime:
 
 
 def open_database(settings: Settings) -> Database:
+    private_dir(settings.data_dir)  # the database, the blobs: no other local user may look in
     db = Database(settings.resolved_database_url())
     upgrade(db.engine)
     with db.write() as session:

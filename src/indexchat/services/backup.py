@@ -20,12 +20,13 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlean
-from sqlalchemy import create_engine, select, union
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from indexchat.domain import utcnow
 from indexchat.errors import Conflict, IndexchatError, InvalidInput
-from indexchat.storage.tables import Attachment, IndexedFile, StoredFile
+from indexchat.storage.blob_refs import all_referenced
+from indexchat.storage.private import private_dir, private_file
 
 DATABASE_NAME = "indexchat.db"
 BLOBS_DIR = "blobs"
@@ -78,7 +79,7 @@ def backup(
         raise InvalidInput(f"no database at {source}")
     _require_empty(target)
     for attempt in range(1, ATTEMPTS + 1):
-        target.mkdir(parents=True, exist_ok=True)
+        private_dir(target)  # a backup holds the database's secrets and every tenant's files
         try:
             return _backup_once(source, blobs_root, target, progress)
         except BlobMissing:
@@ -120,7 +121,7 @@ def restore(
     if present and not force:
         names = ", ".join(str(p) for p in present)
         raise Conflict(f"the data dir already holds data ({names}); pass --force to replace it")
-    database.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(database.parent, narrow=False)
     staged = database.with_name(f".{database.name}.restoring")
     staged.unlink(missing_ok=True)
     copy_database(backup_dir / DATABASE_NAME, staged, lambda d, t: progress("database", d, t))
@@ -145,6 +146,7 @@ def copy_database(source: Path, target: Path, progress: Callable[[int, int], Non
     The open read transaction pins the snapshot: in WAL mode writers of other connections go
     on appending to the log, and the copy neither sees their pages nor starts over.
     """
+    private_file(target)  # before SQLite creates it world-readable
     reader = sqlean.connect(source, isolation_level=None)
     writer = sqlean.connect(target, isolation_level=None)
     try:
@@ -164,16 +166,10 @@ def copy_database(source: Path, target: Path, progress: Callable[[int, int], Non
 
 def referenced_blobs(database: Path) -> set[str]:
     """Addresses of every blob a row of ``database`` names (uploads, parsed text, artefacts)."""
-    query = union(
-        select(StoredFile.content_hash),
-        select(IndexedFile.content_hash),
-        select(IndexedFile.text_hash).where(IndexedFile.text_hash.is_not(None)),
-        select(Attachment.content_hash),
-    )
     engine = create_engine(f"sqlite:///{database}", module=sqlean)
     try:
         with engine.connect() as connection:
-            return {digest for (digest,) in connection.execute(query)}
+            return {digest for (digest,) in connection.execute(all_referenced())}
     finally:
         engine.dispose()
 
@@ -203,8 +199,8 @@ def copy_blobs(
 
 def _copy_blob(digest: str, source: Path, target: Path) -> int:
     destination = blob_path(target, digest)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{digest}.partial")
+    private_dir(destination.parent)
+    partial = private_file(destination.with_name(f".{digest}.partial"))
     hasher = hashlib.sha256()
     size = 0
     try:
@@ -248,7 +244,7 @@ def _write_manifest(target: Path, summary: BackupSummary) -> None:
         "blobs": summary.blobs,
         "blob_bytes": summary.blob_bytes,
     }
-    (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    private_file(target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _require_empty(folder: Path) -> None:

@@ -13,14 +13,12 @@ from sqlalchemy.orm import Session
 from indexchat.domain import Scope, utcnow
 from indexchat.errors import InvalidInput, NotFound
 from indexchat.storage import files as store
+from indexchat.storage.blob_refs import is_referenced
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.paging import split_page
 from indexchat.storage.tables import StoredFile
 
 PURPOSES = frozenset({"user_data", "parse", "extract", "classify", "split", "sheet", "agent_app"})
-# A blob no row references is removed only once it is older than this: an upload of the same
-# bytes may have written it and not yet committed its row.
-BLOB_GRACE_SECONDS = 600.0
 # Control characters, and the bidirectional controls that make "evil\u202etxt.exe" show as
 # "evilexe.txt".
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -111,10 +109,15 @@ def list_files(
     return split_page(rows, page_size, order)
 
 
-def delete_file(session: Session, scope: Scope, blobs: BlobStore, file_id: str) -> None:
+def delete_file(
+    session: Session, scope: Scope, blobs: BlobStore, file_id: str, *, grace_seconds: float
+) -> None:
+    """Delete the file; its bytes go too unless any row of any project still names them (the
+    same bytes uploaded elsewhere, a page screenshot, parsed text) or they are younger than
+    ``grace_seconds`` (an upload of the same bytes may not have committed its row yet)."""
     found = get_file(session, scope, file_id)
     digest = found.content_hash
     session.delete(found)
     session.flush()
-    if store.references_to_blob(session, digest) == 0:
-        blobs.delete_if_stale(digest, grace_seconds=BLOB_GRACE_SECONDS)
+    if not is_referenced(session, digest):
+        blobs.delete_if_stale(digest, grace_seconds=grace_seconds)

@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope
-from indexchat.errors import InvalidInput, NotFound
+from indexchat.errors import ContentMissing, InvalidInput, NotFound
 from indexchat.search.embeddings import Embedder
 from indexchat.search.fusion import convex
 from indexchat.search.rerank import Reranker, RerankFailed
@@ -271,7 +271,13 @@ def parsed_text(
         raise NotFound(f"file {file_id!r} not found in index {index_id!r}")
     if indexed.text_hash is None:
         raise InvalidInput(f"file {file_id!r} has no parsed text: {indexed.error}")
-    return blobs.get(indexed.text_hash).decode()
+    try:
+        return blobs.get(indexed.text_hash).decode()
+    except ContentMissing:
+        raise ContentMissing(
+            f"the parsed text of file {file_id!r} is missing: sync index {index_id!r} again "
+            "to restore it"
+        ) from None
 
 
 @dataclass(frozen=True)

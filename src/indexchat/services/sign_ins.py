@@ -111,7 +111,10 @@ def _lookup(session: Session, token: str) -> Row[Any]:
 
 def _principal(row: Row[Any]) -> Principal:
     return Principal(
-        key_id=row.api_key_id, organization_id=row.organization_id, project_id=row.project_id
+        key_id=row.api_key_id,
+        organization_id=row.organization_id,
+        project_id=row.project_id,
+        sign_in_id=row.id,
     )
 
 

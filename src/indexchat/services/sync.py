@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.domain import new_id, utcnow
+from indexchat.errors import ContentMissing
 from indexchat.ingest.chunking import TextChunk, chunk, full_text, page_offsets
 from indexchat.ingest.pages import render_pdf_pages
 from indexchat.ingest.parsers import ParseError, parse
@@ -88,12 +89,14 @@ def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str,
         existing = {f.source_file_id: f for f in _indexed(session, index_id)}
         screenshots = "screenshots" in (index.store_attachments or [])
         embed = index.vector_target != "DISABLED"  # full text only: no vectors to make
+        broken = _broken_outputs(session, deps.blobs, index)
     todo = [
         s
         for s in sources
         if s.directory_file_id not in existing
         or existing[s.directory_file_id].content_hash != s.content_hash
         or existing[s.directory_file_id].user_metadata != s.metadata
+        or existing[s.directory_file_id].id in broken
     ]
     live = {s.directory_file_id for s in sources}
     gone = [f for source_id, f in existing.items() if source_id not in live]
@@ -139,9 +142,36 @@ def _indexed(session: Session, index_id: str) -> Sequence[IndexedFile]:
     return session.scalars(select(IndexedFile).where(IndexedFile.index_id == index_id)).all()
 
 
+def _broken_outputs(session: Session, blobs: BlobStore, index: SearchIndex) -> set[str]:
+    """Parsed files whose output is gone (its text or a screenshot missing from the blob store,
+    or its published file deleted): parsed again, whatever their source says."""
+    texts = session.execute(
+        select(IndexedFile.id, IndexedFile.text_hash).where(
+            IndexedFile.index_id == index.id, IndexedFile.text_hash.is_not(None)
+        )
+    ).all()
+    artefacts = session.execute(
+        select(Attachment.source_id, Attachment.content_hash).where(Attachment.index_id == index.id)
+    ).all()
+    unpublished = session.scalars(
+        select(DirectoryFile.id).where(
+            DirectoryFile.directory_id == index.output_directory_id,
+            DirectoryFile.file_id.is_(None),
+        )
+    ).all()
+    named = [*texts, *artefacts]
+    broken = {parsed_id for parsed_id, digest in named if not blobs.exists(digest)}
+    with_text = {parsed_id for parsed_id, _ in texts}
+    return broken | (with_text & set(unpublished))
+
+
 def _prepare(blobs: BlobStore, source: SourceFile, screenshots: bool) -> Prepared:
     prepared = Prepared(source=source)
-    data = blobs.get(source.content_hash)
+    try:
+        data = blobs.get(source.content_hash)
+    except ContentMissing:
+        prepared.error = "the file's stored bytes are missing: upload it again"
+        return prepared
     try:
         document = parse(data, source.name)
     except ParseError as exc:

@@ -155,6 +155,17 @@ def authenticate(session: Session, secret: str | None) -> Principal:
     return Principal(key_id=key.id, organization_id=key.organization_id, project_id=key.project_id)
 
 
+def credential_is_active(session: Session, credential: str) -> bool:
+    """Whether the key or sign-in named by ``Principal.credential`` still works."""
+    kind, _, ident = credential.partition(":")
+    if kind == "key":
+        key = store.api_key_by_id(session, ident)
+        return key is not None and key.revoked_at is None
+    if kind == "sign-in":
+        return sign_in_store.sign_in_is_active(session, ident, utcnow())
+    return False
+
+
 def resolve_scope(
     session: Session,
     principal: Principal,
@@ -173,13 +184,13 @@ def resolve_scope(
             if default is None:
                 raise NotFound("the organization has no project")
             project_id = default.id
-        return Scope(organization_id=org_id, project_id=project_id)
+        return Scope(org_id, project_id, principal.credential)
     if principal.project_id is not None and project_id != principal.project_id:
         raise NotFound(f"project {project_id!r} not found")
     project = store.project_by_id(session, project_id)
     if project is None or project.organization_id != org_id:
         raise NotFound(f"project {project_id!r} not found")
-    return Scope(organization_id=org_id, project_id=project_id)
+    return Scope(org_id, project_id, principal.credential)
 
 
 def reachable_projects(

@@ -1,5 +1,9 @@
 """Content-addressed file bytes. The embedded default keeps them under ``<data_dir>/blobs``;
-anything with the same four operations (an object store, say) can stand in."""
+anything with the same operations (an object store, say) can stand in.
+
+The store is shared by every project and keeps one copy of equal bytes, so deleting a blob is
+for the caller to decide: only once no row names it (``storage/blob_refs.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
+
+from indexchat.errors import ContentMissing
+from indexchat.storage.private import FILE_MODE, private_dir
 
 
 class BlobStore(Protocol):
@@ -18,7 +25,11 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str:
         """Store ``data``; return its SHA-256 hex digest (its address)."""
 
-    def get(self, digest: str) -> bytes: ...
+    def get(self, digest: str) -> bytes:
+        """The whole blob (raises ``ContentMissing`` if it is gone)."""
+
+    def open(self, digest: str) -> tuple[BinaryIO, int]:
+        """The blob as a file to read in pieces, and its size (raises ``ContentMissing``)."""
 
     def exists(self, digest: str) -> bool: ...
 
@@ -48,10 +59,10 @@ class LocalBlobStore:
         # Write-then-rename: readers never see a half-written blob.
         tmp = path.with_name(f".{digest}.{uuid.uuid4().hex}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileNotFoundError:  # the first blob under this prefix
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            private_dir(path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -62,7 +73,17 @@ class LocalBlobStore:
         return digest
 
     def get(self, digest: str) -> bytes:
-        return self._path(digest).read_bytes()
+        try:
+            return self._path(digest).read_bytes()
+        except FileNotFoundError:
+            raise ContentMissing(f"stored bytes {digest} are missing") from None
+
+    def open(self, digest: str) -> tuple[BinaryIO, int]:
+        try:
+            reader = self._path(digest).open("rb")
+        except FileNotFoundError:
+            raise ContentMissing(f"stored bytes {digest} are missing") from None
+        return reader, os.fstat(reader.fileno()).st_size
 
     def exists(self, digest: str) -> bool:
         return self._path(digest).exists()

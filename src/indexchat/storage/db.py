@@ -25,6 +25,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexchat.domain import utcnow
+from indexchat.storage.private import private_database
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_PING_AFTER_IDLE_SECONDS = 10.0
@@ -62,7 +63,7 @@ def _postgres_engine(url: str) -> Engine:
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_database(Path(database))
     engine = create_engine(url, module=sqlean, pool_size=10, max_overflow=20)
 
     @event.listens_for(engine, "connect")

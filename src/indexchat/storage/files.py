@@ -53,10 +53,6 @@ def files(
     return session.scalars(order.apply(query, after, limit)).all()
 
 
-def references_to_blob(session: Session, digest: str) -> int:
-    return int(session.scalar(select(func.count()).where(StoredFile.content_hash == digest)) or 0)
-
-
 def directory(
     session: Session, *, project_id: str, directory_id: str, include_deleted: bool = False
 ) -> Directory | None:

@@ -30,6 +30,16 @@ def sign_in_by_hash(session: Session, token_hash: str) -> Row[Any] | None:
     return session.connection().execute(_SIGN_IN_BY_HASH, {"token_hash": token_hash}).first()
 
 
+def sign_in_is_active(session: Session, sign_in_id: str, now: datetime) -> bool:
+    """Not ended nor expired, and its key (if any) not revoked."""
+    row = session.execute(
+        select(SignIn.expires_at, ApiKey.revoked_at)
+        .outerjoin(ApiKey, ApiKey.id == SignIn.api_key_id)
+        .where(SignIn.id == sign_in_id)
+    ).first()
+    return row is not None and row.expires_at > now and row.revoked_at is None
+
+
 def extend(session: Session, sign_in_id: str, *, now: datetime, expires_at: datetime) -> None:
     session.execute(
         update(SignIn)

@@ -304,13 +304,14 @@ class IndexedFile(Base):
     index_id: Mapped[str] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
     source_file_id: Mapped[str] = mapped_column(String(64))  # the source directory file
     file_name: Mapped[str] = mapped_column(String(255))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16))  # parsed | failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     page_count: Mapped[int] = mapped_column(Integer, default=0)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
-    text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # parsed text blob
+    # The parsed text's blob (indexed, as every blob column: deleting a blob asks who names it).
+    text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     page_starts: Mapped[list[int]] = mapped_column(JSON, default=list)
     user_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
@@ -347,6 +348,6 @@ class Attachment(Base):
     index_id: Mapped[str] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"))
     source_id: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(255))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from indexchat.api.deps import ProjectCaller
 from indexchat.api.errors import error_response
-from indexchat.api.responses import json_response
+from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.schemas.common import CursorPage, ErrorBody
 from indexchat.api.schemas.files import PresignedURL, utc
 from indexchat.api.schemas.retrieval import AttachmentInfo
-from indexchat.api.signing import UrlSigner, expiry_datetime
+from indexchat.api.signing import INVALID_LINK, SignedLink, signed_link
 from indexchat.domain import Scope
-from indexchat.errors import NotFound
+from indexchat.errors import ContentMissing, NotFound
 from indexchat.services import retrieval as service
 from indexchat.storage.tables import Attachment
 
@@ -64,14 +64,19 @@ async def list_attachments(caller: ProjectCaller, source_id: SourceId) -> Respon
 async def get_attachment(
     request: Request, attachment_name: AttachmentName, caller: ProjectCaller, source_id: SourceId
 ) -> Response:
-    signer = UrlSigner(caller.runtime.page_token_secret)
+    lifetime = caller.runtime.settings.download_link_seconds
 
     def work(session: Session, scope: Scope) -> Response:
         found = service.attachment(session, scope, source_id, attachment_name)
-        expires, signature = signer.sign(f"attachment:{found.id}", 3600)
-        url = request.url_for("download_attachment", attachment_id=str(found.id))
-        url = url.include_query_params(expires=expires, signature=signature)
-        return json_response(PresignedURL(url=str(url), expires_at=expiry_datetime(expires)))
+        url = signed_link(
+            request,
+            caller.runtime,
+            scope,
+            "download_attachment",
+            lifetime,
+            attachment_id=str(found.id),
+        )
+        return json_response(url)
 
     return await caller.in_project(work)
 
@@ -92,23 +97,25 @@ download_router = APIRouter(prefix="/api/v1/beta/attachment-downloads", tags=["a
     },
 )
 async def download_attachment(
-    request: Request,
-    attachment_id: Annotated[int, Path(ge=1, le=2**62)],
-    expires: Annotated[int, Query(ge=0, le=2**40)],
-    signature: Annotated[str, Query(max_length=64)],
+    request: Request, attachment_id: Annotated[int, Path(ge=1, le=2**62)], link: SignedLink
 ) -> Response:
     runtime = request.app.state.runtime
-    if not UrlSigner(runtime.page_token_secret).verify(
-        f"attachment:{attachment_id}", expires, signature
-    ):
-        return error_response(403, "download link is invalid or has expired")
+    if not link.verify(runtime, "download_attachment", attachment_id=str(attachment_id)):
+        return error_response(403, INVALID_LINK)
 
-    def load() -> tuple[str, bytes]:
+    def load() -> tuple[str, BinaryIO, int]:
         with runtime.db.read() as session:
+            link.require_active(session)
             found = session.scalar(select(Attachment).where(Attachment.id == attachment_id))
             if found is None:
                 raise NotFound(f"attachment {attachment_id} not found")
-            return found.name, runtime.blobs.get(found.content_hash)
+            name, digest = found.name, found.content_hash
+        try:
+            return name, *runtime.blobs.open(digest)
+        except ContentMissing:
+            raise ContentMissing(
+                f"attachment {name!r} is missing: sync its index again to restore it"
+            ) from None
 
-    name, data = await run_in_threadpool(load)
-    return Response(data, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
+    name, reader, size = await run_in_threadpool(load)
+    return stream_blob(reader, size, mimetypes.guess_type(name)[0] or "application/octet-stream")

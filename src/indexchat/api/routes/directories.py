@@ -265,7 +265,7 @@ async def list_files(
         )
         return json_response(
             CursorPage[DirectoryFileOut](
-                items=[_out(request, caller, f, expand) for f in rows],
+                items=[_out(request, caller, scope, f, expand) for f in rows],
                 next_page_token=next_token(tokens, listing, after),
             )
         )
@@ -288,7 +288,7 @@ async def get_file(
 ) -> Response:
     def work(session: Session, scope: Scope) -> Response:
         placed = service.get_file(session, scope, directory_id, directory_file_id)
-        return json_response(_out(request, caller, placed, expand))
+        return json_response(_out(request, caller, scope, placed, expand))
 
     return await caller.in_project(work)
 
@@ -333,13 +333,17 @@ async def delete_file(
 
 
 def _out(
-    request: Request, caller: Caller, placed: DirectoryFile, expand: list[str] | None
+    request: Request,
+    caller: Caller,
+    scope: Scope,
+    placed: DirectoryFile,
+    expand: list[str] | None,
 ) -> DirectoryFileOut:
     """With ``expand=download_url``, a signed link to the stored file's bytes (none once the
     file itself was deleted)."""
     url = None
     if expand and placed.file_id is not None:
-        url = presigned(request, caller, placed.file_id, 3600)
+        url = presigned(request, caller, scope, placed.file_id)
     return DirectoryFileOut.of(placed, url)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-from typing import Annotated, Literal
+from typing import Annotated, BinaryIO, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from indexchat.api.deps import Caller, ProjectCaller
 from indexchat.api.errors import error_response
 from indexchat.api.pagination import next_token, page_after
-from indexchat.api.responses import json_response
+from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath, NoNul
 from indexchat.api.schemas.files import (
     FileOut,
@@ -22,9 +22,9 @@ from indexchat.api.schemas.files import (
     FileQueryPage,
     PresignedURL,
 )
-from indexchat.api.signing import UrlSigner, expiry_datetime
+from indexchat.api.signing import INVALID_LINK, SignedLink, signed_link
 from indexchat.domain import Scope
-from indexchat.errors import InvalidInput, LimitExceeded, NotFound
+from indexchat.errors import ContentMissing, InvalidInput, LimitExceeded, NotFound
 from indexchat.services import files as service
 from indexchat.storage import files as store
 
@@ -55,12 +55,13 @@ async def read_upload(upload: UploadFile, caller: Caller) -> tuple[str, int]:
     return digest, len(data)
 
 
-def presigned(request: Request, caller: Caller, file_id: str, expires_in: int) -> PresignedURL:
-    expires, signature = UrlSigner(caller.runtime.page_token_secret).sign(file_id, expires_in)
-    url = request.url_for("download_file", file_id=file_id).include_query_params(
-        expires=expires, signature=signature
-    )
-    return PresignedURL(url=str(url), expires_at=expiry_datetime(expires))
+def presigned(
+    request: Request, caller: Caller, scope: Scope, file_id: str, expires_in: int | None = None
+) -> PresignedURL:
+    """A link to the file's bytes, bound to the key or sign-in of ``scope``."""
+    runtime = caller.runtime
+    lifetime = expires_in or runtime.settings.download_link_seconds
+    return signed_link(request, runtime, scope, "download_file", lifetime, file_id=file_id)
 
 
 @router.post("", response_model=FileOut, summary="Upload a file", operation_id="files_create")
@@ -116,7 +117,7 @@ async def list_files(
             external_file_id=external_file_id,
         )
         items = [
-            FileOut.of(f, presigned(request, caller, f.id, 3600) if expand else None) for f in rows
+            FileOut.of(f, presigned(request, caller, scope, f.id) if expand else None) for f in rows
         ]
         return json_response(
             CursorPage[FileOut](items=items, next_page_token=next_token(tokens, listing, after))
@@ -191,7 +192,7 @@ async def get_file(
 ) -> Response:
     def work(session: Session, scope: Scope) -> Response:
         stored = service.get_file(session, scope, file_id)
-        url = presigned(request, caller, stored.id, 3600) if expand else None
+        url = presigned(request, caller, scope, stored.id) if expand else None
         return json_response(FileOut.of(stored, url))
 
     return await caller.in_project(work)
@@ -206,7 +207,8 @@ async def get_file(
 )
 async def delete_file(file_id: IdPath, caller: ProjectCaller) -> Response:
     def work(session: Session, scope: Scope) -> Response:
-        service.delete_file(session, scope, caller.runtime.blobs, file_id)
+        grace = caller.runtime.settings.blob_grace_seconds
+        service.delete_file(session, scope, caller.runtime.blobs, file_id, grace_seconds=grace)
         return Response(status_code=204)
 
     return await caller.in_project(work)
@@ -226,7 +228,7 @@ async def file_content(
 ) -> Response:
     def work(session: Session, scope: Scope) -> Response:
         stored = service.get_file(session, scope, file_id)
-        return json_response(presigned(request, caller, stored.id, expires_at_seconds or 3600))
+        return json_response(presigned(request, caller, scope, stored.id, expires_at_seconds))
 
     return await caller.in_project(work)
 
@@ -239,27 +241,27 @@ async def file_content(
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorBody}},
 )
-async def download_file(
-    request: Request,
-    file_id: IdPath,
-    expires: Annotated[int, Query(ge=0, le=2**40)],
-    signature: Annotated[str, Query(max_length=64)],
-) -> Response:
+async def download_file(request: Request, file_id: IdPath, link: SignedLink) -> Response:
     runtime = request.app.state.runtime
-    if not UrlSigner(runtime.page_token_secret).verify(file_id, expires, signature):
-        return error_response(403, "download link is invalid or has expired")
+    if not link.verify(runtime, "download_file", file_id=file_id):
+        return error_response(403, INVALID_LINK)
 
-    def load() -> tuple[str, bytes]:
+    def load() -> tuple[str, BinaryIO, int]:
         with runtime.db.read() as session:
+            link.require_active(session)
             stored = store.file_any_project(session, file_id)
             if stored is None:
                 raise NotFound(f"file {file_id!r} not found")
-            return stored.name, runtime.blobs.get(stored.content_hash)
+            name, digest = stored.name, stored.content_hash
+        try:
+            return name, *runtime.blobs.open(digest)
+        except ContentMissing:
+            raise ContentMissing(f"the bytes of file {file_id!r} are missing") from None
 
-    name, data = await run_in_threadpool(load)
+    name, reader, size = await run_in_threadpool(load)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     # PDFs open in the browser's viewer (the web page links to `#page=N`); anything else is a
     # download, so that an uploaded HTML file never runs as a page of this server.
     inline = "inline" if media_type == "application/pdf" else "attachment"
     disposition = f"{inline}; filename*=UTF-8''{quote(name, safe='')}"
-    return Response(data, media_type=media_type, headers={"content-disposition": disposition})
+    return stream_blob(reader, size, media_type, {"content-disposition": disposition})
