@@ -62,15 +62,21 @@ def active_index_ids(session: Session, index_ids: Sequence[str]) -> set[str]:
 
 
 def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
-    """Take the oldest runnable job (queued, or running with an expired lease)."""
+    """Take the oldest runnable job (queued, or running with an expired lease) of a project
+    that has no job running: one project's long sync leaves the other workers to the others.
+
+    (On PostgreSQL two workers claiming at the same instant may each take a job of one
+    project; the next claims see both.)"""
     now = utcnow()
+    busy = select(Job.project_id).where(Job.status == "running", Job.locked_until >= now)
     query = (
         select(Job)
         .where(
             or_(
                 (Job.status == "queued") & (Job.run_after <= now),
                 (Job.status == "running") & (Job.locked_until < now),
-            )
+            ),
+            Job.project_id.not_in(busy),
         )
         .order_by(Job.id)
         .limit(1)
