@@ -164,6 +164,7 @@ def _serve(fd: int, memory_bytes: int) -> None:
     import resource
 
     conn = Connection(fd)
+    _die_with_parent()
     # One thread per numeric library: each reserves address space the limit would count.
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
@@ -177,6 +178,18 @@ def _serve(fd: int, memory_bytes: int) -> None:
         except EOFError:  # the server closed the pipe
             return
         conn.send(_parse_one(data, filename, screenshots, limits))
+
+
+def _die_with_parent() -> None:
+    """Linux: end this process when the server's thread that started it ends (even by SIGKILL),
+    rather than finish a long parse nobody waits for."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed socket ends it after the parse
+        pass
 
 
 def _parse_one(data: bytes, filename: str, screenshots: bool, limits: ParseLimits) -> Any:
