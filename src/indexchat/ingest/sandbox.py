@@ -54,6 +54,11 @@ class Parsed:
     screenshots: list[tuple[int, bytes]]
 
 
+class ParseOverrun(ParseError):
+    """The parse was stopped on a limit (time, memory) or the parser died: the file, not the
+    request, is at fault, so parsing it again would end the same way."""
+
+
 class ParseInterrupted(Exception):
     """The caller asked to stop while a file was being parsed; the parse was killed."""
 
@@ -82,7 +87,7 @@ class ParseSandbox:
             conn.send((data, filename, screenshots, self.limits.parse))
         except (BrokenPipeError, ConnectionError, EOFError):
             self.close()
-            raise ParseError(CRASHED) from None
+            raise ParseOverrun(CRASHED) from None
         reply = self._wait(conn, interrupted)
         status, value, rss = reply
         if rss > self.limits.memory_bytes // 4:  # Python keeps what it once took: start afresh
@@ -90,7 +95,7 @@ class ParseSandbox:
         if status == "ok":
             return value  # type: ignore[no-any-return]
         if status == "memory":
-            raise ParseError(self._memory_reason())
+            raise ParseOverrun(self._memory_reason())
         raise ParseError(value)
 
     def close(self) -> None:
@@ -139,7 +144,7 @@ class ParseSandbox:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
-                raise ParseError(TIME_LIMIT.format(seconds=self.limits.timeout_seconds))
+                raise ParseOverrun(TIME_LIMIT.format(seconds=self.limits.timeout_seconds))
             try:
                 if conn.poll(min(left, _POLL_SECONDS)):
                     return conn.recv()
@@ -147,7 +152,7 @@ class ParseSandbox:
                 code = self._process.poll() if self._process is not None else None
                 self.close()
                 log.warning("the parser process died (exit code %s)", code)
-                raise ParseError(CRASHED) from None
+                raise ParseOverrun(CRASHED) from None
             if interrupted():
                 self.close()
                 raise ParseInterrupted

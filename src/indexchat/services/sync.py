@@ -25,13 +25,7 @@ from sqlalchemy.orm import Session
 from indexchat.domain import new_id, utcnow
 from indexchat.ingest.chunking import TextChunk, chunk, full_text, page_offsets
 from indexchat.ingest.parsers import ParseError
-from indexchat.ingest.sandbox import (
-    CRASHED,
-    MEMORY_LIMIT,
-    TIME_LIMIT,
-    ParseInterrupted,
-    ParseSandbox,
-)
+from indexchat.ingest.sandbox import ParseInterrupted, ParseOverrun, ParseSandbox
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import Entry, SearchStore
 from indexchat.storage.blobs import BlobStore
@@ -77,6 +71,7 @@ class Prepared:
     source: SourceFile
     kind: str | None = None
     error: str | None = None
+    overran: bool = False  # the parse was stopped on a time or memory limit, or crashed
     text: str = ""
     page_starts: list[int] = field(default_factory=list)
     chunks: list[TextChunk] = field(default_factory=list)
@@ -87,9 +82,6 @@ class Prepared:
 Checkpoint = Callable[[dict[str, Any]], None]
 # Asked between files and during a parse: whether to call the checkpoint now (it will raise).
 Interrupted = Callable[[], bool]
-
-# A file's parse ended on a limit: the reasons that begin this way are written at once.
-_OVERRUNS = tuple(reason.split("(")[0] for reason in (TIME_LIMIT, MEMORY_LIMIT, CRASHED))
 
 
 def _never() -> bool:
@@ -134,7 +126,7 @@ def run_sync(
             prepared = _prepare_or_stop(
                 deps, source, screenshots, interrupted, progress, checkpoint
             )
-            if prepared.error is not None and prepared.error.startswith(_OVERRUNS):
+            if prepared.overran:  # written at once: a retried job must not parse it again
                 with deps.db.write() as session:
                     _write_batch(session, deps, index_id, [prepared], None)
             else:
@@ -196,7 +188,7 @@ def _prepare(
             data, source.name, screenshots=screenshots, interrupted=interrupted
         )
     except ParseError as exc:
-        prepared.error = exc.reason
+        prepared.error, prepared.overran = exc.reason, isinstance(exc, ParseOverrun)
         return prepared
     document = parsed.document
     prepared.kind = document.kind
