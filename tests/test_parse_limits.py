@@ -98,6 +98,15 @@ def test_deeply_nested_html_is_read_in_linear_time() -> None:
     assert time.monotonic() - started < 1.5
 
 
+def test_html_left_open_at_the_end_is_read_in_linear_time() -> None:
+    parse(b"<p>warm</p>", "warm.html")  # the converters' first import is not the input's cost
+    for tail in ("<a " * 8000, "<!-- x>" * 8000):  # 24 KB and 56 KB: 11 s and 1.4 s before
+        started = time.monotonic()
+        assert parse(f"<p>kept</p>{tail}".encode(), "open.html").pages[0].text == "kept"
+        assert time.monotonic() - started < 0.5
+    assert parse(b"<p>a &lt; b</p> then 1 < 2", "text.html").pages[0].text == "a < b\n\nthen 1 < 2"
+
+
 def test_html_nested_within_the_limit_keeps_its_markdown() -> None:
     html = "<div>" * 100 + "<h2>Title</h2><p>Body</p>" + "</div>" * 100
     assert parse(html.encode(), "page.html").pages[0].text == "## Title\n\nBody"

@@ -357,7 +357,7 @@ _HTML_NOISE_ROLES = "[role=navigation], [role=banner], [role=contentinfo], [role
 def _parse_html(data: bytes, limits: ParseLimits) -> list[ParsedPage]:
     from bs4 import BeautifulSoup
 
-    text = decode_text(data)
+    text = _drop_unterminated_end(decode_text(data))
     if _html_depth_exceeds(text, limits.max_html_depth):
         return [ParsedPage(1, _html_plain_text(text))]
     soup = BeautifulSoup(text, "html.parser")
@@ -383,7 +383,20 @@ _HTML_HIDDEN = re.compile(
     r"<!--.*?(?:-->|\Z)|<(script|style|template)\b.*?(?:</\1\s*>|\Z)",
     re.DOTALL | re.IGNORECASE,
 )
+_TAG_OPEN = re.compile(r"<[A-Za-z/!?]")  # what starts markup; a bare "<" is text
 _BLOCK_TAGS = frozenset("p div li tr br h1 h2 h3 h4 h5 h6 section article table".split())
+
+
+def _drop_unterminated_end(text: str) -> str:
+    """Drop a comment or tag left open at the end, as HTML5 does at end of file (a comment runs
+    to the end, an unfinished tag is ignored). Python's HTMLParser before 3.11.13 rescans such
+    a tail for each ``<`` in it: 24 KB of ``<a `` took 11 s
+    (https://github.com/python/cpython/issues/135462)."""
+    comment = text.find("<!--", text.rfind("-->") + 1)
+    if comment >= 0:
+        text = text[:comment]
+    tag = _TAG_OPEN.search(text, text.rfind(">") + 1)
+    return text if tag is None else text[: tag.start()]
 
 
 def _html_depth_exceeds(text: str, limit: int) -> bool:
