@@ -14,6 +14,7 @@ import random
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from deployments import Deployment, wait_until
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from indexchat.ingest.parsers import DEFAULT_LIMITS, MB, ParseError, check_zip, parse
 from indexchat.ingest.sandbox import ParseInterrupted, ParseSandbox, SandboxLimits
 from indexchat.services import tenancy
+from indexchat.storage import jobs
 from indexchat.storage.tables import IndexedFile
 
 _CONTENT_TYPES = (
@@ -231,3 +233,23 @@ def test_a_long_sync_of_one_project_leaves_other_projects_syncing(
     assert metadata["files_parsed"] == 1
     assert deployment.job(slow_index).status == "running"
     deployment.client.indexes.cancel_sync(slow_index)
+
+
+def test_a_sync_whose_worker_vanished_on_every_attempt_is_not_retried(
+    deployment: Deployment,
+) -> None:
+    """Its file may be what kills the worker: after the last attempt the job fails for good."""
+    deployment.serve(run_worker="false")
+    index_id = upload_index(deployment.client, {"notes.txt": b"zq0004x"})
+    assert deployment.client.indexes.sync(index_id)["status"] == "started"
+    with deployment.db.write() as session:
+        job = jobs.active_for_index(session, index_id)
+        assert job is not None
+        job.status, job.attempts, job.locked_by = "running", jobs.MAX_ATTEMPTS, "gone:1:x"
+        job.locked_until = job.updated_at - timedelta(seconds=1)
+    worker = deployment.worker("worker", "--exit-when-idle")
+    assert worker.wait(120) == 0
+    failed = deployment.job(index_id)
+    assert (failed.status, failed.attempts, failed.error) == ("failed", 5, jobs.GAVE_UP)
+    metadata = deployment.client.indexes.get(index_id).metadata
+    assert (metadata["last_sync_status"], metadata["last_error"]) == ("failed", jobs.GAVE_UP)

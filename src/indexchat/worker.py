@@ -139,6 +139,9 @@ class Worker:
             with self.runtime.parse_sandbox() as own:
                 return self.run_once(own)
         with self.runtime.db.write() as session:
+            for gone in jobs.give_up_exhausted(session):
+                if gone is not None:
+                    record_failure(session, gone, "failed", jobs.GAVE_UP)
             job = jobs.claim(session, worker_id=self.worker_id, lease=self.lease)
             if job is None:
                 return False
