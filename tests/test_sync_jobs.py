@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 
 from indexchat.search.embeddings import LOCAL_DIMENSION
 from indexchat.search.sqlite import text_tables as sqlite_text_tables
+from indexchat.services import tenancy
 from indexchat.services.sync import BATCH_FILES
 from indexchat.storage import jobs
 from indexchat.storage.db import Database
@@ -55,8 +56,8 @@ def make_index(client: LlamaCloud, files: range, name: str = "notes") -> str:
     return client.indexes.create(source_directory_id=directory.id, name=name).id
 
 
-def start_sync(deployment: Deployment, index_id: str) -> int:
-    started = deployment.client.indexes.sync(index_id)
+def start_sync(deployment: Deployment, index_id: str, client: LlamaCloud | None = None) -> int:
+    started = (client or deployment.client).indexes.sync(index_id)
     assert started["status"] == "started"
     return int(started["job_id"])
 
@@ -73,8 +74,10 @@ def wait_for_progress(deployment: Deployment, index_id: str, files: int) -> dict
     return progress
 
 
-def wait_for_sync(deployment: Deployment, index_id: str, timeout: float = 180) -> dict[str, Any]:
-    client = deployment.client
+def wait_for_sync(
+    deployment: Deployment, index_id: str, timeout: float = 180, client: LlamaCloud | None = None
+) -> dict[str, Any]:
+    client = client or deployment.client
     wait_until(
         lambda: not client.indexes.get(index_id, expand=["sync_in_progress"]).sync_in_progress,
         "the sync to finish",
@@ -111,9 +114,12 @@ def indexed_markers(db: Database, index_id: str) -> tuple[list[str], set[int]]:
     return markers, {chunk_id for chunk_id, _ in rows}
 
 
-def assert_indexed_once(deployment: Deployment, index_id: str, files: range) -> None:
+def assert_indexed_once(
+    deployment: Deployment, index_id: str, files: range, client: LlamaCloud | None = None
+) -> None:
     """Every file searchable, each by exactly one chunk: none missing, none twice."""
-    metadata = deployment.client.indexes.get(index_id).metadata
+    client = client or deployment.client
+    metadata = client.indexes.get(index_id).metadata
     count = len(files)
     assert (metadata["files_total"], metadata["files_parsed"], metadata["chunks"]) == (
         count,
@@ -125,7 +131,7 @@ def assert_indexed_once(deployment: Deployment, index_id: str, files: range) -> 
     assert chunk_ids <= search_entry_ids(deployment.db)
     # Through the API, one file per batch boundary: its marker finds its one chunk only.
     for i in sorted({files[0], files[-1], *files[BATCH_FILES - 1 :: BATCH_FILES]}):
-        results = deployment.client.retrieval.retrieve(
+        results = client.retrieval.retrieve(
             index_id=index_id,
             query=marker(i),
             top_k=5,
@@ -306,17 +312,28 @@ def test_worker_command_runs_syncs_for_a_server_without_worker(deployment: Deplo
 
 
 def test_two_workers_share_the_queue(deployment: Deployment) -> None:
-    """Two worker processes, two syncs: each job runs once, on one worker, and both complete."""
-    workers = [deployment.worker(f"worker-{n}") for n in (1, 2)]
+    """Two worker processes (one job at a time each), two syncs of two projects: each job runs
+    once, on one worker, and both complete."""
+    workers = [deployment.worker(f"worker-{n}", worker_threads=1) for n in (1, 2)]
     deployment.serve(run_worker="false")
+    with deployment.db.write() as session:
+        tenancy.create_project(session, "other")
+        other_key = tenancy.create_key(session, project="other").secret
+    clients = {
+        "a": deployment.client,
+        "b": LlamaCloud(api_key=other_key, base_url=deployment.base_url, max_retries=0),
+    }
     half = FILES // 2
     parts = {"a": range(half), "b": range(half, 2 * half)}
-    index_ids = {name: make_index(deployment.client, part, name) for name, part in parts.items()}
+    index_ids = {name: make_index(clients[name], part, name) for name, part in parts.items()}
     for n, worker in enumerate(workers, 1):
         deployment.wait_ready(f"worker-{n}", worker)
-    job_ids = {name: start_sync(deployment, index_id) for name, index_id in index_ids.items()}
-    for index_id in index_ids.values():
-        wait_for_sync(deployment, index_id)
+    job_ids = {
+        name: start_sync(deployment, index_id, clients[name])
+        for name, index_id in index_ids.items()
+    }
+    for name, index_id in index_ids.items():
+        wait_for_sync(deployment, index_id, client=clients[name])
 
     ran = {name: deployment.job(index_id) for name, index_id in index_ids.items()}
     assert {name: j.id for name, j in ran.items()} == job_ids
@@ -326,5 +343,5 @@ def test_two_workers_share_the_queue(deployment: Deployment) -> None:
     for job_id in job_ids.values():
         assert logs.count(f"job {job_id} claimed") == 1
     for name, index_id in index_ids.items():
-        assert_indexed_once(deployment, index_id, parts[name])
+        assert_indexed_once(deployment, index_id, parts[name], clients[name])
     assert_store_matches_tables(deployment)

@@ -141,6 +141,38 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(
         default=120.0, gt=0, description="Longest wait for the language model (seconds)."
     )
+    parse_timeout_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="Longest a sync may spend parsing one file; past it the parse is killed "
+        "and the file fails with a parse time limit error.",
+    )
+    parse_memory_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=512 * 1024**2,  # the parsers' libraries alone map ~300 MB
+        description="Address space the process parsing a file may use (bytes, RLIMIT_AS); "
+        "a file that needs more fails with a parse memory limit error.",
+    )
+    parse_max_unzipped_bytes: int = Field(
+        default=200 * 1024**2,
+        ge=1,
+        description="Most bytes the members of one Word, PowerPoint or Excel file may expand "
+        "to in total; a larger one fails as a possible zip bomb before it is parsed.",
+    )
+    parse_max_unzipped_member_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=1,
+        description="Most bytes one member of a Word, PowerPoint or Excel file (e.g. "
+        "word/document.xml) may expand to; a larger one fails as a possible zip bomb.",
+    )
+    worker_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Jobs one worker process (or the server's in-process worker) runs at "
+        "once; a project runs one job at a time, so one project's long sync leaves the "
+        "others free to run.",
+    )
     max_model_calls: int = Field(
         default=8, ge=1, le=50, description="Most model calls one chat turn may make."
     )

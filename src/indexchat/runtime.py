@@ -5,11 +5,13 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from indexchat.agent.extractive import ExtractiveModel
 from indexchat.agent.model import ChatModel
 from indexchat.config import Settings
+from indexchat.ingest.parsers import DEFAULT_LIMITS
+from indexchat.ingest.sandbox import ParseSandbox, SandboxLimits
 from indexchat.search.embeddings import Embedder, LocalEmbedder, make_embedder
 from indexchat.search.postgres import PostgresSearchStore
 from indexchat.search.rerank import HttpReranker
@@ -84,8 +86,25 @@ class Runtime:
             max_model_calls=self.settings.max_model_calls,
         )
 
-    def sync_deps(self) -> SyncDeps:
-        return SyncDeps(db=self.db, blobs=self.blobs, embedder=self.embedder, store=self.search)
+    def sync_deps(self, parser: ParseSandbox) -> SyncDeps:
+        return SyncDeps(
+            db=self.db, blobs=self.blobs, embedder=self.embedder, store=self.search, parser=parser
+        )
+
+    def parse_sandbox(self) -> ParseSandbox:
+        """A parser process for one worker thread, with the limits of the settings."""
+        settings = self.settings
+        parse = replace(
+            DEFAULT_LIMITS,
+            max_unzipped_bytes=settings.parse_max_unzipped_bytes,
+            max_unzipped_member_bytes=settings.parse_max_unzipped_member_bytes,
+        )
+        limits = SandboxLimits(
+            timeout_seconds=settings.parse_timeout_seconds,
+            memory_bytes=settings.parse_memory_bytes,
+            parse=parse,
+        )
+        return ParseSandbox(limits)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:

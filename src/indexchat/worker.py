@@ -4,6 +4,10 @@
 one database; each claims a job with a lease that a heartbeat renews while the job runs, so the
 job of a worker that died (killed, machine gone) is taken over once its lease runs out, and a
 long batch never loses its lease to a live worker.
+
+A worker runs ``worker_threads`` jobs at once, each thread with its own parser process; a
+project runs one job at a time (see ``jobs.claim``), so one project's long sync cannot hold
+every thread while other projects wait.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from indexchat.ingest.sandbox import ParseSandbox
 from indexchat.runtime import Runtime
 from indexchat.services.schedule import Scheduler
 from indexchat.services.sync import SyncCancelled, record_failure, run_sync
@@ -24,6 +29,8 @@ from indexchat.storage import jobs
 log = logging.getLogger("indexchat.worker")
 
 IDLE_POLL_SECONDS = 0.5
+# How often a running parse looks in the database for a cancel (the stop flag is free to read).
+CANCEL_POLL_SECONDS = 0.5
 
 
 class _Stopping(Exception):
@@ -98,20 +105,43 @@ class Worker:
                 scheduler.close()
 
     def _run_jobs(self, until_idle: bool) -> None:
-        while not self.stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # keep the loop alive; the job's lease lets it be retried
-                log.exception("worker loop error")
-                worked = False
-            if not worked:
-                if until_idle:
-                    return
-                self.stop.wait(IDLE_POLL_SECONDS)
+        count = self.runtime.settings.worker_threads
+        others = [
+            threading.Thread(
+                target=self._job_loop, args=(until_idle,), name=f"indexchat-worker-{n}"
+            )
+            for n in range(1, count)
+        ]
+        for thread in others:
+            thread.start()
+        try:
+            self._job_loop(until_idle)
+        finally:
+            for thread in others:
+                thread.join()
 
-    def run_once(self) -> bool:
+    def _job_loop(self, until_idle: bool) -> None:
+        with self.runtime.parse_sandbox() as parser:
+            while not self.stop.is_set():
+                try:
+                    worked = self.run_once(parser)
+                except Exception:  # keep the loop alive; the job's lease lets it be retried
+                    log.exception("worker loop error")
+                    worked = False
+                if not worked:
+                    if until_idle:
+                        return
+                    self.stop.wait(IDLE_POLL_SECONDS)
+
+    def run_once(self, parser: ParseSandbox | None = None) -> bool:
         """Claim and run one job; False when there was none."""
+        if parser is None:
+            with self.runtime.parse_sandbox() as own:
+                return self.run_once(own)
         with self.runtime.db.write() as session:
+            for gone in jobs.give_up_exhausted(session):
+                if gone is not None:
+                    record_failure(session, gone, "failed", jobs.GAVE_UP)
             job = jobs.claim(session, worker_id=self.worker_id, lease=self.lease)
             if job is None:
                 return False
@@ -125,7 +155,10 @@ class Worker:
                 outcome = "rerun"
                 while outcome == "rerun":  # asked to sync again while this pass ran
                     state = run_sync(
-                        self.runtime.sync_deps(), index_id, self._checkpoint(job_id, heartbeat)
+                        self.runtime.sync_deps(parser),
+                        index_id,
+                        self._checkpoint(job_id, heartbeat),
+                        self._interrupted(job_id, heartbeat),
                     )
                     with self.runtime.db.write() as session:
                         outcome = jobs.finish_or_rerun(session, job_id, worker_id=self.worker_id)
@@ -170,6 +203,24 @@ class Worker:
                 raise SyncCancelled
 
         return checkpoint
+
+    def _interrupted(self, job_id: int, heartbeat: _Heartbeat) -> Any:
+        """Whether the job should stop now: cheap, so a sync asks it between files and a
+        running parse several times a second; the database is read at most every
+        CANCEL_POLL_SECONDS."""
+        last = {"at": time.monotonic(), "cancelled": False}
+
+        def interrupted() -> bool:
+            if self.stop.is_set() or heartbeat.lost or last["cancelled"]:
+                return True
+            now = time.monotonic()
+            if now - last["at"] >= CANCEL_POLL_SECONDS:
+                with self.runtime.db.read() as session:
+                    last["cancelled"] = jobs.cancel_requested(session, job_id)
+                last["at"] = now
+            return bool(last["cancelled"])
+
+        return interrupted
 
     def _finish(
         self, job_id: int, status: str, error: str | None, index_id: str | None = None

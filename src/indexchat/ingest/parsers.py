@@ -18,13 +18,15 @@ Formats and how they are read:
 - markdown, text, csv: decoded as they are (UTF-8, else a detected charset, else latin-1).
 
 Anything a hostile file makes a library raise becomes ParseError with a short reason a user
-can act on; limits (size, pages, zip expansion) are checked before the expensive work.
-There is no time limit here: run parsing in a worker process if that matters.
+can act on; limits (size, pages, zip expansion, HTML nesting) are checked before the expensive
+work. Time and memory are not bounded here: ``sandbox.py`` runs parsing in a child process that
+enforces both.
 """
 
 from __future__ import annotations
 
 import codecs
+import html
 import io
 import re
 import threading
@@ -47,9 +49,14 @@ class ParseLimits:
     max_bytes: int = 100 * MB
     max_pages: int = 5000
     max_unzipped_bytes: int = 200 * MB  # total declared size of an Office file's members
+    # One member's declared size: parsing Word XML takes ~3.5 s and ~45 MB per MB of it.
+    max_unzipped_member_bytes: int = 64 * MB
     max_zip_ratio: float = 100.0  # uncompressed / compressed, for members of the size below
     zip_ratio_min_member: int = 10 * MB  # small XML parts compress well and prove nothing
     max_zip_members: int = 10_000
+    # Deeper HTML is read as plain text: building and walking a tree that deep costs ~10 s and
+    # ~220 MB per MB of input, while a real page nests a few dozen elements.
+    max_html_depth: int = 512
 
 
 DEFAULT_LIMITS = ParseLimits()
@@ -145,7 +152,7 @@ def parse(
     kind = detect_kind(filename, media_type)
     try:
         raw_pages = _PARSERS[kind](data, limits)
-    except ParseError:
+    except (ParseError, MemoryError):  # the memory limit is the caller's to report
         raise
     except Exception as exc:  # a hostile file can make any library raise anything
         raise ParseError(f"could not read {kind.upper()} file: {_describe(exc)}") from exc
@@ -271,6 +278,11 @@ def check_zip(data: bytes, label: str, limits: ParseLimits) -> None:
     if sum(member.file_size for member in members) > limits.max_unzipped_bytes:
         raise ParseError(ZIP_BOMB)
     for member in members:
+        if member.file_size > limits.max_unzipped_member_bytes:
+            raise ParseError(
+                f"{ZIP_BOMB}: {member.filename} expands to {_megabytes(member.file_size)} MB "
+                f"(the limit is {_megabytes(limits.max_unzipped_member_bytes)} MB)"
+            )
         big = member.file_size >= limits.zip_ratio_min_member
         if big and member.file_size > limits.max_zip_ratio * max(member.compress_size, 1):
             raise ParseError(ZIP_BOMB)
@@ -345,7 +357,10 @@ _HTML_NOISE_ROLES = "[role=navigation], [role=banner], [role=contentinfo], [role
 def _parse_html(data: bytes, limits: ParseLimits) -> list[ParsedPage]:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(decode_text(data), "html.parser")
+    text = _drop_unterminated_end(decode_text(data))
+    if _html_depth_exceeds(text, limits.max_html_depth):
+        return [ParsedPage(1, _html_plain_text(text))]
+    soup = BeautifulSoup(text, "html.parser")
     # Keep the main content: drop site chrome, and prefer <main>/<article> when there is one.
     for element in soup(_HTML_NOISE_TAGS) + soup.select(_HTML_NOISE_ROLES):
         element.decompose()
@@ -356,6 +371,56 @@ def _parse_html(data: bytes, limits: ParseLimits) -> list[ParsedPage]:
     html = str(main if main is not None else soup).encode("utf-8")
     # strip=["a"]: keep link text, drop URLs (hundreds of them on a typical page).
     return [ParsedPage(1, _markitdown("HtmlConverter", html, ".html", strip=["a"]))]
+
+
+# Elements that never have content, so never nest (the HTML spec's void elements).
+_VOID_TAGS = frozenset(
+    "area base br col embed hr img input link meta param source track wbr".split()
+)
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)>")
+_HTML_HIDDEN = re.compile(
+    # An unclosed one runs to the end (as in a browser), so each is scanned once.
+    r"<!--.*?(?:-->|\Z)|<(script|style|template)\b.*?(?:</\1\s*>|\Z)",
+    re.DOTALL | re.IGNORECASE,
+)
+_TAG_OPEN = re.compile(r"<[A-Za-z/!?]")  # what starts markup; a bare "<" is text
+_BLOCK_TAGS = frozenset("p div li tr br h1 h2 h3 h4 h5 h6 section article table".split())
+
+
+def _drop_unterminated_end(text: str) -> str:
+    """Drop a comment or tag left open at the end, as HTML5 does at end of file (a comment runs
+    to the end, an unfinished tag is ignored). Python's HTMLParser before 3.11.13 rescans such
+    a tail for each ``<`` in it: 24 KB of ``<a `` took 11 s
+    (https://github.com/python/cpython/issues/135462)."""
+    comment = text.find("<!--", text.rfind("-->") + 1)
+    if comment >= 0:
+        text = text[:comment]
+    tag = _TAG_OPEN.search(text, text.rfind(">") + 1)
+    return text if tag is None else text[: tag.start()]
+
+
+def _html_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether elements nest deeper than ``limit``, counted as the tree builder would (an
+    unclosed ``<p>`` or ``<div>`` nests what follows); one linear pass over the tags."""
+    depth = 0
+    for match in _TAG.finditer(text):
+        closing, name, self_closing = match.groups()
+        if self_closing or name.lower() in _VOID_TAGS:
+            continue
+        if closing:
+            depth = max(depth - 1, 0)
+        else:
+            depth += 1
+            if depth > limit:
+                return True
+    return False
+
+
+def _html_plain_text(text: str) -> str:
+    """The text of an HTML document with no tree (for input too deep for one): linear time."""
+    text = _HTML_HIDDEN.sub(" ", text)
+    text = _TAG.sub(lambda m: "\n" if m.group(2).lower() in _BLOCK_TAGS else "", text)
+    return html.unescape(text)
 
 
 # ---- plain text -----------------------------------------------------------------------------

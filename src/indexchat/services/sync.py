@@ -4,13 +4,17 @@ A sync compares the source directory with what the index has parsed: new or chan
 (by content hash) are processed, files gone from the source are removed, the rest is left
 alone. Files are processed in batches: parse and chunk each file, embed the whole batch at once
 (the embedder is much faster on batches), then write the batch in one transaction, so a batch
-is either fully searchable or not at all. Between batches the job renews its lease, reports
-progress and stops if cancelled; what was committed stays, and the next sync carries on.
+is either fully searchable or not at all. Between batches the job renews its lease and reports
+progress; between files, and while a file is being parsed, it stops if cancelled (killing the
+parse); what was committed stays, and the next sync carries on.
+
+Files are parsed in a child process with time and memory limits (``ingest/sandbox.py``). A
+file that overruns one fails alone, and its failure is written at once: were the job to be
+retried, or the sync run again, that file is not parsed again until its content changes.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +25,8 @@ from sqlalchemy.orm import Session
 from indexchat.domain import new_id, utcnow
 from indexchat.errors import ContentMissing
 from indexchat.ingest.chunking import TextChunk, chunk, full_text, page_offsets
-from indexchat.ingest.pages import render_pdf_pages
-from indexchat.ingest.parsers import ParseError, parse
+from indexchat.ingest.parsers import ParseError
+from indexchat.ingest.sandbox import ParseInterrupted, ParseOverrun, ParseSandbox
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import Entry, SearchStore
 from indexchat.storage.blobs import BlobStore
@@ -35,8 +39,6 @@ from indexchat.storage.tables import (
     SearchIndex,
     StoredFile,
 )
-
-log = logging.getLogger("indexchat.sync")
 
 BATCH_FILES = 32
 MAX_REPORTED_FAILURES = 100
@@ -52,6 +54,7 @@ class SyncDeps:
     blobs: BlobStore
     embedder: Embedder
     store: SearchStore
+    parser: ParseSandbox
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Prepared:
     source: SourceFile
     kind: str | None = None
     error: str | None = None
+    overran: bool = False  # the parse was stopped on a time or memory limit, or crashed
     text: str = ""
     page_starts: list[int] = field(default_factory=list)
     chunks: list[TextChunk] = field(default_factory=list)
@@ -77,9 +81,17 @@ class Prepared:
 
 # Called between batches with progress; raises SyncCancelled to stop.
 Checkpoint = Callable[[dict[str, Any]], None]
+# Asked between files and during a parse: whether to call the checkpoint now (it will raise).
+Interrupted = Callable[[], bool]
 
 
-def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str, Any]:
+def _never() -> bool:
+    return False
+
+
+def run_sync(
+    deps: SyncDeps, index_id: str, checkpoint: Checkpoint, interrupted: Interrupted = _never
+) -> dict[str, Any]:
     """Bring the index up to date with its source directory; returns the new build state."""
     with deps.db.read() as session:
         index = session.get(SearchIndex, index_id)
@@ -112,12 +124,21 @@ def run_sync(deps: SyncDeps, index_id: str, checkpoint: Checkpoint) -> dict[str,
     with deps.db.read() as session:
         deps.store.ensure_schema(session.connection())
     for start in range(0, len(todo), BATCH_FILES):
-        batch = [_prepare(deps.blobs, s, screenshots) for s in todo[start : start + BATCH_FILES]]
+        batch = []
+        for source in todo[start : start + BATCH_FILES]:
+            prepared = _prepare_or_stop(
+                deps, source, screenshots, interrupted, progress, checkpoint
+            )
+            if prepared.overran:  # written at once: a retried job must not parse it again
+                with deps.db.write() as session:
+                    _write_batch(session, deps, index_id, [prepared], None)
+            else:
+                batch.append(prepared)
         texts = [c.text for p in batch for c in p.chunks]
         vectors = deps.embedder.embed_documents(texts) if texts and embed else None
         with deps.db.write() as session:
             _write_batch(session, deps, index_id, batch, vectors)
-        progress["files_done"] += len(batch)
+        progress["files_done"] += min(BATCH_FILES, len(todo) - start)
         checkpoint(progress)
     with deps.db.write() as session:
         return _finish(session, index_id)
@@ -165,31 +186,46 @@ def _broken_outputs(session: Session, blobs: BlobStore, index: SearchIndex) -> s
     return broken | (with_text & set(unpublished))
 
 
-def _prepare(blobs: BlobStore, source: SourceFile, screenshots: bool) -> Prepared:
+def _prepare_or_stop(
+    deps: SyncDeps,
+    source: SourceFile,
+    screenshots: bool,
+    interrupted: Interrupted,
+    progress: dict[str, Any],
+    checkpoint: Checkpoint,
+) -> Prepared:
+    """Parse one file, unless the sync is to stop (before it, or while it is parsed)."""
+    try:
+        if interrupted():
+            raise ParseInterrupted
+        return _prepare(deps, source, screenshots, interrupted)
+    except ParseInterrupted:
+        checkpoint(progress)
+        raise SyncCancelled from None  # interrupted, yet the checkpoint found nothing to stop
+
+
+def _prepare(
+    deps: SyncDeps, source: SourceFile, screenshots: bool, interrupted: Interrupted
+) -> Prepared:
     prepared = Prepared(source=source)
     try:
-        data = blobs.get(source.content_hash)
+        data = deps.blobs.get(source.content_hash)
     except ContentMissing:
         prepared.error = "the file's stored bytes are missing: upload it again"
         return prepared
     try:
-        document = parse(data, source.name)
+        parsed = deps.parser.parse(
+            data, source.name, screenshots=screenshots, interrupted=interrupted
+        )
     except ParseError as exc:
-        prepared.error = exc.reason
+        prepared.error, prepared.overran = exc.reason, isinstance(exc, ParseOverrun)
         return prepared
-    except Exception as exc:  # a parser bug must not fail the whole sync
-        log.exception("parsing %s failed", source.name)
-        prepared.error = f"could not parse the file ({type(exc).__name__})"
-        return prepared
+    document = parsed.document
     prepared.kind = document.kind
     prepared.text = full_text(document)
     prepared.page_starts = page_offsets(document)
     prepared.chunks = chunk(document)
-    if screenshots and document.kind == "pdf":
-        try:
-            prepared.screenshots = list(render_pdf_pages(data))
-        except Exception:  # screenshots are a bonus; the text is already searchable
-            log.exception("rendering %s failed", source.name)
+    prepared.screenshots = parsed.screenshots
     return prepared
 
 

@@ -18,6 +18,10 @@ from indexchat.domain import utcnow
 from indexchat.storage.tables import Job
 
 ACTIVE = ("queued", "running")
+# A job claimed this often whose worker vanished each time (killed, out of memory) is likely
+# what kills them: it is failed rather than handed to the next worker.
+MAX_ATTEMPTS = 5
+GAVE_UP = f"given up after {MAX_ATTEMPTS} attempts: each one's worker stopped without a word"
 
 
 def enqueue(session: Session, *, kind: str, project_id: str, index_id: str | None) -> Job:
@@ -62,15 +66,21 @@ def active_index_ids(session: Session, index_ids: Sequence[str]) -> set[str]:
 
 
 def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
-    """Take the oldest runnable job (queued, or running with an expired lease)."""
+    """Take the oldest runnable job (queued, or running with an expired lease) of a project
+    that has no job running: one project's long sync leaves the other workers to the others.
+
+    (On PostgreSQL two workers claiming at the same instant may each take a job of one
+    project; the next claims see both.)"""
     now = utcnow()
+    busy = select(Job.project_id).where(Job.status == "running", Job.locked_until >= now)
     query = (
         select(Job)
         .where(
             or_(
                 (Job.status == "queued") & (Job.run_after <= now),
                 (Job.status == "running") & (Job.locked_until < now),
-            )
+            ),
+            Job.project_id.not_in(busy),
         )
         .order_by(Job.id)
         .limit(1)
@@ -88,6 +98,18 @@ def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
     job.updated_at = now
     session.flush()
     return job
+
+
+def give_up_exhausted(session: Session) -> list[str | None]:
+    """Fail the jobs whose lease ran out after their last allowed attempt; their index ids."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.status == "running", Job.locked_until < now, Job.attempts >= MAX_ATTEMPTS)
+        .values(status="failed", error=GAVE_UP, finished_at=now, locked_until=None, updated_at=now)
+        .returning(Job.index_id)
+    )
+    return list(result.scalars())
 
 
 def renew(
