@@ -337,3 +337,38 @@ def test_failed_lookups_are_limited_per_address(strict_server: LiveServer) -> No
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) <= 60
         page = http.get(f"/s/{token}")
         assert page.status_code == 429 and "retry-after" in page.headers
+
+
+def test_cli_share_list_and_revoke(server: LiveServer, tenant: Tenant) -> None:
+    from typer.testing import CliRunner
+
+    from indexchat.cli import app
+
+    env = {"LLAMA_CLOUD_API_KEY": tenant.api_key, "LLAMA_CLOUD_BASE_URL": server.base_url}
+    runner = CliRunner()
+    chat = tenant.client.chat.create(shared_access="query")
+
+    made = runner.invoke(
+        app, ["chat", "share", "--session-id", chat.session_id, "--expires-in", "7d"], env=env
+    )
+    assert made.exit_code == 0, made.output
+    url = made.stdout.strip()
+    assert url.startswith(f"{server.base_url}/s/")
+    listed = runner.invoke(app, ["share-links", "list", "--session-id", chat.session_id], env=env)
+    items = json.loads(listed.stdout)["items"]
+    assert [i["shared_access"] for i in items] == ["query"] and items[0]["expires_at"]
+    bad = runner.invoke(
+        app, ["chat", "share", "--session-id", chat.session_id, "--expires-in", "soon"], env=env
+    )
+    assert bad.exit_code != 0 and "12h, 7d or 2w" in bad.stderr
+
+    revoked = runner.invoke(
+        app,
+        ["share-links", "revoke", "--session-id", chat.session_id, "--link-id", items[0]["id"]],
+        env=env,
+    )
+    assert revoked.exit_code == 0, revoked.output
+    with viewer(server) as http:
+        assert http.get(f"/api/v1/shared/{token_of({'url': url})}").status_code == 404
+    again = runner.invoke(app, ["share-links", "list", "--session-id", chat.session_id], env=env)
+    assert json.loads(again.stdout)["items"] == []
