@@ -128,6 +128,7 @@ def test_read_only_viewer_follows_later_turns_and_cannot_ask(
         assert events[0] == {"type": "user_input", "content": "And green tea?"}
         assert events[-1]["type"] == "stop"
 
+        assert ask(http, token, "   ").status_code == 422
         refused = ask(http, token, "Can I ask?")
         assert refused.status_code == 403 and "read-only" in refused.json()["detail"]
         assert "share_viewer" not in refused.cookies

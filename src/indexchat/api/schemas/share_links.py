@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from indexchat.api.schemas.sessions import ChatSessionWithEvents
 from indexchat.api.schemas.turns import MAX_PROMPT_CHARS
@@ -61,4 +61,15 @@ class SharedChat(BaseModel):
 
 
 class SharedTurnRequest(BaseModel):
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description=f"The viewer's question, at most {MAX_PROMPT_CHARS:,} characters.",
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("prompt must not be blank")
+        return prompt
