@@ -290,6 +290,7 @@ def test_expired_revoked_and_unknown_links_show_the_same_page(
             page = http.get(f"/s/{token}")
             assert page.status_code == 404
             pages.append(page.text)
+            assert http.get(f"/api/v1/shared/{token}").status_code == 404
     assert pages[0] == pages[1] == pages[2]
     assert client.get(links_path(chat.session_id), cast_to=object)["items"][0]["expired"] is True
 
@@ -373,3 +374,15 @@ def test_cli_share_list_and_revoke(server: LiveServer, tenant: Tenant) -> None:
         assert http.get(f"/api/v1/shared/{token_of({'url': url})}").status_code == 404
     again = runner.invoke(app, ["share-links", "list", "--session-id", chat.session_id], env=env)
     assert json.loads(again.stdout)["items"] == []
+
+
+def test_deleting_the_session_ends_its_links(server: LiveServer, tenant: Tenant) -> None:
+    chat = tenant.client.chat.create()
+    token = token_of(create_link(tenant.client, chat.session_id))
+    with viewer(server) as http:
+        page = http.get(f"/s/{token}")
+        assert page.status_code == 200 and page.headers["x-robots-tag"] == "noindex"
+        assert page.headers["referrer-policy"] == "same-origin"  # the token stays here
+        tenant.client.chat.delete(chat.session_id)
+        assert http.get(f"/api/v1/shared/{token}").status_code == 404
+        assert http.get(f"/s/{token}").status_code == 404

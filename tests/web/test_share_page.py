@@ -56,6 +56,11 @@ def test_share_dialog_and_a_viewer_who_asks_in_a_copy(
     assert "Read and ask" in dialog.locator(".share-link").first.inner_text()
     assert "expires in 7 days" in dialog.locator(".share-link").first.inner_text()
     owner.screenshot(path=screenshots / "share-dialog.png")
+    owner.emulate_media(color_scheme="dark")
+    owner.set_viewport_size({"width": 375, "height": 740})
+    owner.screenshot(path=screenshots / "share-dialog-375-dark.png")
+    owner.set_viewport_size({"width": 1280, "height": 800})
+    owner.emulate_media(color_scheme="light")
     dialog.get_by_role("button", name="Close").click()
 
     viewer = Browser(chromium)  # a fresh context: no sign-in, no cookies
@@ -71,7 +76,13 @@ def test_share_dialog_and_a_viewer_who_asks_in_a_copy(
         page.wait_for_function("() => document.getElementById('source-image').naturalWidth > 0")
         assert (page.locator("#source-image").get_attribute("src") or "").startswith("blob:")
         page.screenshot(path=screenshots / "shared-viewer.png")
+        page.emulate_media(color_scheme="dark")
+        page.set_viewport_size({"width": 375, "height": 740})
+        page.screenshot(path=screenshots / "shared-viewer-375-dark.png")
         page.locator("#source-close").click()
+        page.screenshot(path=screenshots / "shared-viewer-375-dark-transcript.png")
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.emulate_media(color_scheme="light")
 
         sdk.chat.stream(chat.session_id, index_ids=[index_id], prompt=LATER)
         turns_shown(page, 2)  # the owner's later turn appears by itself

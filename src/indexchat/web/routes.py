@@ -127,7 +127,9 @@ async def shared_page(request: Request, token: str) -> Response:
         )
         answer.headers["retry-after"] = str(exc.retry_after_seconds)
         return answer
-    return _render(request, "shared.html", page="shared", shared_access=access, title=title)
+    answer = _render(request, "shared.html", page="shared", shared_access=access, title=title)
+    answer.headers["x-robots-tag"] = "noindex"  # a link handed to some, not to search engines
+    return answer
 
 
 @router.get("/login")

@@ -81,6 +81,8 @@ async function load() {
   document.title = `${title} · indexchat`;
   state.forked = Boolean(data.fork);
   render((data.fork || data.session).events);
+  // Answers render once the Markdown renderer is here; then the newest turn is in view.
+  import('./markdown.js').then(() => requestAnimationFrame(() => scrollToBottom(true)));
   describe();
   updateComposer();
   if (!state.forked) watch();
