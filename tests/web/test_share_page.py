@@ -123,9 +123,22 @@ def test_a_read_only_link_has_no_question_box(
     viewer = Browser(chromium)
     try:
         viewer.page.goto(link["url"])  # type: ignore[index]
-        turns_shown(viewer.page, 1)
-        assert viewer.page.locator("#prompt").count() == 0
-        assert "read-only" in viewer.page.locator(".shared-badge").inner_text()
+        page = viewer.page
+        turns_shown(page, 1)
+        assert page.locator("#prompt").count() == 0
+        assert "read-only" in page.locator(".shared-badge").inner_text()
+        sdk.chat.stream(chat.session_id, index_ids=[index_id], prompt=LATER)
+        turns_shown(page, 2)  # a later turn appears for a read-only viewer too
+        token = link["url"].rsplit("/s/", 1)[1]  # type: ignore[index]
+        api = f"{extractive.base_url}/api/v1/shared/{token}/messages/stream"
+        headers = {"Origin": extractive.base_url}
+        refused = page.request.post(api, data={"prompt": "May I?"}, headers=headers)
+        assert refused.status == 403
+        # The browser holds no sign-in: the project's own API stays closed.
+        other = sdk.chat.create()
+        assert (
+            page.request.get(f"{extractive.base_url}/api/v1/chat/{other.session_id}").status == 401
+        )
     finally:
         viewer.close()
     assert not viewer.errors, viewer.errors

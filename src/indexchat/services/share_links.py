@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
-from indexchat.errors import Forbidden, NotFound, RateLimited
+from indexchat.errors import Conflict, Forbidden, NotFound, RateLimited
 from indexchat.services.sessions import SharedAccess, get_session
 from indexchat.services.tenancy import hash_key
 from indexchat.storage import sessions as session_store
@@ -209,15 +210,21 @@ def _fork(session: Session, view: SharedView, viewer_hash: str) -> str:
         )
         for e in events
     )
-    session.add(
-        ShareFork(
-            link_id=view.link.id,
-            viewer_hash=viewer_hash,
-            session_id=fork.id,
-            copied_events=events[-1].seq if events else 0,
-        )
-    )
-    session.flush()
+    try:
+        with session.begin_nested():  # another request of this browser may be forking now
+            session.add(
+                ShareFork(
+                    link_id=view.link.id,
+                    viewer_hash=viewer_hash,
+                    session_id=fork.id,
+                    copied_events=events[-1].seq if events else 0,
+                )
+            )
+    except IntegrityError:
+        raise Conflict(
+            "another question from this browser is starting its copy of the chat; ask again "
+            "once it has begun"
+        ) from None
     return fork.id
 
 
