@@ -125,10 +125,16 @@ async def follow_turn(
 
 
 async def follow_response(
-    caller: ScopedCaller, runner: TurnRunner, session_id: str, after: int
+    caller: ScopedCaller,
+    runner: TurnRunner,
+    session_id: str,
+    after: int,
+    since: turns.EventsSince | None = None,
 ) -> Response:
-    """The stored events of a session after ``after``, then its running turn's, as SSE."""
-    since = await _events_after(caller, runner, session_id, after)
+    """The stored events of a session after ``after`` (``since``, when the caller read them
+    already), then its running turn's, as SSE."""
+    if since is None or since.abandoned:
+        since = await _events_after(caller, runner, session_id, after)
     local = runner.running.get(session_id)
     return sse.EventStreamResponse(
         sse.encode(_follow(caller, runner, session_id, since, local)), headers=sse.HEADERS

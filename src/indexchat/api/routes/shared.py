@@ -56,6 +56,8 @@ class Viewer:
     write: bool = False
 
     async def shared(self, work: Callable[[Session, SharedView], T]) -> T:
+        if self.runtime.db.is_sqlite and not self.write:
+            return self._run(work)  # a read in WAL mode never waits: no thread hop
         return await run_in_threadpool(self._run, work)
 
     async def in_project(self, work: Callable[[Session, Scope], T]) -> T:
@@ -130,9 +132,15 @@ async def get_shared(token: Token, request: Request) -> Response:
 async def follow_shared(token: Token, request: Request, after: After = 0) -> Response:
     viewer = _viewer(request, token)
 
+    runner = runner_of(request)
+
+    def read(session: Session, view: SharedView) -> tuple[str, turns.EventsSince]:
+        found = view.link.session_id
+        return found, turns.events_after(session, view.scope, found, after, owner=runner.owner)
+
     async def follow() -> Response:
-        session_id = await viewer.shared(lambda _s, view: view.link.session_id)
-        return await follow_response(viewer, runner_of(request), session_id, after)
+        session_id, since = await viewer.shared(read)  # one transaction for an idle poll
+        return await follow_response(viewer, runner, session_id, after, since)
 
     return await _answer(follow())
 
