@@ -77,14 +77,14 @@ def main() -> None:
                 owner,
                 f"/api/v1/chat/{chat}",
                 viewer,
-                f"/api/v1/shared/{token}",
+                f"/s/{token}/chat",
             ),
             (
                 "idle follow poll",
                 owner,
                 f"/api/v1/chat/{chat}/messages/stream?after={events}",
                 viewer,
-                f"/api/v1/shared/{token}/messages/stream?after={events}",
+                f"/s/{token}/chat/messages/stream?after={events}",
             ),
         ]
         print(

@@ -45,7 +45,7 @@ def viewer(server: LiveServer) -> httpx.Client:
 
 
 def ask(http: httpx.Client, token: str, prompt: str) -> httpx.Response:
-    return http.post(f"/api/v1/shared/{token}/messages/stream", json={"prompt": prompt})
+    return http.post(f"/s/{token}/chat/messages/stream", json={"prompt": prompt})
 
 
 def test_create_list_revoke(server: LiveServer, tenant: Tenant) -> None:
@@ -70,8 +70,8 @@ def test_create_list_revoke(server: LiveServer, tenant: Tenant) -> None:
     listed = tenant.client.get(links_path(chat.session_id), cast_to=object)
     assert [link["id"] for link in listed["items"]] == [other["id"]]
     with viewer(server) as http:
-        assert http.get(f"/api/v1/shared/{token}").status_code == 404
-        assert http.get(f"/api/v1/shared/{token_of(other)}").status_code == 200
+        assert http.get(f"/s/{token}/chat").status_code == 404
+        assert http.get(f"/s/{token_of(other)}/chat").status_code == 200
 
 
 def test_other_projects_get_404(server: LiveServer, tenant: Tenant) -> None:
@@ -116,13 +116,13 @@ def test_read_only_viewer_follows_later_turns_and_cannot_ask(
     token = token_of(create_link(client, chat.session_id))
 
     with viewer(server) as http:
-        seen = http.get(f"/api/v1/shared/{token}").json()
+        seen = http.get(f"/s/{token}/chat").json()
         assert seen["shared_access"] == "read_only" and seen["fork"] is None
         assert seen["session"]["events"] == history(client, chat.session_id)
         count = len(seen["session"]["events"])
         # A turn added later reaches the viewer through the follow stream.
         stream_turn(client, chat.session_id, index_ids=[notes], prompt="And green tea?")
-        later = http.get(f"/api/v1/shared/{token}/messages/stream", params={"after": count})
+        later = http.get(f"/s/{token}/chat/messages/stream", params={"after": count})
         assert later.status_code == 200
         events = sse_events(later.text.splitlines())
         assert events[0] == {"type": "user_input", "content": "And green tea?"}
@@ -147,7 +147,7 @@ def test_a_viewer_reaches_only_this_session_and_what_it_cites(
     cited, uncited = _two_screenshots(server, tenant, chat.session_id)
 
     with viewer(server) as http:
-        base = f"/api/v1/shared/{token}"
+        base = f"/s/{token}"
         image = http.get(f"{base}/attachments/{cited.source_id}/{cited.name}")
         assert image.status_code == 200 and image.content == b"\x89PNG cited"
         assert image.headers["content-type"] == "image/png"
@@ -160,7 +160,7 @@ def test_a_viewer_reaches_only_this_session_and_what_it_cites(
             "/api/v1/beta/files",
         ):
             assert http.get(path, params={"token": token}).status_code == 401, path
-        assert http.get(f"/api/v1/shared/{token}x").status_code == 404
+        assert http.get(f"/s/{token}x/chat").status_code == 404
 
 
 def _two_screenshots(
@@ -226,7 +226,7 @@ def test_query_viewer_asks_in_a_fork_and_the_owner_history_is_unchanged(
         assert events[0]["content"].startswith("Which cities") and events[-1]["is_error"] is False
         assert "Vienna" in next(e for e in events if e["type"] == "text")["content"]
         assert "share_viewer" in http.cookies
-        seen = http.get(f"/api/v1/shared/{token}").json()
+        seen = http.get(f"/s/{token}/chat").json()
         fork = seen["fork"]
         assert fork is not None and fork["session_id"] != chat.session_id
         # The fork starts from a copy of the shared history, then has the viewer's turn.
@@ -236,7 +236,7 @@ def test_query_viewer_asks_in_a_fork_and_the_owner_history_is_unchanged(
         assert fork["index_ids"] == [notes]
         # A second question (a reload keeps the cookie) goes to the same fork.
         assert ask(http, token, "And green tea?").status_code == 200
-        again = http.get(f"/api/v1/shared/{token}").json()["fork"]
+        again = http.get(f"/s/{token}/chat").json()["fork"]
         assert again["session_id"] == fork["session_id"]
         assert len(again["events"]) > len(fork["events"])
 
@@ -253,7 +253,7 @@ def test_query_viewer_asks_in_a_fork_and_the_owner_history_is_unchanged(
     # Another browser gets its own fork.
     with viewer(server) as other:
         assert ask(other, token, "How long do cats sleep?").status_code == 200
-        theirs = other.get(f"/api/v1/shared/{token}").json()["fork"]
+        theirs = other.get(f"/s/{token}/chat").json()["fork"]
         assert theirs["session_id"] != fork["session_id"]
 
 
@@ -264,11 +264,11 @@ def test_revoking_stops_the_viewer_and_the_fork(server: LiveServer, tenant: Tena
     token = token_of(link)
     with viewer(server) as http:
         assert ask(http, token, "Hello?").status_code == 200
-        assert http.get(f"/api/v1/shared/{token}").json()["fork"] is not None
+        assert http.get(f"/s/{token}/chat").json()["fork"] is not None
         client.delete(f"{links_path(chat.session_id)}/{link['id']}", cast_to=object)
-        assert http.get(f"/api/v1/shared/{token}").status_code == 404
+        assert http.get(f"/s/{token}/chat").status_code == 404
         assert ask(http, token, "Still there?").status_code == 404
-        assert http.get(f"/api/v1/shared/{token}/fork/messages/stream").status_code == 404
+        assert http.get(f"/s/{token}/fork/messages/stream").status_code == 404
         assert http.get(f"/s/{token}").status_code == 404
 
 
@@ -290,7 +290,7 @@ def test_expired_revoked_and_unknown_links_show_the_same_page(
             page = http.get(f"/s/{token}")
             assert page.status_code == 404
             pages.append(page.text)
-            assert http.get(f"/api/v1/shared/{token}").status_code == 404
+            assert http.get(f"/s/{token}/chat").status_code == 404
     assert pages[0] == pages[1] == pages[2]
     assert client.get(links_path(chat.session_id), cast_to=object)["items"][0]["expired"] is True
 
@@ -332,10 +332,10 @@ def test_failed_lookups_are_limited_per_address(strict_server: LiveServer) -> No
     chat = tenant.client.chat.create()
     token = token_of(create_link(tenant.client, chat.session_id))
     with viewer(strict_server) as http:
-        assert http.get(f"/api/v1/shared/{token}").status_code == 200
+        assert http.get(f"/s/{token}/chat").status_code == 200
         for guess in ("a", "b", "c"):
-            assert http.get(f"/api/v1/shared/{guess}").status_code == 404
-        limited = http.get(f"/api/v1/shared/{token}")  # even a good token, for now
+            assert http.get(f"/s/{guess}/chat").status_code == 404
+        limited = http.get(f"/s/{token}/chat")  # even a good token, for now
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) <= 60
         page = http.get(f"/s/{token}")
         assert page.status_code == 429 and "retry-after" in page.headers
@@ -371,7 +371,7 @@ def test_cli_share_list_and_revoke(server: LiveServer, tenant: Tenant) -> None:
     )
     assert revoked.exit_code == 0, revoked.output
     with viewer(server) as http:
-        assert http.get(f"/api/v1/shared/{token_of({'url': url})}").status_code == 404
+        assert http.get(f"/s/{token_of({'url': url})}/chat").status_code == 404
     again = runner.invoke(app, ["share-links", "list", "--session-id", chat.session_id], env=env)
     assert json.loads(again.stdout)["items"] == []
 
@@ -384,5 +384,5 @@ def test_deleting_the_session_ends_its_links(server: LiveServer, tenant: Tenant)
         assert page.status_code == 200 and page.headers["x-robots-tag"] == "noindex"
         assert page.headers["referrer-policy"] == "same-origin"  # the token stays here
         tenant.client.chat.delete(chat.session_id)
-        assert http.get(f"/api/v1/shared/{token}").status_code == 404
+        assert http.get(f"/s/{token}/chat").status_code == 404
         assert http.get(f"/s/{token}").status_code == 404

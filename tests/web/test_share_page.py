@@ -130,7 +130,7 @@ def test_a_read_only_link_has_no_question_box(
         sdk.chat.stream(chat.session_id, index_ids=[index_id], prompt=LATER)
         turns_shown(page, 2)  # a later turn appears for a read-only viewer too
         token = link["url"].rsplit("/s/", 1)[1]  # type: ignore[index]
-        api = f"{extractive.base_url}/api/v1/shared/{token}/messages/stream"
+        api = f"{extractive.base_url}/s/{token}/chat/messages/stream"
         headers = {"Origin": extractive.base_url}
         refused = page.request.post(api, data={"prompt": "May I?"}, headers=headers)
         assert refused.status == 403

@@ -1,8 +1,9 @@
 """What a share link's holder may do, without signing in (extension): read the shared session
 and follow it live, fetch the attachments its events cite, and, through a `query` link, ask in
 their own copy (a fork, kept by the `share_viewer` cookie). Nothing else is reachable: a token
-opens exactly one session. Unknown, revoked and expired tokens all answer the same 404, and an
-address that keeps trying them gets 429 for a while."""
+opens exactly one session, and every URL a viewer uses lives under its link's `/s/{token}/`
+(outside `/api/`, whose requests all need a key or a sign-in). Unknown, revoked and expired
+tokens all answer the same 404, and an address that keeps trying them gets 429 for a while."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ VIEWER_COOKIE = "share_viewer"
 _VIEWER_COOKIE_SECONDS = 365 * 86400
 
 router = APIRouter(
-    prefix="/api/v1/shared/{token}",
+    prefix="/s/{token}",
     tags=["share links"],
     responses={404: {"model": ErrorBody}, 429: {"model": ErrorBody}},
 )
@@ -95,7 +96,7 @@ async def _answer(call: Awaitable[Response]) -> Response:
 
 
 @router.get(
-    "",
+    "/chat",
     response_model=SharedChat,
     summary="Read a shared chat session, and the viewer's own copy if any (extension)",
     operation_id="shared_retrieve",
@@ -124,7 +125,7 @@ async def get_shared(token: Token, request: Request) -> Response:
 
 
 @router.get(
-    "/messages/stream",
+    "/chat/messages/stream",
     response_class=Response,
     summary="Follow a shared chat session's stream (extension)",
     operation_id="shared_stream_follow",
@@ -168,7 +169,7 @@ async def follow_fork(token: Token, request: Request, after: After = 0) -> Respo
 
 
 @router.post(
-    "/messages/stream",
+    "/chat/messages/stream",
     response_class=Response,
     summary="Ask through a `query` share link, in the viewer's own copy (extension)",
     operation_id="shared_stream",

@@ -77,21 +77,21 @@ export const shareLinks = {
 // A shared chat, as a link's viewer reads it (no sign-in: the token is the key).
 
 export const shared = {
-  get: (token) => json('GET', `/api/v1/shared/${enc(token)}`),
+  get: (token) => json('GET', `/s/${enc(token)}/chat`),
   async follow(token, after, onEvent, signal, { fork = false } = {}) {
-    const path = `/api/v1/shared/${enc(token)}${fork ? '/fork' : ''}/messages/stream`;
+    const path = `/s/${enc(token)}/${fork ? 'fork' : 'chat'}/messages/stream`;
     const response = await call('GET', path, { query: { after }, signal, accept: 'text/event-stream' });
     await readEvents(response, onEvent);
   },
   async ask(token, prompt, onEvent, signal) {
-    const response = await call('POST', `/api/v1/shared/${enc(token)}/messages/stream`, {
+    const response = await call('POST', `/s/${enc(token)}/chat/messages/stream`, {
       json: { prompt }, signal, accept: 'text/event-stream',
     });
     await readEvents(response, onEvent);
   },
   // A cited page screenshot as a local object URL, or null when the link does not cite it.
   async screenshot(token, sourceId, page) {
-    const response = await fetch(`/api/v1/shared/${enc(token)}/attachments/${enc(sourceId)}/screenshots/page_${page}.png`);
+    const response = await fetch(`/s/${enc(token)}/attachments/${enc(sourceId)}/screenshots/page_${page}.png`);
     return response.ok ? URL.createObjectURL(await response.blob()) : null;
   },
 };
