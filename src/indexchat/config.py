@@ -189,6 +189,20 @@ class Settings(BaseSettings):
         description="How long a browser stays signed in (the `session` cookie) after it last "
         "opened a page.",
     )
+    share_link_turns_per_hour: int = Field(
+        default=20,
+        ge=0,
+        le=100_000,
+        description="Questions the viewers of one `query` share link may ask in an hour, all "
+        "of them together; more answer 429 with Retry-After.",
+    )
+    share_link_failures_per_minute: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="Unknown, revoked or expired share-link tokens one client address may try "
+        "in a minute; past that its share-link requests answer 429 for the rest of the minute.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses (or networks) of reverse proxies whose "

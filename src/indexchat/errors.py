@@ -7,6 +7,7 @@
     ├── InvalidInput         the request is well-formed but its values make no sense
     │   └── InvalidPageToken a page token that is malformed, tampered or from another listing
     ├── LimitExceeded        the request is larger than a configured limit
+    │   └── RateLimited      too many requests of a kind for now; retry after a while
     ├── Unauthenticated      no API key, an unknown one, or a revoked one (or no sign-in)
     └── Forbidden            a request that may not be made this way (a cross-site cookie write)
 
@@ -51,6 +52,12 @@ class InvalidPageToken(InvalidInput):
 
 class LimitExceeded(IndexchatError):
     pass
+
+
+class RateLimited(LimitExceeded):
+    def __init__(self, message: str, *, retry_after_seconds: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, retry_after_seconds)
 
 
 class Unauthenticated(IndexchatError):

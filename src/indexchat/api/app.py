@@ -26,6 +26,8 @@ from indexchat.api.routes import (
     projects,
     retrieval,
     sessions,
+    share_links,
+    shared,
 )
 from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
@@ -91,7 +93,8 @@ def create_app(
         },
     )
     errors.install(app)
-    routers = (health, projects, sessions, chat_turns, indexes, directories, files, retrieval)
+    routers = (health, projects, sessions, share_links, shared, chat_turns, indexes)
+    routers += (directories, files, retrieval)
     for module in (*routers, attachments):
         app.include_router(module.router)
     app.include_router(attachments.download_router)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from indexchat import __version__
-from indexchat.cli import backup, chat, documents, ingest, mcp, server, worker
+from indexchat.cli import backup, chat, documents, ingest, mcp, server, share_links, worker
 
 app = typer.Typer(
     name="indexchat",
@@ -43,6 +43,7 @@ def _options(
 server.register(app)
 worker.register(app)
 chat.register(app)
+share_links.register(app)
 documents.register(app)
 ingest.register(app)
 mcp.register(app)

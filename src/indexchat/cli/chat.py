@@ -15,6 +15,7 @@ import typer
 from indexchat.cli.output import Format, FormatOption, print_json, print_table
 from indexchat.cli.repl import interactive
 from indexchat.cli.sdk import Api, api_command, resolve_indexes
+from indexchat.cli.share_links import share
 from indexchat.cli.turns import stream
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def register(app: typer.Typer) -> None:
         group.command("get")(get_session)
         group.command("summary")(get_summary)
         group.command("delete")(delete_session)
+        group.command("share")(share)
         app.add_typer(group, name=name)
 
 

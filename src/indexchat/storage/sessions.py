@@ -25,6 +25,7 @@ def add(session: Session, chat: ChatSession) -> None:
             "shared_access": chat.shared_access,
             "generated_title": chat.generated_title,
             "job_metadata": chat.job_metadata,
+            "metadata": chat.session_metadata,
             "created_at": chat.created_at,
             "last_updated_at": chat.last_updated_at,
         },

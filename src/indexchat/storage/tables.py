@@ -277,6 +277,46 @@ class ChatSession(Base):
     turn_owner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     turn_owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     turn_owner_started: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Where the session came from, e.g. ``{"forked_from": {...}}`` for a share link's fork.
+    session_metadata: Mapped[dict[str, Any] | None] = mapped_column(
+        "metadata", NullableJSON, nullable=True
+    )
+
+
+class ShareLink(Base):
+    """A link that shows one chat session to anyone holding it; only a hash of its token is
+    stored. ``shared_access`` is what the link grants: reading, or asking in a fork too."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    shared_access: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+
+
+class ShareFork(Base):
+    """The session a share link's viewer asks in: one per link and viewer browser, found by a
+    hash of the viewer's cookie."""
+
+    __tablename__ = "share_forks"
+    __table_args__ = (UniqueConstraint("link_id", "viewer_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    link_id: Mapped[str] = mapped_column(ForeignKey("share_links.id", ondelete="CASCADE"))
+    viewer_hash: Mapped[str] = mapped_column(String(64))
+    # Events copied from the shared session: the fork's own begin after them.
+    copied_events: Mapped[int] = mapped_column(Integer, default=0)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
 
 
 class ChatEvent(Base):

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from indexchat.errors import Unauthenticated
+from indexchat.errors import NotFound, RateLimited, Unauthenticated
 from indexchat.runtime import Runtime
+from indexchat.services import sessions, share_links
 from indexchat.web import auth
 from indexchat.web.assets import assets
 
@@ -85,6 +87,49 @@ async def chat_page(request: Request) -> Response:
 @router.get("/indexes")
 async def indexes_page(request: Request) -> Response:
     return await _page(request, "indexes.html", "indexes")
+
+
+@router.get("/s/{token}", name="shared_page")
+async def shared_page(request: Request, token: str) -> Response:
+    """A shared chat, for anyone holding the link; every way a link can fail looks the same."""
+    runtime = _runtime(request)
+    address = request.client.host if request.client else ""
+
+    def look_up() -> tuple[str, str | None]:
+        with runtime.db.read() as session:
+            view = share_links.open_guarded(
+                session, token, address=address, limiter=runtime.share_failures
+            )
+            chat = sessions.get_session(session, view.scope, view.link.session_id)
+            return view.link.shared_access, chat.generated_title
+
+    try:
+        access, title = await run_in_threadpool(look_up)
+    except NotFound:
+        return _render(
+            request,
+            "shared_missing.html",
+            404,
+            page="shared-missing",
+            heading="This link does not work",
+            message="The chat it pointed to is not shared any more, the link has expired, or "
+            "it was copied incompletely. Ask whoever sent it for a new one.",
+        )
+    except RateLimited as exc:
+        answer = _render(
+            request,
+            "shared_missing.html",
+            429,
+            page="shared-missing",
+            heading="Too many attempts",
+            message=f"Too many links that do not work were opened from here. Try again in "
+            f"{exc.retry_after_seconds} seconds.",
+        )
+        answer.headers["retry-after"] = str(exc.retry_after_seconds)
+        return answer
+    answer = _render(request, "shared.html", page="shared", shared_access=access, title=title)
+    answer.headers["x-robots-tag"] = "noindex"  # a link handed to some, not to search engines
+    return answer
 
 
 @router.get("/login")

@@ -4,8 +4,8 @@ resume a turn's stream, cancel a running turn, export a transcript."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -23,6 +23,17 @@ from indexchat.services.turn_runner import CLIENT_GONE, TurnRun, TurnRunner
 # How often a follower polls for events of a turn that another server process runs.
 FOLLOW_POLL_SECONDS = 0.25
 
+T = TypeVar("T")
+
+
+class ScopedCaller(Protocol):
+    """Who may read a session's stream: a project's caller, or a share link's viewer."""
+
+    async def in_project(self, work: Callable[[Session, Scope], T]) -> T: ...
+
+    async def writing(self, work: Callable[[Session, Scope], T]) -> T: ...
+
+
 router = APIRouter(
     prefix="/api/v1/chat",
     tags=["chat"],
@@ -37,7 +48,7 @@ _EVENT_STREAM = {
 }
 
 
-def _runner(request: Request) -> TurnRunner:
+def runner_of(request: Request) -> TurnRunner:
     runner: TurnRunner = request.app.state.turns
     return runner
 
@@ -57,7 +68,7 @@ async def stream_turn(
     failure after that ends the stream with a `stop` event whose `is_error` is true."""
     retried = request.headers.get("x-stainless-retry-count", "0").strip() not in ("", "0")
 
-    runner = _runner(request)
+    runner = runner_of(request)
 
     def begin(session: Session, scope: Scope) -> turns.TurnPlan:
         return turns.begin_turn(
@@ -73,11 +84,11 @@ async def stream_turn(
 
     plan = await caller.in_project(begin)
     run = runner.start(plan)
-    stream = _owned(run, cancel_on_leave=not body.continue_on_disconnect)
+    stream = owned_stream(run, cancel_on_leave=not body.continue_on_disconnect)
     return sse.EventStreamResponse(stream, headers=sse.HEADERS)
 
 
-async def _owned(run: TurnRun, *, cancel_on_leave: bool) -> AsyncIterator[bytes]:
+async def owned_stream(run: TurnRun, *, cancel_on_leave: bool) -> AsyncIterator[bytes]:
     """The starting client's stream: if it goes away, the turn is cancelled (and says so),
     unless the client asked for the turn to go on without it."""
     try:
@@ -111,8 +122,20 @@ async def follow_turn(
 ) -> Response:
     """Replays the stored events after `after`, then follows the running turn, if any, until its
     `stop` event. Leaving this stream does not cancel the turn."""
-    runner = _runner(request)
-    since = await _events_after(caller, runner, session_id, after)
+    return await follow_response(caller, runner_of(request), session_id, after)
+
+
+async def follow_response(
+    caller: ScopedCaller,
+    runner: TurnRunner,
+    session_id: str,
+    after: int,
+    since: turns.EventsSince | None = None,
+) -> Response:
+    """The stored events of a session after ``after`` (``since``, when the caller read them
+    already), then its running turn's, as SSE."""
+    if since is None or since.abandoned:
+        since = await _events_after(caller, runner, session_id, after)
     local = runner.running.get(session_id)
     return sse.EventStreamResponse(
         sse.encode(_follow(caller, runner, session_id, since, local)), headers=sse.HEADERS
@@ -120,7 +143,7 @@ async def follow_turn(
 
 
 async def _follow(
-    caller: ProjectCaller,
+    caller: ScopedCaller,
     runner: TurnRunner,
     session_id: str,
     since: turns.EventsSince,
@@ -147,7 +170,7 @@ async def _follow(
 
 
 async def _events_after(
-    caller: ProjectCaller, runner: TurnRunner, session_id: str, after: int
+    caller: ScopedCaller, runner: TurnRunner, session_id: str, after: int
 ) -> turns.EventsSince:
     """The stored events after ``after``. A turn whose server is gone is closed first, so the
     events end with its ``stop``."""
@@ -177,7 +200,7 @@ async def cancel_turn(session_id: IdPath, caller: ProjectCaller, request: Reques
     """The turn stops at once and ends with a `stop` event saying it was cancelled (a turn whose
     server stopped is closed with a `stop` saying so). 409 when no turn is running."""
 
-    runner = _runner(request)
+    runner = runner_of(request)
 
     def work(session: Session, scope: Scope) -> Response:
         chat = turns.request_cancel(session, scope, session_id, owner=runner.owner)

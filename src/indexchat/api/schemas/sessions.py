@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+)
 from sqlalchemy import Row
 
 from indexchat.api.schemas.common import IdField, RequestBody
@@ -46,6 +52,18 @@ class ChatSessionOut(BaseModel):
     generated_title: str | None = None
     index_ids: list[str] | None = None
     job_metadata: JobMetadata | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="Extension: where the session came from, e.g. `forked_from` for a copy "
+        "made through a share link. Absent when there is nothing to say.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_metadata(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("metadata") is None:
+            data.pop("metadata", None)
+        return data
 
     @classmethod
     def of(cls, chat: ChatSession | Row[Any]) -> ChatSessionOut:
@@ -74,4 +92,5 @@ def _session_fields(chat: ChatSession | Row[Any]) -> dict[str, object]:
         "generated_title": chat.generated_title,
         "index_ids": chat.index_ids,
         "job_metadata": chat.job_metadata,
+        "metadata": getattr(chat, "session_metadata", None),
     }

@@ -65,6 +65,37 @@ export const sessions = {
   exportUrl: (id, format) => apiUrl(`/api/v1/chat/${enc(id)}/export`, { format }),
 };
 
+// Share links of a session (the owner's side)
+
+export const shareLinks = {
+  list: (sessionId) => json('GET', `/api/v1/chat/${enc(sessionId)}/share-links`),
+  create: (sessionId, body) => json('POST', `/api/v1/chat/${enc(sessionId)}/share-links`, { json: body }),
+  revoke: (sessionId, linkId) =>
+    json('DELETE', `/api/v1/chat/${enc(sessionId)}/share-links/${enc(linkId)}`),
+};
+
+// A shared chat, as a link's viewer reads it (no sign-in: the token is the key).
+
+export const shared = {
+  get: (token) => json('GET', `/s/${enc(token)}/chat`),
+  async follow(token, after, onEvent, signal, { fork = false } = {}) {
+    const path = `/s/${enc(token)}/${fork ? 'fork' : 'chat'}/messages/stream`;
+    const response = await call('GET', path, { query: { after }, signal, accept: 'text/event-stream' });
+    await readEvents(response, onEvent);
+  },
+  async ask(token, prompt, onEvent, signal) {
+    const response = await call('POST', `/s/${enc(token)}/chat/messages/stream`, {
+      json: { prompt }, signal, accept: 'text/event-stream',
+    });
+    await readEvents(response, onEvent);
+  },
+  // A cited page screenshot as a local object URL, or null when the link does not cite it.
+  async screenshot(token, sourceId, page) {
+    const response = await fetch(`/s/${enc(token)}/attachments/${enc(sourceId)}/screenshots/page_${page}.png`);
+    return response.ok ? URL.createObjectURL(await response.blob()) : null;
+  },
+};
+
 // Run a turn; `onEvent` gets each chat event as it arrives. Resolves when the stream ends.
 export async function streamTurn(sessionId, body, onEvent, signal) {
   const response = await call('POST', `/api/v1/chat/${enc(sessionId)}/messages/stream`, {

@@ -1,5 +1,6 @@
 // The chat page: sessions sidebar, the open chat's turns, the composer and the source panel.
 import * as api from './api.js';
+import { ShareDialog } from './share.js';
 import { SessionList, UNTITLED } from './sidebar.js';
 import { SourcePanel } from './sources.js';
 import { TurnView } from './turn.js';
@@ -409,6 +410,10 @@ $('delete-chat').addEventListener('click', async () => {
   } catch (error) {
     announce(`Could not delete the chat: ${errorText(error)}`);
   }
+});
+const shareDialog = new ShareDialog();
+$('share-chat').addEventListener('click', () => {
+  if (state.session) shareDialog.open(state.session);
 });
 window.addEventListener('popstate', route);
 

@@ -3,9 +3,13 @@ import { originalFileUrl, screenshotUrl } from './api.js';
 import { pageLabel } from './turn.js';
 
 export class SourcePanel {
-  constructor({ layout, indexById }) {
+  // `screenshot(fileId, page)` and `originalFile(index, fileId)` find a source's page image and
+  // file; a shared chat's viewer passes its own, or null where it may not look.
+  constructor({ layout, indexById, screenshot = screenshotUrl, originalFile = originalFileUrl }) {
     this.layout = layout;
     this.indexById = indexById;
+    this.screenshot = screenshot;
+    this.originalFile = originalFile;
     this.panel = document.getElementById('source-panel');
     this.title = document.getElementById('source-title');
     this.where = document.getElementById('source-where');
@@ -44,7 +48,7 @@ export class SourcePanel {
 
   async showScreenshot(source, ticket) {
     const page = source.page_start;
-    const url = typeof page === 'number' ? await screenshotUrl(source.file_id, page).catch(() => null) : null;
+    const url = typeof page === 'number' ? await this.screenshot(source.file_id, page).catch(() => null) : null;
     if (ticket !== this.ticket) return;
     if (url) {
       this.image.alt = `Page ${page} of ${source.file_name}`;
@@ -59,9 +63,9 @@ export class SourcePanel {
   }
 
   async showLink(source, ticket) {
-    const index = this.indexById(source.index_id);
+    const index = this.originalFile && this.indexById(source.index_id);
     if (!index) return;
-    const url = await originalFileUrl(index, source.file_id).catch(() => null);
+    const url = await this.originalFile(index, source.file_id).catch(() => null);
     if (ticket !== this.ticket || !url) return;
     const page = source.page_start;
     const pdf = /\.pdf$/i.test(source.file_name);

@@ -1,0 +1,81 @@
+"""Queries for share links and their viewers' forks. Every query of a project's links takes
+``project_id=``; a link found by its token hash brings its project along. Never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from indexchat.storage.tables import ChatEvent, ShareFork, ShareLink
+
+
+def by_hash(session: Session, token_hash: str, *, now: datetime) -> ShareLink | None:
+    """The live link with this token hash: not revoked, not expired."""
+    return session.scalar(
+        select(ShareLink).where(
+            ShareLink.token_hash == token_hash,
+            ShareLink.revoked_at.is_(None),
+            (ShareLink.expires_at.is_(None)) | (ShareLink.expires_at > now),
+        )
+    )
+
+
+def of_session(session: Session, *, project_id: str, session_id: str) -> Sequence[ShareLink]:
+    """A session's links that were not revoked, newest first (expired ones too: they say so)."""
+    return session.scalars(
+        select(ShareLink)
+        .where(
+            ShareLink.project_id == project_id,
+            ShareLink.session_id == session_id,
+            ShareLink.revoked_at.is_(None),
+        )
+        .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
+    ).all()
+
+
+def revoke(
+    session: Session, *, project_id: str, session_id: str, link_id: str, now: datetime
+) -> bool:
+    result = session.execute(
+        update(ShareLink)
+        .where(
+            ShareLink.id == link_id,
+            ShareLink.project_id == project_id,
+            ShareLink.session_id == session_id,
+            ShareLink.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def fork_of(session: Session, *, link_id: str, viewer_hash: str) -> str | None:
+    """The session id of this viewer's fork made through this link, if any."""
+    return session.scalar(
+        select(ShareFork.session_id).where(
+            ShareFork.link_id == link_id, ShareFork.viewer_hash == viewer_hash
+        )
+    )
+
+
+def turns_since(session: Session, *, link_id: str, since: datetime) -> Sequence[datetime]:
+    """When each prompt asked through this link's forks since ``since`` was asked, oldest first."""
+    return session.scalars(
+        select(ChatEvent.created_at)
+        .join(ShareFork, ShareFork.session_id == ChatEvent.session_id)
+        .where(
+            ShareFork.link_id == link_id,
+            ChatEvent.seq > ShareFork.copied_events,
+            ChatEvent.type == "user_input",
+            ChatEvent.created_at > since,
+        )
+        .order_by(ChatEvent.created_at)
+    ).all()
+
+
+def fork_count(session: Session, *, link_id: str) -> int:
+    counted = select(func.count()).select_from(ShareFork).where(ShareFork.link_id == link_id)
+    return int(session.scalar(counted) or 0)
