@@ -20,6 +20,7 @@ from indexchat.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    RateLimited,
     Unauthenticated,
 )
 
@@ -30,6 +31,7 @@ STATUS_BY_ERROR: dict[type[IndexchatError], int] = {
     Conflict: 409,
     InvalidInput: 400,
     LimitExceeded: 413,
+    RateLimited: 429,
     Unauthenticated: 401,
     Forbidden: 403,
 }
@@ -57,6 +59,8 @@ def known_error_response(exc: IndexchatError) -> JSONResponse:
         headers.update(NO_RETRY)
     if status == 401:
         headers["www-authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited):
+        headers["retry-after"] = str(exc.retry_after_seconds)
     return error_response(status, exc.detail, headers)
 
 

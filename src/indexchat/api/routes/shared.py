@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, TypeVar
 
@@ -18,7 +18,6 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from indexchat.api import sse
-from indexchat.api.errors import error_response
 from indexchat.api.responses import json_response
 from indexchat.api.routes.attachments import AttachmentName
 from indexchat.api.routes.chat_turns import follow_response, owned_stream, runner_of
@@ -26,7 +25,7 @@ from indexchat.api.schemas.common import ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionWithEvents
 from indexchat.api.schemas.share_links import SharedChat, SharedTurnRequest
 from indexchat.domain import Scope
-from indexchat.errors import NotFound, RateLimited
+from indexchat.errors import NotFound
 from indexchat.runtime import Runtime
 from indexchat.services import sessions, share_links, turns
 from indexchat.services.share_links import SharedView
@@ -86,15 +85,6 @@ def _viewer(request: Request, token: str, *, write: bool = False) -> Viewer:
     )
 
 
-async def _answer(call: Awaitable[Response]) -> Response:
-    """429 with Retry-After for rate limits (the rest goes to the app's error handlers)."""
-    try:
-        return await call
-    except RateLimited as exc:
-        retry = {"retry-after": str(exc.retry_after_seconds)}
-        return error_response(429, exc.message, retry)
-
-
 @router.get(
     "/chat",
     response_model=SharedChat,
@@ -121,7 +111,7 @@ async def get_shared(token: Token, request: Request) -> Response:
             )
         )
 
-    return await _answer(viewer.shared(work))
+    return await viewer.shared(work)
 
 
 @router.get(
@@ -143,7 +133,7 @@ async def follow_shared(token: Token, request: Request, after: After = 0) -> Res
         session_id, since = await viewer.shared(read)  # one transaction for an idle poll
         return await follow_response(viewer, runner, session_id, after, since)
 
-    return await _answer(follow())
+    return await follow()
 
 
 @router.get(
@@ -165,7 +155,7 @@ async def follow_fork(token: Token, request: Request, after: After = 0) -> Respo
         session_id = await viewer.shared(fork_id)
         return await follow_response(viewer, runner_of(request), session_id, after)
 
-    return await _answer(follow())
+    return await follow()
 
 
 @router.post(
@@ -208,7 +198,7 @@ async def ask_shared(token: Token, body: SharedTurnRequest, request: Request) ->
             _set_viewer_cookie(response, request, viewer_token)
         return response
 
-    return await _answer(start())
+    return await start()
 
 
 def _set_viewer_cookie(response: Response, request: Request, token: str) -> None:
@@ -246,4 +236,4 @@ async def shared_attachment(
         media = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return Response(data, media_type=media, headers={"cache-control": "private, max-age=300"})
 
-    return await _answer(download())
+    return await download()
