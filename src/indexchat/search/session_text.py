@@ -1,0 +1,124 @@
+"""Full-text search over chat sessions' texts (``session_texts``: titles, prompts, answers).
+
+One function per dialect: FTS5 ranked by BM25 on SQLite, ``to_tsvector`` under a GIN index
+ranked by ``ts_rank`` on PostgreSQL. Every word of the query must match, the last one as a
+prefix too, since the page searches as the user types. A session ranks by its best text; a
+title counts ``TITLE_BOOST`` times as much, so a chat named for the words comes first.
+Matches are marked ``«…»`` in snippets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from indexchat.search.store import query_terms
+
+TITLE_BOOST = 3.0
+MARK_START, MARK_END = "«", "»"
+MAX_TERMS = 16
+
+
+@dataclass(frozen=True)
+class SessionHit:
+    session_id: str
+    score: float  # higher is better; comparable only within one query
+    text_id: int  # the best matching text
+    seq: int  # the event it came from
+
+
+def search(
+    connection: Connection,
+    project_id: str,
+    query: str,
+    *,
+    after: tuple[float, str] | None,
+    limit: int,
+) -> list[SessionHit]:
+    """Matching sessions of the project, best first, strictly after ``after`` (score, id)."""
+    terms = query_terms(query, MAX_TERMS)
+    if not terms:
+        return []
+    sqlite = connection.dialect.name == "sqlite"
+    sql = _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH
+    params = {
+        "query": _fts5_match(terms) if sqlite else _tsquery(terms),
+        "project": project_id,
+        "boost": TITLE_BOOST,
+        "score": float("inf") if after is None else after[0],
+        "session": "" if after is None else after[1],
+        "limit": limit,
+    }
+    rows = connection.exec_driver_sql(sql if sqlite else _pyformat(sql), params).all()
+    return [SessionHit(r[0], float(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+def snippets(connection: Connection, query: str, text_ids: Sequence[int]) -> dict[int, str]:
+    """The matching part of each text, its matches marked: text id → snippet."""
+    terms = query_terms(query, MAX_TERMS)
+    if not terms or not text_ids:
+        return {}
+    if connection.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in text_ids)
+        rows = connection.exec_driver_sql(
+            f"SELECT rowid, snippet(session_text_search, 0, '{MARK_START}', '{MARK_END}', "
+            "'…', 24) FROM session_text_search "
+            f"WHERE session_text_search MATCH ? AND rowid IN ({marks})",
+            (_fts5_match(terms), *text_ids),
+        ).all()
+    else:
+        rows = connection.exec_driver_sql(
+            "SELECT id, ts_headline('english', text, to_tsquery('english', %s), "
+            f"'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=30, MinWords=12, "
+            "MaxFragments=1') FROM session_texts WHERE id = ANY(%s)",
+            (_tsquery(terms), list(text_ids)),
+        ).all()
+    return {int(r[0]): r[1] for r in rows}
+
+
+def _fts5_match(terms: list[str]) -> str:
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def _tsquery(terms: list[str]) -> str:
+    # Quoted lexemes: any characters are literal inside to_tsquery.
+    quoted = ["'" + t.replace("'", "''").replace("\\", "\\\\") + "'" for t in terms]
+    quoted[-1] += ":*"
+    return " & ".join(quoted)
+
+
+def _pyformat(sql: str) -> str:
+    """The named-parameter SQL in psycopg's ``%(name)s`` style."""
+    for name in ("query", "project", "boost", "score", "session", "limit"):
+        sql = sql.replace(f":{name}", f"%({name})s")
+    return sql
+
+
+# bm25() is allowed only in the full-text query itself, hence the materialized step. SQLite's
+# max() with bare columns takes them from the row holding the maximum.
+_SQLITE_SEARCH = (
+    "WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(session_text_search) AS rank "
+    "FROM session_text_search WHERE session_text_search MATCH :query) "
+    "SELECT session_id, score, text_id, seq FROM ("
+    "SELECT t.session_id AS session_id, "
+    "max(m.rank * CASE t.kind WHEN 'title' THEN :boost ELSE 1.0 END) AS score, "
+    "t.id AS text_id, t.seq AS seq "
+    "FROM m JOIN session_texts t ON t.id = m.id WHERE t.project_id = :project "
+    "GROUP BY t.session_id) "
+    "WHERE score < :score OR (score = :score AND session_id > :session) "
+    "ORDER BY score DESC, session_id LIMIT :limit"
+)
+_POSTGRES_SEARCH = (
+    "SELECT session_id, score, text_id, seq FROM ("
+    "SELECT DISTINCT ON (t.session_id) t.session_id, (ts_rank(to_tsvector('english', t.text), "
+    "q, 1) * CASE WHEN t.kind = 'title' THEN :boost ELSE 1.0 END)::float8 AS score, "
+    "t.id AS text_id, t.seq FROM session_texts t, to_tsquery('english', :query) q "
+    "WHERE t.project_id = :project AND to_tsvector('english', t.text) @@ q "
+    "ORDER BY t.session_id, score DESC, t.id) best "
+    "WHERE score < :score OR (score = :score AND session_id > :session) "
+    "ORDER BY score DESC, session_id LIMIT :limit"
+)

@@ -1,0 +1,84 @@
+"""session search: the texts of chat sessions (titles, prompts, answers) in full text
+
+Revision ID: 0012
+Revises: 0009
+
+SQLite: an FTS5 table over ``session_texts`` (external content, so snippets can be cut from the
+stored text) kept by triggers, which also fire for rows a deleted session cascades away.
+PostgreSQL: a GIN index on ``to_tsvector('english', text)``. Existing sessions are filled in.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# As indexchat.search.session_text names and queries them at this revision.
+_TOKENIZER = "porter unicode61 remove_diacritics 2"
+_SQLITE = [
+    "CREATE VIRTUAL TABLE session_text_search USING fts5(text, content='session_texts', "
+    f"content_rowid='id', tokenize='{_TOKENIZER}')",
+    "CREATE TRIGGER session_text_search_added AFTER INSERT ON session_texts BEGIN "
+    "INSERT INTO session_text_search(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER session_text_search_removed AFTER DELETE ON session_texts BEGIN "
+    "INSERT INTO session_text_search(session_text_search, rowid, text) "
+    "VALUES ('delete', old.id, old.text); END",
+]
+_POSTGRES = [
+    "CREATE INDEX session_text_search ON session_texts USING GIN (to_tsvector('english', text))",
+]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "session_texts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("project_id", sa.String(length=64), nullable=False),
+        sa.Column("session_id", sa.String(length=64), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["session_id"], ["chat_sessions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("session_texts", schema=None) as batch_op:
+        batch_op.create_index("ix_session_texts_session", ["session_id"], unique=False)
+    connection = op.get_bind()
+    sqlite = connection.dialect.name == "sqlite"
+    for statement in _SQLITE if sqlite else _POSTGRES:
+        connection.exec_driver_sql(statement)
+    content = "json_extract(e.payload, '$.content')" if sqlite else "e.payload->>'content'"
+    _backfill(connection, content)
+
+
+def _backfill(connection: sa.Connection, content: str) -> None:
+    """Titles (at their session's first prompt), prompts and answers of existing sessions."""
+    connection.exec_driver_sql(
+        "INSERT INTO session_texts (project_id, session_id, seq, kind, text) "
+        "SELECT s.project_id, s.id, coalesce((SELECT min(e.seq) FROM chat_events e "
+        "WHERE e.session_id = s.id AND e.type = 'user_input'), 1), 'title', s.generated_title "
+        "FROM chat_sessions s WHERE s.generated_title IS NOT NULL"
+    )
+    connection.exec_driver_sql(
+        "INSERT INTO session_texts (project_id, session_id, seq, kind, text) "
+        "SELECT s.project_id, e.session_id, e.seq, "
+        "CASE e.type WHEN 'user_input' THEN 'prompt' ELSE 'answer' END, "
+        f"{content} FROM chat_events e JOIN chat_sessions s ON s.id = e.session_id "
+        f"WHERE e.type IN ('user_input', 'text') AND {content} IS NOT NULL ORDER BY e.id"
+    )
+
+
+def downgrade() -> None:
+    connection = op.get_bind()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("DROP TRIGGER IF EXISTS session_text_search_added")
+        connection.exec_driver_sql("DROP TRIGGER IF EXISTS session_text_search_removed")
+        connection.exec_driver_sql("DROP TABLE IF EXISTS session_text_search")
+    with op.batch_alter_table("session_texts", schema=None) as batch_op:
+        batch_op.drop_index("ix_session_texts_session")
+    op.drop_table("session_texts")
