@@ -3,6 +3,7 @@ what it finds, in what order, for whom, for how long, and page by page."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 from alembic import command
 from conftest import LiveServer, Tenant, make_tenant
 from test_chat_turns import stream_turn
+from typer.testing import CliRunner
 
+from indexchat.cli import app
 from indexchat.domain import Scope
 from indexchat.processes import ProcessId
 from indexchat.services import session_search, tenancy, turns
@@ -218,3 +221,24 @@ def test_the_migration_makes_existing_sessions_searchable(tmp_path: Path) -> Non
         titled = session_search.search_sessions(session, scope, "old", after=None, page_size=5)
         assert [f.event_index for f in titled.items] == [0]
     db.dispose()
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)  # the CLI only speaks HTTP
+def test_the_cli_prints_the_matching_sessions_as_a_table_or_json(
+    server: LiveServer, tenant: Tenant
+) -> None:
+    rare = word()
+    session_id = new_chat(server, tenant, ("where do eels go?", f"Eels go to the {rare} sea."))
+    env = {"LLAMA_CLOUD_API_KEY": tenant.api_key, "LLAMA_CLOUD_BASE_URL": server.base_url}
+    runner = CliRunner()
+
+    table = runner.invoke(app, ["chat", "search", rare], env={**env, "COLUMNS": "250"})
+    as_json = runner.invoke(app, ["chat", "search", rare, "--format", "json"], env=env)
+    nothing = runner.invoke(app, ["chat", "search", word()], env=env)
+    bad = runner.invoke(app, ["chat", "search", "x" * 501], env=env)
+
+    assert table.exit_code == 0, table.output
+    assert session_id in table.stdout and f"«{rare}»" in table.stdout
+    assert [i["session_id"] for i in json.loads(as_json.stdout)["items"]] == [session_id]
+    assert nothing.exit_code == 0 and "No chat session matches." in nothing.stdout
+    assert bad.exit_code == 1 and "at most 500 characters" in bad.stderr
