@@ -71,7 +71,7 @@ def snippets(connection: Connection, query: str, text_ids: Sequence[int]) -> dic
     else:
         rows = connection.exec_driver_sql(
             "SELECT id, ts_headline('english', text, to_tsquery('english', %s), "
-            f"'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=30, MinWords=12, "
+            f"'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=16, MinWords=6, "
             "MaxFragments=1') FROM session_texts WHERE id = ANY(%s)",
             (_tsquery(terms), list(text_ids)),
         ).all()
