@@ -161,13 +161,13 @@ def pick_queries(
 
     rare, mid = band(10, 100), band(1_000, 5_000)
     common = sorted(words, key=lambda w: -frequency[w])[:50]
-    pairs = []
+    pairs, uncommon = [], set(mid) | set(rare)
     for answer in answers:
         tokens = re.findall(r"[a-z]+", answer.lower())
         pairs += [
             f"{a} {b}"
             for a, b in zip(tokens, tokens[1:], strict=False)
-            if a in set(mid) | set(rare) and b in set(mid) | set(rare)
+            if a in uncommon and b in uncommon
         ]
     typing = [w[:4] for w in mid if len(w) > 5]
     kinds = {"rare": rare, "mid": mid, "common": common, "two words": pairs, "typing": typing}

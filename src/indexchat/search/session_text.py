@@ -5,6 +5,10 @@ ranked by ``ts_rank`` on PostgreSQL. Every word of the query must match, the las
 prefix too, since the page searches as the user types. A session ranks by its best text; a
 title counts ``TITLE_BOOST`` times as much, so a chat named for the words comes first.
 Matches are marked ``«…»`` in snippets.
+
+Ranking costs time for every matching text, and a common word matches tens of thousands, so
+only the ``CANDIDATES`` newest matching texts of the project are ranked: for such a word the
+best of recent chats come first, and a search costs about the same however large the project.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from indexchat.search.store import query_terms
 TITLE_BOOST = 3.0
 MARK_START, MARK_END = "«", "»"
 MAX_TERMS = 16
+CANDIDATES = 2_000
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,8 @@ def search(
     sqlite = connection.dialect.name == "sqlite"
     sql = _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH
     params = {
-        "query": _fts5_match(terms) if sqlite else _tsquery(terms),
+        "query": _fts5_match(terms, project_id) if sqlite else _tsquery(terms),
+        "candidates": CANDIDATES,
         "project": project_id,
         "boost": TITLE_BOOST,
         "score": float("inf") if after is None else after[0],
@@ -61,13 +67,12 @@ def snippets(connection: Connection, query: str, text_ids: Sequence[int]) -> dic
     if not terms or not text_ids:
         return {}
     if connection.dialect.name == "sqlite":
-        marks = ", ".join("?" for _ in text_ids)
-        rows = connection.exec_driver_sql(
-            f"SELECT rowid, snippet(session_text_search, 0, '{MARK_START}', '{MARK_END}', "
-            "'…', 24) FROM session_text_search "
-            f"WHERE session_text_search MATCH ? AND rowid IN ({marks})",
-            (_fts5_match(terms), *text_ids),
-        ).all()
+        # One text at a time: with ``rowid IN (…)`` FTS5 would cut a snippet for every match.
+        match = _fts5_match(terms)
+        rows = [
+            (text_id, connection.exec_driver_sql(_SQLITE_SNIPPET, (match, text_id)).scalar())
+            for text_id in text_ids
+        ]
     else:
         rows = connection.exec_driver_sql(
             "SELECT id, ts_headline('english', text, to_tsquery('english', %s), "
@@ -78,10 +83,13 @@ def snippets(connection: Connection, query: str, text_ids: Sequence[int]) -> dic
     return {int(r[0]): r[1] for r in rows}
 
 
-def _fts5_match(terms: list[str]) -> str:
+def _fts5_match(terms: list[str], project_id: str | None = None) -> str:
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
     quoted[-1] += "*"
-    return " ".join(quoted)
+    words = "text : (" + " ".join(quoted) + ")"
+    if project_id is None:
+        return words
+    return 'project_id : "' + project_id.replace('"', '""') + '" AND ' + words
 
 
 def _tsquery(terms: list[str]) -> str:
@@ -93,16 +101,18 @@ def _tsquery(terms: list[str]) -> str:
 
 def _pyformat(sql: str) -> str:
     """The named-parameter SQL in psycopg's ``%(name)s`` style."""
-    for name in ("query", "project", "boost", "score", "session", "limit"):
+    for name in ("query", "candidates", "project", "boost", "score", "session", "limit"):
         sql = sql.replace(f":{name}", f"%({name})s")
     return sql
 
 
-# bm25() is allowed only in the full-text query itself, hence the materialized step. SQLite's
-# max() with bare columns takes them from the row holding the maximum.
+# bm25() is allowed only in the full-text query itself, hence the materialized step; the
+# project_id column weighs nothing. SQLite's max() with bare columns takes them from the row
+# holding the maximum. The project is checked again on the stored row.
 _SQLITE_SEARCH = (
-    "WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(session_text_search) AS rank "
-    "FROM session_text_search WHERE session_text_search MATCH :query) "
+    "WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(session_text_search, 1.0, 0.0) AS rank "
+    "FROM session_text_search WHERE session_text_search MATCH :query "
+    "ORDER BY rowid DESC LIMIT :candidates) "
     "SELECT session_id, score, text_id, seq FROM ("
     "SELECT t.session_id AS session_id, "
     "max(m.rank * CASE t.kind WHEN 'title' THEN :boost ELSE 1.0 END) AS score, "
@@ -111,6 +121,10 @@ _SQLITE_SEARCH = (
     "GROUP BY t.session_id) "
     "WHERE score < :score OR (score = :score AND session_id > :session) "
     "ORDER BY score DESC, session_id LIMIT :limit"
+)
+_SQLITE_SNIPPET = (
+    f"SELECT snippet(session_text_search, 0, '{MARK_START}', '{MARK_END}', '…', 24) "
+    "FROM session_text_search WHERE session_text_search MATCH ? AND rowid = ?"
 )
 _POSTGRES_SEARCH = (
     "SELECT session_id, score, text_id, seq FROM ("

@@ -4,7 +4,8 @@ Revision ID: 0012
 Revises: 0009
 
 SQLite: an FTS5 table over ``session_texts`` (external content, so snippets can be cut from the
-stored text) kept by triggers, which also fire for rows a deleted session cascades away.
+stored text) kept by triggers, which also fire for rows a deleted session cascades away. The
+project id is a column of it too, so a search intersects the project's entries inside FTS5.
 PostgreSQL: a GIN index on ``to_tsvector('english', text)``. Existing sessions are filled in.
 """
 
@@ -21,13 +22,14 @@ depends_on: str | Sequence[str] | None = None
 # As indexchat.search.session_text names and queries them at this revision.
 _TOKENIZER = "porter unicode61 remove_diacritics 2"
 _SQLITE = [
-    "CREATE VIRTUAL TABLE session_text_search USING fts5(text, content='session_texts', "
-    f"content_rowid='id', tokenize='{_TOKENIZER}')",
+    "CREATE VIRTUAL TABLE session_text_search USING fts5(text, project_id, "
+    f"content='session_texts', content_rowid='id', tokenize='{_TOKENIZER}')",
     "CREATE TRIGGER session_text_search_added AFTER INSERT ON session_texts BEGIN "
-    "INSERT INTO session_text_search(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO session_text_search(rowid, text, project_id) "
+    "VALUES (new.id, new.text, new.project_id); END",
     "CREATE TRIGGER session_text_search_removed AFTER DELETE ON session_texts BEGIN "
-    "INSERT INTO session_text_search(session_text_search, rowid, text) "
-    "VALUES ('delete', old.id, old.text); END",
+    "INSERT INTO session_text_search(session_text_search, rowid, text, project_id) "
+    "VALUES ('delete', old.id, old.text, old.project_id); END",
 ]
 _POSTGRES = [
     "CREATE INDEX session_text_search ON session_texts USING GIN (to_tsvector('english', text))",
