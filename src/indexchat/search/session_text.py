@@ -1,7 +1,7 @@
 """Full-text search over chat sessions' texts (``session_texts``: titles, prompts, answers).
 
-One function per dialect: FTS5 ranked by BM25 on SQLite, ``to_tsvector`` under a GIN index
-ranked by ``ts_rank`` on PostgreSQL. Every word of the query must match, the last one as a
+One function per dialect: FTS5 ranked by BM25 on SQLite, stored ``tsvector`` entries under a
+GIN index ranked by ``ts_rank`` on PostgreSQL. Every word of the query must match, the last one as a
 prefix too, since the page searches as the user types. A session ranks by its best text; a
 title counts ``TITLE_BOOST`` times as much, so a chat named for the words comes first.
 Matches are marked ``«…»`` in snippets.
@@ -126,12 +126,17 @@ _SQLITE_SNIPPET = (
     f"SELECT snippet(session_text_search, 0, '{MARK_START}', '{MARK_END}', '…', 24) "
     "FROM session_text_search WHERE session_text_search MATCH ? AND rowid = ?"
 )
+# "id + 0": the newest candidates by a sort of the index's matches, not by walking the primary
+# key backwards and testing every row.
 _POSTGRES_SEARCH = (
+    "WITH c AS MATERIALIZED (SELECT s.id, s.terms FROM session_text_search s, "
+    "to_tsquery('english', :query) q WHERE s.terms @@ q AND s.project_id = :project "
+    "ORDER BY s.id + 0 DESC LIMIT :candidates) "
     "SELECT session_id, score, text_id, seq FROM ("
-    "SELECT DISTINCT ON (t.session_id) t.session_id, (ts_rank(to_tsvector('english', t.text), "
-    "q, 1) * CASE WHEN t.kind = 'title' THEN :boost ELSE 1.0 END)::float8 AS score, "
-    "t.id AS text_id, t.seq FROM session_texts t, to_tsquery('english', :query) q "
-    "WHERE t.project_id = :project AND to_tsvector('english', t.text) @@ q "
+    "SELECT DISTINCT ON (t.session_id) t.session_id, (ts_rank(c.terms, q, 1) "
+    "* CASE WHEN t.kind = 'title' THEN :boost ELSE 1.0 END)::float8 AS score, "
+    "t.id AS text_id, t.seq FROM c JOIN session_texts t ON t.id = c.id, "
+    "to_tsquery('english', :query) q WHERE t.project_id = :project "
     "ORDER BY t.session_id, score DESC, t.id) best "
     "WHERE score < :score OR (score = :score AND session_id > :session) "
     "ORDER BY score DESC, session_id LIMIT :limit"

@@ -6,7 +6,9 @@ Revises: 0009
 SQLite: an FTS5 table over ``session_texts`` (external content, so snippets can be cut from the
 stored text) kept by triggers, which also fire for rows a deleted session cascades away. The
 project id is a column of it too, so a search intersects the project's entries inside FTS5.
-PostgreSQL: a GIN index on ``to_tsvector('english', text)``. Existing sessions are filled in.
+PostgreSQL: a table of their ``tsvector`` under a GIN index, filled by a statement trigger and
+emptied by the cascade; stored, so ranking reads the vector instead of parsing the text again.
+Existing sessions are filled in.
 """
 
 from collections.abc import Sequence
@@ -32,7 +34,15 @@ _SQLITE = [
     "VALUES ('delete', old.id, old.text, old.project_id); END",
 ]
 _POSTGRES = [
-    "CREATE INDEX session_text_search ON session_texts USING GIN (to_tsvector('english', text))",
+    "CREATE TABLE session_text_search (id BIGINT PRIMARY KEY REFERENCES session_texts(id) "
+    "ON DELETE CASCADE, project_id VARCHAR(64) NOT NULL, terms TSVECTOR NOT NULL)",
+    "CREATE INDEX session_text_search_terms ON session_text_search USING GIN (terms)",
+    "CREATE FUNCTION session_text_search_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO session_text_search (id, project_id, terms) "
+    "SELECT id, project_id, to_tsvector('english', text) FROM added; RETURN NULL; END $$",
+    "CREATE TRIGGER session_text_search_added AFTER INSERT ON session_texts "
+    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT "
+    "EXECUTE FUNCTION session_text_search_added()",
 ]
 
 
@@ -80,7 +90,10 @@ def downgrade() -> None:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("DROP TRIGGER IF EXISTS session_text_search_added")
         connection.exec_driver_sql("DROP TRIGGER IF EXISTS session_text_search_removed")
-        connection.exec_driver_sql("DROP TABLE IF EXISTS session_text_search")
+    else:
+        connection.exec_driver_sql("DROP TRIGGER session_text_search_added ON session_texts")
+        connection.exec_driver_sql("DROP FUNCTION session_text_search_added()")
+    connection.exec_driver_sql("DROP TABLE IF EXISTS session_text_search")
     with op.batch_alter_table("session_texts", schema=None) as batch_op:
         batch_op.drop_index("ix_session_texts_session")
     op.drop_table("session_texts")
