@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from indexchat.cli import app
 from indexchat.domain import Scope
 from indexchat.processes import ProcessId
+from indexchat.search import session_text
 from indexchat.services import session_search, tenancy, turns
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import alembic_config, upgrade
@@ -242,3 +243,16 @@ def test_the_cli_prints_the_matching_sessions_as_a_table_or_json(
     assert [i["session_id"] for i in json.loads(as_json.stdout)["items"]] == [session_id]
     assert nothing.exit_code == 0 and "No chat session matches." in nothing.stdout
     assert bad.exit_code == 1 and "at most 500 characters" in bad.stderr
+
+
+def test_a_word_in_more_texts_than_are_ranked_finds_the_newest_chats(
+    server: LiveServer, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rare = word()
+    oldest = new_chat(server, tenant, ("first", f"{rare} {rare} {rare} {rare}"))
+    newer = [new_chat(server, tenant, (f"q{n}", f"{rare} {FILLER}")) for n in range(3)]
+    monkeypatch.setattr(session_text, "CANDIDATES", 3)  # the newest 3 matching texts
+
+    assert {i["session_id"] for i in found(tenant, rare)} == set(newer)
+    monkeypatch.undo()
+    assert found(tenant, rare)[0]["session_id"] == oldest  # the best match, once ranked
