@@ -7,8 +7,10 @@ title counts ``TITLE_BOOST`` times as much, so a chat named for the words comes 
 Matches are marked ``«…»`` in snippets.
 
 Ranking costs time for every matching text, and a common word matches tens of thousands, so
-only the ``CANDIDATES`` newest matching texts of the project are ranked: for such a word the
-best of recent chats come first, and a search costs about the same however large the project.
+only the ``CANDIDATES`` newest matching texts are ranked: for such a word the best of recent
+chats come first, and a search costs about the same however many sessions there are. When
+those hold less than a page of the caller's project (other projects' texts among them, or the
+last page), the search runs again over every match.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def search(
     sqlite = connection.dialect.name == "sqlite"
     sql = _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH
     params = {
-        "query": _fts5_match(terms, project_id) if sqlite else _tsquery(terms),
+        "query": _fts5_match(terms) if sqlite else _tsquery(terms),
         "candidates": CANDIDATES,
         "project": project_id,
         "boost": TITLE_BOOST,
@@ -57,7 +59,11 @@ def search(
         "session": "" if after is None else after[1],
         "limit": limit,
     }
-    rows = connection.exec_driver_sql(sql if sqlite else _pyformat(sql), params).all()
+    statement = sql if sqlite else _pyformat(sql)
+    rows = connection.exec_driver_sql(statement, params).all()
+    if len(rows) < limit:
+        params["candidates"] = -1 if sqlite else None  # no limit
+        rows = connection.exec_driver_sql(statement, params).all()
     return [SessionHit(r[0], float(r[1]), int(r[2]), int(r[3])) for r in rows]
 
 
@@ -83,13 +89,10 @@ def snippets(connection: Connection, query: str, text_ids: Sequence[int]) -> dic
     return {int(r[0]): r[1] for r in rows}
 
 
-def _fts5_match(terms: list[str], project_id: str | None = None) -> str:
+def _fts5_match(terms: list[str]) -> str:
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
     quoted[-1] += "*"
-    words = "text : (" + " ".join(quoted) + ")"
-    if project_id is None:
-        return words
-    return 'project_id : "' + project_id.replace('"', '""') + '" AND ' + words
+    return " ".join(quoted)
 
 
 def _tsquery(terms: list[str]) -> str:
@@ -106,11 +109,10 @@ def _pyformat(sql: str) -> str:
     return sql
 
 
-# bm25() is allowed only in the full-text query itself, hence the materialized step; the
-# project_id column weighs nothing. SQLite's max() with bare columns takes them from the row
-# holding the maximum. The project is checked again on the stored row.
+# bm25() is allowed only in the full-text query itself, hence the materialized step. SQLite's
+# max() with bare columns takes them from the row holding the maximum.
 _SQLITE_SEARCH = (
-    "WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(session_text_search, 1.0, 0.0) AS rank "
+    "WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(session_text_search) AS rank "
     "FROM session_text_search WHERE session_text_search MATCH :query "
     "ORDER BY rowid DESC LIMIT :candidates) "
     "SELECT session_id, score, text_id, seq FROM ("

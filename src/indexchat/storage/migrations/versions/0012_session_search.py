@@ -4,8 +4,7 @@ Revision ID: 0012
 Revises: 0009
 
 SQLite: an FTS5 table over ``session_texts`` (external content, so snippets can be cut from the
-stored text) kept by triggers, which also fire for rows a deleted session cascades away. The
-project id is a column of it too, so a search intersects the project's entries inside FTS5.
+stored text) kept by triggers, which also fire for rows a deleted session cascades away.
 PostgreSQL: a table of their ``tsvector`` under a GIN index, filled by a statement trigger and
 emptied by the cascade; stored, so ranking reads the vector instead of parsing the text again.
 Existing sessions are filled in.
@@ -24,14 +23,13 @@ depends_on: str | Sequence[str] | None = None
 # As indexchat.search.session_text names and queries them at this revision.
 _TOKENIZER = "porter unicode61 remove_diacritics 2"
 _SQLITE = [
-    "CREATE VIRTUAL TABLE session_text_search USING fts5(text, project_id, "
+    "CREATE VIRTUAL TABLE session_text_search USING fts5(text, "
     f"content='session_texts', content_rowid='id', tokenize='{_TOKENIZER}')",
     "CREATE TRIGGER session_text_search_added AFTER INSERT ON session_texts BEGIN "
-    "INSERT INTO session_text_search(rowid, text, project_id) "
-    "VALUES (new.id, new.text, new.project_id); END",
+    "INSERT INTO session_text_search(rowid, text) VALUES (new.id, new.text); END",
     "CREATE TRIGGER session_text_search_removed AFTER DELETE ON session_texts BEGIN "
-    "INSERT INTO session_text_search(session_text_search, rowid, text, project_id) "
-    "VALUES ('delete', old.id, old.text, old.project_id); END",
+    "INSERT INTO session_text_search(session_text_search, rowid, text) "
+    "VALUES ('delete', old.id, old.text); END",
 ]
 _POSTGRES = [
     "CREATE TABLE session_text_search (id BIGINT PRIMARY KEY REFERENCES session_texts(id) "
