@@ -10,6 +10,11 @@ and times over HTTP, one request at a time: ``GET /api/v1/chat/search`` for seve
 query, and ``GET /api/v1/chat?page_size=20`` (page 1). Prompts and answers are sentences of
 War and Peace (``shared/data/docs``), so word frequencies are those of real English prose.
 
+``--write-rounds N`` then times, in-process on the filled database, what keeping search current
+adds to a turn's writes: recording a ``text`` event (its answer is indexed) against recording a
+``tool_result`` event of the same text (not indexed), each in its own transaction as a running
+turn writes them, alternating, N of each.
+
 Query kinds, ``--queries`` of each, every query asked ``--repeats`` times:
 - rare: one word in 10-100 texts; mid: one word in 1,000-5,000 texts;
 - common: one of the 50 most frequent non-stop words (tens of thousands of texts);
@@ -175,6 +180,50 @@ def pick_queries(
             for kind, found in kinds.items()}  # fmt: skip
 
 
+def write_cost(env: dict[str, str], rounds: int, answers: list[str]) -> None:
+    from indexchat.config import Settings
+    from indexchat.domain import Scope
+    from indexchat.processes import ProcessId
+    from indexchat.runtime import open_database
+    from indexchat.services import sessions, tenancy, turns
+
+    settings = Settings(
+        data_dir=env["INDEXCHAT_DATA_DIR"], database_url=env.get("INDEXCHAT_DATABASE_URL")
+    )
+    db = open_database(settings)
+    with db.write() as session:
+        project = tenancy.create_project(session, "write-bench")
+    scope = Scope(organization_id=project.organization_id, project_id=project.id)
+    with db.write() as session:
+        chat = sessions.create_session(session, scope, index_ids=None, shared_access="read_only")
+    with db.write() as session:
+        plan = turns.begin_turn(
+            session, scope, chat.id, owner=ProcessId.of_this_process(), index_ids=[],
+            prompt="What happened?", require_all_indexes=False,
+        )  # fmt: skip
+    timings: dict[str, list[float]] = {"text": [], "tool_result": []}
+    seq = plan.user_input_seq
+    for n in range(rounds * 2):
+        kind = "text" if n % 2 else "tool_result"
+        answer = answers[n % len(answers)]
+        event: dict[str, Any] = {"type": kind, "content": answer}
+        if kind == "tool_result":
+            event = {"type": kind, "call_id": "c", "name": "retrieve", "result": [event]}
+        seq += 1
+        t = time.perf_counter()
+        with db.write() as session:
+            turns.record_event(session, plan, seq, event)
+        timings[kind].append((time.perf_counter() - t) * 1000)
+    db.dispose()
+    text, other = (statistics.median(timings[k]) for k in ("text", "tool_result"))
+    print(f"\n## Keeping search current ({rounds} events of each kind, in-process)\n")
+    print("| event written (own transaction) | p50 ms | p99 ms |\n|---|---|---|")
+    for kind, label in (("text", "`text` (answer indexed)"), ("tool_result", "`tool_result`")):
+        print(f"| {label} | {statistics.median(timings[kind]):.3f} | "
+              f"{pct(timings[kind], 0.99):.3f} |")  # fmt: skip
+    print(f"\nindexing one answer adds {text - other:.3f} ms at p50", flush=True)
+
+
 def timed(client: httpx.Client, url: str, params: dict[str, Any], repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):
@@ -197,6 +246,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20, help="queries of each kind")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--write-rounds", type=int, default=0, help="0 skips the write costs")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="indexchat-search-bench-"))
@@ -204,6 +254,8 @@ def main() -> None:
     if args.backend == "postgres":
         env["INDEXCHAT_DATABASE_URL"] = start_postgres(work)
     key, frequency, answers = fill(env, args.sessions, args.seed)
+    if args.write_rounds:
+        write_cost(env, args.write_rounds, answers)
     queries = pick_queries(frequency, answers, args.queries, args.seed)
     port = free_port()
     server = subprocess.Popen(
