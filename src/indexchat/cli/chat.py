@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         group.command("summary")(get_summary)
         group.command("delete")(delete_session)
         group.command("share")(share)
+        group.command("search")(search_sessions)
         app.add_typer(group, name=name)
 
 
@@ -133,3 +134,43 @@ def delete_session(session_id: SessionId, api: Api) -> None:
     with api.client() as sdk:
         sdk.chat.delete(session_id, **api.scope)
     print_json({"deleted": session_id})
+
+
+FOUND_COLUMNS = ["session_id", "generated_title", "snippet", "event_index", "last_updated_at"]
+
+
+@api_command
+def search_sessions(
+    query: Annotated[str, typer.Argument(help="Words to find in titles, prompts and answers.")],
+    api: Api,
+    page_size: Annotated[
+        int | None,
+        typer.Option("--page-size", help="Sessions per page (max 100).", show_default="20"),
+    ] = None,
+    page_token: Annotated[
+        str | None, typer.Option("--page-token", help="next_page_token of the previous page.")
+    ] = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Search chat sessions, best match first; matches are marked «like this»."""
+    import httpx
+
+    params: dict[str, Any] = {"q": query, **api.scope}
+    if page_size is not None:
+        params["page_size"] = page_size
+    if page_token:
+        params["page_token"] = page_token
+    with api.client() as sdk:
+        # An extension of the API: the SDK has no method for it, so a raw call through it.
+        response = sdk.get(
+            "/api/v1/chat/search", cast_to=httpx.Response, options={"params": params}
+        )
+    data = response.json()
+    if format is Format.json:
+        print_json(data)
+        return
+    print_table(f"Chat sessions matching {query!r}", data["items"], FOUND_COLUMNS)
+    if not data["items"]:
+        typer.echo("No chat session matches.")
+    if data.get("next_page_token"):
+        typer.echo(f"next page: --page-token {data['next_page_token']}")

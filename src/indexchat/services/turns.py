@@ -25,6 +25,7 @@ from indexchat.agent.prompts import PastTurn, title_from
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, NotFound
 from indexchat.processes import ProcessId
+from indexchat.services.session_search import index_texts
 from indexchat.services.sessions import get_session
 from indexchat.storage.db import database_clock
 from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
@@ -105,9 +106,12 @@ def begin_turn(
     chat.turn_owner_host, chat.turn_owner_pid = owner.host, owner.pid
     chat.turn_owner_started = owner.started
     chat.last_updated_at = now
+    searchable = [(last_seq + 1, "prompt", prompt)]
     if chat.generated_title is None:
         chat.generated_title = title_from(prompt)
+        searchable.append((last_seq + 1, "title", chat.generated_title))
     _add_event(session, chat.id, last_seq + 1, user_input)
+    index_texts(session, project_id=scope.project_id, session_id=chat.id, texts=searchable)
     return TurnPlan(
         session_id=chat.id,
         turn_id=chat.turn_id,
@@ -138,9 +142,17 @@ def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
 
 
 def record_event(session: Session, plan: TurnPlan, seq: int, event: dict[str, Any]) -> bool:
-    """Append one event of a running turn; True when a cancel has been asked for."""
+    """Append one event of a running turn; True when a cancel has been asked for. Answer
+    texts become searchable (whole, as the ``text`` event holds them; deltas are not stored)."""
     cancel = _touch(session, plan)
     _add_event(session, plan.session_id, seq, event)
+    if event["type"] == "text":
+        index_texts(
+            session,
+            project_id=plan.scope.project_id,
+            session_id=plan.session_id,
+            texts=[(seq, "answer", event["content"])],
+        )
     return cancel
 
 

@@ -105,3 +105,23 @@ def existing_index_ids(session: Session, *, project_id: str, index_ids: Iterable
             )
         )
     )
+
+
+# Session rows for ids another query chose (search results). Looked up by primary key alone:
+# with the project in the WHERE clause SQLite walks the project's index instead.
+_BY_IDS = select(
+    ChatSession.project_id,
+    ChatSession.id,
+    ChatSession.last_updated_at,
+    ChatSession.shared_access,
+    ChatSession.generated_title,
+    ChatSession.index_ids,
+    ChatSession.job_metadata,
+).where(ChatSession.id.in_(bindparam("ids", expanding=True)))
+
+
+def by_ids(session: Session, *, project_id: str, ids: Sequence[str]) -> dict[str, Row[Any]]:
+    if not ids:
+        return {}
+    rows = session.connection().execute(_BY_IDS, {"ids": list(ids)})
+    return {row.id: row for row in rows if row.project_id == project_id}

@@ -391,3 +391,19 @@ class Attachment(Base):
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
+
+
+class SessionText(Base):
+    """A searchable text of a chat session: its title, a prompt or an answer. The full-text
+    entries over it (``session_text_search``) are kept by the database itself: an FTS5 table
+    and triggers on SQLite, an expression GIN index on PostgreSQL (migration 0012)."""
+
+    __tablename__ = "session_texts"
+    __table_args__ = (Index("ix_session_texts_session", "session_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # the event the text came from
+    kind: Mapped[str] = mapped_column(String(16))  # title | prompt | answer
+    text: Mapped[str] = mapped_column(Text)

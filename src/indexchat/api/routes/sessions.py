@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
@@ -10,8 +11,15 @@ from sqlalchemy.orm import Session
 from indexchat.api.deps import ProjectCaller
 from indexchat.api.responses import json_response
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
-from indexchat.api.schemas.sessions import ChatSessionOut, ChatSessionWithEvents, CreateChatSession
+from indexchat.api.schemas.sessions import (
+    ChatSessionFound,
+    ChatSessionOut,
+    ChatSessionWithEvents,
+    CreateChatSession,
+)
 from indexchat.domain import Scope
+from indexchat.errors import InvalidPageToken
+from indexchat.services import session_search
 from indexchat.services import sessions as service
 
 PAGE_SIZE_DEFAULT = 20
@@ -80,6 +88,55 @@ async def list_sessions(
         return json_response(CursorPage[ChatSessionOut](items=items, next_page_token=next_token))
 
     return await caller.in_project(work)
+
+
+MAX_QUERY_CHARS = 500
+
+
+# Registered before /{session_id}: otherwise "search" would be taken for a session id.
+@router.get(
+    "/search",
+    response_model=CursorPage[ChatSessionFound],
+    summary="Search chat sessions by title, prompts and answers, best match first",
+    description="An extension. Every word of `q` must match (the last one also as the start "
+    "of a word, for search as you type), in the session's title, a prompt or an answer. "
+    "Each item is the session with `snippet`, the matching text with each match between "
+    "« and », and `event_index`, the position in the session's events where it matched. "
+    "Only the caller's project is searched.",
+    operation_id="chat_search",
+)
+async def search_sessions(
+    caller: ProjectCaller,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Words.")],
+    page_size: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=PAGE_SIZE_MAX,
+            description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}.",
+        ),
+    ] = PAGE_SIZE_DEFAULT,
+    page_token: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response:
+    tokens = caller.page_tokens
+
+    def work(session: Session, scope: Scope) -> Response:
+        # The token names the query: a page of one search cannot continue another.
+        listing = f"chat-search:{scope.project_id}:{hashlib.sha256(q.encode()).hexdigest()}"
+        after = _search_position(tokens.decode(listing, page_token)) if page_token else None
+        page = session_search.search_sessions(session, scope, q, after=after, page_size=page_size)
+        items = [ChatSessionFound.found(f.session, f.snippet, f.event_index) for f in page.items]
+        next_token = tokens.encode(listing, list(page.next_after)) if page.next_after else None
+        return json_response(CursorPage[ChatSessionFound](items=items, next_page_token=next_token))
+
+    return await caller.in_project(work)
+
+
+def _search_position(position: list[Any]) -> session_search.Position:
+    match position:
+        case [int() | float() as score, str() as session_id]:
+            return float(score), session_id
+    raise InvalidPageToken("malformed page_token")
 
 
 @router.get(

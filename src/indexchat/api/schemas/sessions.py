@@ -94,3 +94,20 @@ def _session_fields(chat: ChatSession | Row[Any]) -> dict[str, object]:
         "job_metadata": chat.job_metadata,
         "metadata": getattr(chat, "session_metadata", None),
     }
+
+
+class ChatSessionFound(ChatSessionOut):
+    """A session found by search: where it matched, and the matching text."""
+
+    snippet: str = Field(
+        description="The matching text, shortened, each match between « and » "
+        "(plain text: escape it before showing it as HTML)."
+    )
+    event_index: int = Field(
+        description="Position in the session's `events` of the event that matched (a title "
+        "match names the prompt the title came from)."
+    )
+
+    @classmethod
+    def found(cls, chat: Row[Any], snippet: str, event_index: int) -> ChatSessionFound:
+        return cls(**_session_fields(chat), snippet=snippet, event_index=event_index)

@@ -14,12 +14,15 @@ if connection is None:  # pragma: no cover - always given by migrate.py
     raise RuntimeError("run migrations through indexchat.storage.migrate")
 
 # Tables the search store creates itself (their shape depends on the embedding dimension).
-SEARCH_STORE_PREFIXES = ("chunk_text", "chunk_vectors_", "chunk_search_")
+# Session search's full-text objects differ per dialect (migration 0012) and have no model.
+SEARCH_STORE_PREFIXES = ("chunk_text", "chunk_vectors_", "chunk_search_", "session_text_search")
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
-    return not (table or "").startswith(SEARCH_STORE_PREFIXES)
+    return not (table or "").startswith(SEARCH_STORE_PREFIXES) and not (
+        type_ == "index" and (name or "").startswith(SEARCH_STORE_PREFIXES)
+    )
 
 
 context.configure(

@@ -62,6 +62,9 @@ export const sessions = {
   summary: (id) => json('GET', `/api/v1/chat/${enc(id)}/summary`),
   remove: (id) => json('DELETE', `/api/v1/chat/${enc(id)}`),
   cancel: (id) => json('POST', `/api/v1/chat/${enc(id)}/messages/cancel`),
+  // Best match first; each item adds `snippet` (matches between « and ») and `event_index`.
+  search: (q, pageToken, pageSize, signal) =>
+    json('GET', '/api/v1/chat/search', { query: { q, page_size: pageSize, page_token: pageToken }, signal }),
   exportUrl: (id, format) => apiUrl(`/api/v1/chat/${enc(id)}/export`, { format }),
 };
 

@@ -1,7 +1,7 @@
 // The chat page: sessions sidebar, the open chat's turns, the composer and the source panel.
 import * as api from './api.js';
 import { ShareDialog } from './share.js';
-import { SessionList, UNTITLED } from './sidebar.js';
+import { SessionList, SessionSearch, UNTITLED } from './sidebar.js';
 import { SourcePanel } from './sources.js';
 import { TurnView } from './turn.js';
 import { confirmAction, el, errorText, plural, relativeTime } from './ui.js';
@@ -26,6 +26,7 @@ const state = {
   pickedByUser: false,
   running: null, // { sessionId, controller } while a turn's stream is read
   opening: 0, // the latest openSession call wins
+  found: null, // { sessionId, terms } of the search result being opened
 };
 
 const sources = new SourcePanel({ layout, indexById: (id) => state.indexes.get(id) });
@@ -39,18 +40,36 @@ const sidebar = new SessionList({
     navigate(id);
   },
 });
+new SessionSearch({
+  input: $('session-search'),
+  area: $('search-area'),
+  list: $('search-results'),
+  note: $('search-note'),
+  sentinel: $('search-more'),
+  scroller: $('sidebar'),
+  hide: [$('sessions-title'), $('session-list'), $('sessions-note'), $('sessions-more')],
+  onOpen: (id, eventIndex, terms) => {
+    setSidebarOpen(false);
+    state.found = { sessionId: id, terms };
+    navigate(id, eventIndex);
+  },
+});
 
-// Navigation: /?session=<id> is an open chat, / a new one.
+// Navigation: /?session=<id> is an open chat, / a new one; &event=<n> opens it at the turn
+// holding its n-th event (a search result).
 
-function navigate(sessionId) {
-  const target = sessionId ? `/?session=${encodeURIComponent(sessionId)}` : '/';
+function navigate(sessionId, eventIndex = null) {
+  let target = sessionId ? `/?session=${encodeURIComponent(sessionId)}` : '/';
+  if (sessionId && eventIndex !== null) target += `&event=${eventIndex}`;
   if (location.pathname + location.search !== target) history.pushState({}, '', target);
   route();
 }
 
 function route() {
-  const sessionId = new URLSearchParams(location.search).get('session');
-  if (sessionId) openSession(sessionId);
+  const params = new URLSearchParams(location.search);
+  const sessionId = params.get('session');
+  const event = Number.parseInt(params.get('event') ?? '', 10);
+  if (sessionId) openSession(sessionId, Number.isNaN(event) ? null : event);
   else newChat();
 }
 
@@ -73,7 +92,7 @@ function newChat() {
   promptBox.focus();
 }
 
-async function openSession(sessionId) {
+async function openSession(sessionId, eventIndex = null) {
   const ticket = ++state.opening;
   leaveRunningStream();
   if (sources.isOpen) sources.close();
@@ -98,14 +117,20 @@ async function openSession(sessionId) {
   state.session = session;
   renderHead();
   let view = null;
-  for (const event of session.events || []) {
+  let target = null;
+  for (const [index, event] of (session.events || []).entries()) {
     if (event.type === 'user_input') {
       view = turnView();
       turnsNode.append(view.node);
     }
     if (view) view.apply(event);
+    if (index === eventIndex) target = view;
   }
-  scrollToBottom(true);
+  const terms = state.found?.sessionId === sessionId ? state.found.terms : [];
+  state.found = null;
+  if (target) await showTurn(target, terms);
+  else scrollToBottom(true);
+  if (ticket !== state.opening) return;
   updateComposer();
   if (view && !view.finished) {
     await runStream(view, (onEvent, signal) =>
@@ -341,6 +366,37 @@ function updateComposer() {
 function autosize() {
   promptBox.style.height = 'auto';
   promptBox.style.height = `${Math.min(promptBox.scrollHeight, window.innerHeight * 0.4)}px`;
+}
+
+// A turn a search result points at, once rendered: its matches marked, the first one (else the
+// turn's start) scrolled into view, and the turn flashed once.
+async function showTurn(view, terms) {
+  await view.settle();
+  const first = markTerms(view.node, terms);
+  if (first) first.scrollIntoView({ block: 'center' });
+  else view.node.scrollIntoView({ block: 'start' });
+  view.node.classList.add('search-hit');
+}
+
+function markTerms(root, terms) {
+  const words = [...new Set(terms.map((t) => t.trim()).filter(Boolean))];
+  if (!words.length) return null;
+  const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const pattern = new RegExp(`(${escaped.join('|')})`, 'i');
+  const whole = new RegExp(`^(${escaped.join('|')})$`, 'i');
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  let first = null;
+  for (const node of nodes) {
+    const parts = node.data.split(pattern);
+    if (parts.length === 1) continue;
+    const marked = parts.filter(Boolean).map((part) =>
+      whole.test(part) ? el('mark', { text: part }) : document.createTextNode(part));
+    first = first || marked.find((part) => part.nodeName === 'MARK');
+    node.replaceWith(...marked);
+  }
+  return first;
 }
 
 function scrollToBottom(force = false) {

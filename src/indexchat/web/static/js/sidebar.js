@@ -115,3 +115,92 @@ export class SessionList {
     }
   }
 }
+
+// Search as you type: results replace the recent chats while the box holds a query; each opens
+// its chat at the turn that matched. Later keystrokes cancel the request of earlier ones.
+const SEARCH_DELAY_MS = 200;
+const SEARCH_MIN_CHARS = 2;
+
+export class SessionSearch {
+  constructor({ input, area, list, note, sentinel, scroller, hide, onOpen }) {
+    Object.assign(this, { input, area, list, note, hide, onOpen });
+    this.query = '';
+    this.timer = null;
+    this.controller = null;
+    this.pageToken = undefined;
+    this.loading = null;
+    input.addEventListener('input', () => {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.start(input.value.trim()), SEARCH_DELAY_MS);
+    });
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && input.value) {
+        event.stopPropagation();
+        input.value = '';
+        this.start('');
+      }
+    });
+    new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting) && this.pageToken) this.loadMore();
+    }, { root: scroller, rootMargin: '0px 0px 300px 0px' }).observe(sentinel);
+  }
+
+  start(query) {
+    if (query === this.query) return;
+    this.query = query;
+    if (this.controller) this.controller.abort();
+    const searching = query.length >= SEARCH_MIN_CHARS;
+    this.area.hidden = !searching;
+    for (const node of this.hide) node.hidden = searching;
+    this.list.replaceChildren();
+    this.note.textContent = '';
+    this.pageToken = undefined;
+    this.loading = null;
+    if (searching) this.loadMore();
+  }
+
+  loadMore() {
+    if (this.loading) return this.loading;
+    const controller = new AbortController();
+    this.controller = controller;
+    const query = this.query;
+    this.note.textContent = this.list.childElementCount ? '' : 'Searching…';
+    this.loading = (async () => {
+      try {
+        const page = await api.search(query, this.pageToken, 20, controller.signal);
+        if (query !== this.query) return;
+        for (const found of page.items) this.list.append(this.item(found));
+        this.pageToken = page.next_page_token || undefined;
+        this.note.textContent = this.list.childElementCount ? '' : 'No chat matches.';
+      } catch (error) {
+        if (error.name !== 'AbortError' && query === this.query) {
+          this.note.textContent = `Could not search: ${errorText(error)}`;
+        }
+      } finally {
+        if (this.controller === controller) this.loading = null;
+      }
+    })();
+    return this.loading;
+  }
+
+  item(found) {
+    const href = `/?session=${encodeURIComponent(found.session_id)}&event=${found.event_index}`;
+    const link = el('a', { href },
+      el('span', { class: 'title', text: found.generated_title || UNTITLED }),
+      el('span', { class: 'snippet' }, ...marked(found.snippet)),
+      el('time', { class: 'when', datetime: found.last_updated_at, title: absoluteTime(found.last_updated_at), text: relativeTime(found.last_updated_at) }));
+    link.addEventListener('click', (event) => {
+      if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+      event.preventDefault();
+      const terms = [...link.querySelectorAll('.snippet mark')].map((mark) => mark.textContent);
+      this.onOpen(found.session_id, found.event_index, terms);
+    });
+    return el('div', { role: 'listitem' }, link);
+  }
+}
+
+// The API marks matches «like this»: text nodes and <mark> elements, never markup.
+export function marked(snippet) {
+  return (snippet || '').split(/(«[^«»]*»)/).filter(Boolean).map((part) =>
+    part.startsWith('«') && part.endsWith('»') ? el('mark', { text: part.slice(1, -1) }) : document.createTextNode(part));
+}

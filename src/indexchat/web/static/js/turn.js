@@ -57,6 +57,12 @@ export class TurnView {
     return this.streamingText;
   }
 
+  // Resolves once every answer block is on screen as rendered Markdown.
+  async settle() {
+    await markdownLoaded;
+    this.renderText();
+  }
+
   queueRender() {
     if (this.renderQueued) return;
     this.renderQueued = true;
