@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from indexchat.config import Settings
+from indexchat.errors import UpstreamFailed
 from indexchat.runtime import Runtime
 from indexchat.search import local_model
 from indexchat.search.embeddings import (
@@ -373,11 +374,11 @@ def test_openai_discovers_dimension_on_demand(endpoint: _EmbeddingsServer) -> No
 
 def test_openai_rejects_wrong_dimension_and_reports_errors(endpoint: _EmbeddingsServer) -> None:
     wrong = OpenAIEmbedder(model="m", base_url=_url(endpoint), dimension=16)
-    with pytest.raises(RuntimeError, match="returned 8-d vectors, expected 16"):
+    with pytest.raises(UpstreamFailed, match="returned 8-d vectors, expected 16"):
         wrong.embed_documents(["x"])
     endpoint.fail = True
     failing = OpenAIEmbedder(model="m", base_url=_url(endpoint), max_retries=0)
-    with pytest.raises(RuntimeError, match="embedding request to .* failed"):
+    with pytest.raises(UpstreamFailed, match="embedding request to .* failed"):
         failing.embed_query("x")
 
 

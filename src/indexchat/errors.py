@@ -9,7 +9,8 @@
     ├── LimitExceeded        the request is larger than a configured limit
     │   └── RateLimited      too many requests of a kind for now; retry after a while
     ├── Unauthenticated      no API key, an unknown one, or a revoked one (or no sign-in)
-    └── Forbidden            a request that may not be made this way (a cross-site cookie write)
+    ├── Forbidden            a request that may not be made this way (a cross-site cookie write)
+    └── UpstreamFailed       a service this server relies on (an embedding endpoint) failed
 
 Bugs stay plain exceptions.
 """
@@ -65,4 +66,8 @@ class Unauthenticated(IndexchatError):
 
 
 class Forbidden(IndexchatError):
+    pass
+
+
+class UpstreamFailed(IndexchatError):
     pass

@@ -22,6 +22,7 @@ from indexchat.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
+    UpstreamFailed,
 )
 
 log = logging.getLogger("indexchat.api")
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[IndexchatError], int] = {
     RateLimited: 429,
     Unauthenticated: 401,
     Forbidden: 403,
+    UpstreamFailed: 502,
 }
 # The SDK retries 409 six times unless told not to; our conflicts never heal by waiting.
 NO_RETRY = {"x-should-retry": "false"}
@@ -46,10 +48,11 @@ def error_response(
 
 
 def status_for(error: IndexchatError) -> int:
+    """The status of an expected failure; a class without one is a bug, not a 400."""
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
-    return 400
+    raise LookupError(f"{type(error).__name__} has no HTTP status in STATUS_BY_ERROR")
 
 
 def known_error_response(exc: IndexchatError) -> JSONResponse:

@@ -8,7 +8,6 @@ spools an upload to disk.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
@@ -17,7 +16,7 @@ from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from indexchat.api.errors import known_error_response
+from indexchat.api.errors import error_response, known_error_response
 from indexchat.domain import Principal
 from indexchat.errors import IndexchatError
 
@@ -85,7 +84,7 @@ class BodyLimit:
         limit = self.max_upload_bytes if self.upload_paths.match(scope["path"]) else self.max_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _send_json(send, 413, _too_large_detail(limit))
+            await error_response(413, _too_large_detail(limit))(scope, receive, send)
             return
         seen = 0
 
@@ -120,7 +119,7 @@ class QueryRules:
                 detail = [
                     _query_error(name, "repeated_parameter", _REPEATED) for name in sorted(repeated)
                 ] + [_query_error(name, "value_error", _NUL) for name in sorted(with_nul)]
-                await _send_json(send, 422, detail)
+                await error_response(422, detail)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -149,18 +148,3 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _too_large_detail(limit: int) -> str:
     return f"request body larger than {limit} bytes"
-
-
-async def _send_json(send: Send, status: int, detail: object) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

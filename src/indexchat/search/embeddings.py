@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from indexchat.errors import UpstreamFailed
 from indexchat.search import local_model
 from indexchat.search.local_model import (
     LOCAL_DIMENSION,
@@ -317,10 +318,10 @@ class OpenAIEmbedder:
             )
         except openai.OpenAIError as exc:
             where = self.base_url or "the OpenAI API"
-            raise RuntimeError(f"embedding request to {where} failed: {exc}") from exc
+            raise UpstreamFailed(f"embedding request to {where} failed: {exc}") from exc
         rows = sorted(response.data, key=lambda item: item.index)
         if len(rows) != len(inputs):
-            raise RuntimeError(
+            raise UpstreamFailed(
                 f"embedding endpoint returned {len(rows)} vectors for {len(inputs)} inputs"
             )
         vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
@@ -332,7 +333,7 @@ class OpenAIEmbedder:
             if self._dimension is None:
                 self._dimension = width
             elif width != self._dimension:
-                raise RuntimeError(
+                raise UpstreamFailed(
                     f"embedding model {self.model_name!r} returned {width}-d vectors, "
                     f"expected {self._dimension}"
                 )
