@@ -5,9 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
-
-T = TypeVar("T")
 
 
 def new_id(prefix: str) -> str:
@@ -52,9 +49,3 @@ class Scope:
     organization_id: str
     project_id: str
     credential: str | None = None  # of the principal that reached it (``Principal.credential``)
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str | None

@@ -452,10 +452,8 @@ _CP1252_CHAOS_MARGIN = 0.05
 
 
 def _decode_detected(data: bytes) -> str:
-    try:
-        from charset_normalizer import from_bytes
-    except ImportError:  # optional: latin-1 decodes any bytes
-        return data.decode("latin-1")
+    from charset_normalizer import from_bytes
+
     matches = from_bytes(data)
     best = matches.best()
     if best is None:

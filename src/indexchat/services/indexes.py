@@ -131,10 +131,6 @@ def sync_progress(session: Session, index_id: str) -> dict[str, Any] | None:
     return {"status": job.status, **(job.progress or {})}
 
 
-def sync_in_progress(session: Session, index_ids: Sequence[str]) -> set[str]:
-    return jobs.active_index_ids(session, index_ids)
-
-
 def delete_index(session: Session, scope: Scope, index_id: str, store: SearchStore) -> None:
     """Delete the index, its output directory and everything built from it."""
     index = get_index(session, scope, index_id)

@@ -167,11 +167,3 @@ def directory_files(
     if updated_on_or_before is not None:
         query = query.where(DirectoryFile.updated_at <= updated_on_or_before)
     return session.scalars(DIRECTORY_FILE_ORDER.apply(query, after, limit)).all()
-
-
-def live_files_of_directory(session: Session, *, directory_id: str) -> Sequence[DirectoryFile]:
-    return session.scalars(
-        select(DirectoryFile)
-        .where(DirectoryFile.directory_id == directory_id, DirectoryFile.deleted_at.is_(None))
-        .order_by(DirectoryFile.created_at, DirectoryFile.id)
-    ).all()

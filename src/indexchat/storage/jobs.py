@@ -7,7 +7,6 @@ share the queue; SQLite claims inside its single-writer transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -53,16 +52,6 @@ def active_for_index(session: Session, index_id: str, *, lock: bool = False) -> 
     if lock and _is_postgres(session):
         query = query.with_for_update()
     return session.scalar(query)
-
-
-def active_index_ids(session: Session, index_ids: Sequence[str]) -> set[str]:
-    if not index_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(Job.index_id).where(Job.index_id.in_(index_ids), Job.status.in_(ACTIVE))
-        )
-    )
 
 
 def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:

@@ -15,10 +15,6 @@ def organization_by_name(session: Session, name: str) -> Organization | None:
     return session.scalar(select(Organization).where(Organization.name == name))
 
 
-def organization_by_id(session: Session, organization_id: str) -> Organization | None:
-    return session.get(Organization, organization_id)
-
-
 def any_organization(session: Session) -> Organization | None:
     return session.scalar(select(Organization).limit(1))
 
