@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from llama_cloud import LlamaCloud
 
 from indexchat.api.app import create_app
+from indexchat.api.serving import uvicorn_options
 from indexchat.config import Settings
 from indexchat.domain import Scope
 from indexchat.runtime import Runtime
@@ -98,16 +100,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, backend: str) -> Iterator[LiveServer]:
-    """``indexchat``'s app on uvicorn on a free loopback port, in a thread."""
+def live_server(
+    settings: Settings, backend: str, extend: Callable[[FastAPI], None] | None = None
+) -> Iterator[LiveServer]:
+    """``indexchat``'s app on uvicorn on a free loopback port, in a thread; ``extend`` may add
+    routes to the app first."""
     runtime = Runtime.open(settings)
     port = free_port()
+    app = create_app(settings, runtime)
+    if extend is not None:
+        extend(app)
     config = uvicorn.Config(
-        create_app(settings, runtime),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        proxy_headers=False,  # as `indexchat serve`: the app decides whom to believe
+        **uvicorn_options(),  # as `indexchat serve`
     )
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)

@@ -109,3 +109,106 @@ def test_repeated_scalar_query_params_are_422(server: LiveServer, tenant: Tenant
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "page_size"]
+
+
+NUL = "a\x00b"
+
+
+def _nul_requests(server: LiveServer, tenant: Tenant) -> list[tuple[str, str, dict, str]]:
+    """(method, path, httpx arguments, the field the 422 must name) for every free-text input."""
+    directory = tenant.client.beta.directories.create(name="nul-probe")
+    stored = tenant.client.files.create(file=("n.txt", b"x"), purpose="user_data")
+    chat = tenant.client.chat.create()
+    directories = "/api/v1/beta/directories"
+    upload = {"files": {"upload_file": ("u.txt", b"x")}}
+    return [
+        ("POST", directories, {"json": {"name": NUL}}, "name"),
+        ("POST", directories, {"json": {"name": "ok", "description": NUL}}, "description"),
+        ("PATCH", f"{directories}/{directory.id}", {"json": {"description": NUL}}, "description"),
+        (
+            "POST",
+            f"{directories}/{directory.id}/files",
+            {"json": {"file_id": stored.id, "display_name": NUL}},
+            "display_name",
+        ),
+        (
+            "POST",
+            f"{directories}/{directory.id}/files",
+            {"json": {"file_id": stored.id, "unique_id": NUL}},
+            "unique_id",
+        ),
+        *(
+            (
+                "POST",
+                f"{directories}/{directory.id}/files/upload",
+                {**upload, "data": {field: NUL}},
+                field,
+            )
+            for field in ("display_name", "unique_id", "external_file_id")
+        ),
+        (
+            "POST",
+            "/api/v1/beta/files",
+            {
+                "files": {"file": ("f.txt", b"x")},
+                "data": {"purpose": "user_data", "external_file_id": NUL},
+            },
+            "external_file_id",
+        ),
+        (
+            "POST",
+            f"/api/v1/chat/{chat.session_id}/messages/stream",
+            {"json": {"index_ids": [], "prompt": NUL}},
+            "prompt",
+        ),
+        (
+            "POST",
+            "/api/v1/retrieval/retrieve",
+            {
+                "json": {
+                    "index_id": "idx-1",
+                    "query": "q",
+                    "custom_filters": {"k": {"operator": "eq", "value": NUL}},
+                }
+            },
+            "value",
+        ),
+        (
+            "POST",
+            "/api/v1/retrieval/retrieve",
+            {"json": {"index_id": "idx-1", "query": NUL}},
+            "query",
+        ),
+        (
+            "POST",
+            "/api/v1/retrieval/files/find",
+            {"json": {"index_id": "idx-1", "file_name": NUL}},
+            "file_name",
+        ),
+        (
+            "POST",
+            "/api/v1/retrieval/files/grep",
+            {"json": {"index_id": "idx-1", "file_id": "fil-1", "pattern": NUL}},
+            "pattern",
+        ),
+        ("POST", "/api/v1/beta/files/query", {"json": {"filter": {"file_name": NUL}}}, "file_name"),
+        ("GET", "/api/v1/beta/files", {"params": {"file_name": NUL}}, "file_name"),
+        (
+            "GET",
+            f"{directories}/{directory.id}/files",
+            {"params": {"display_name_contains": NUL}},
+            "display_name_contains",
+        ),
+        ("GET", directories, {"params": {"name": NUL}}, "name"),
+    ]
+
+
+def test_nul_characters_are_422_naming_the_field(server: LiveServer, tenant: Tenant) -> None:
+    """PostgreSQL cannot store NUL in text (it answered 500); both backends refuse it alike."""
+    headers = {"Authorization": f"Bearer {tenant.api_key}"}
+    with httpx.Client(base_url=server.base_url, headers=headers) as client:
+        for method, path, arguments, field in _nul_requests(server, tenant):
+            response = client.request(method, path, **arguments)
+            assert response.status_code == 422, (method, path, field, response.text)
+            locations = [error["loc"] for error in response.json()["detail"]]
+            assert any(field in loc for loc in locations), (path, field, locations)

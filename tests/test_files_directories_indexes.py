@@ -98,6 +98,24 @@ def test_hostile_file_names_are_cleaned(tenant: Tenant) -> None:
     assert clean_file_name("") == clean_file_name("../") == "upload"
 
 
+def test_directory_file_display_names_are_cleaned_like_file_names(tenant: Tenant) -> None:
+    directory = tenant.client.beta.directories.create(name="names")
+    stored = tenant.client.files.create(file=("report\u202egpj.exe", b"x"), purpose="user_data")
+    assert stored.name == "reportgpj.exe"  # no right-to-left override showing "exe.jpg"
+    placed = tenant.client.beta.directories.files.add(
+        directory.id, file_id=stored.id, display_name="../../a\r\nb\u202ec.txt"
+    )
+    assert placed.display_name == "abc.txt"
+    renamed = tenant.client.beta.directories.files.update(
+        placed.id, directory_id=directory.id, display_name="..\\x\u2066y.md"
+    )
+    assert renamed.display_name == "xy.md"
+    uploaded = tenant.client.beta.directories.files.upload(
+        directory.id, upload_file=("u.txt", b"y"), display_name="/docs/./\u202ehr/../a.md"
+    )
+    assert uploaded.display_name == "docs/hr/a.md"  # a folder upload keeps its folders
+
+
 def test_upload_over_the_size_limit_is_413(server: LiveServer, tenant: Tenant) -> None:
     limit = server.runtime.settings.max_upload_bytes
     server.runtime.settings.max_upload_bytes = 1000

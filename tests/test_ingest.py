@@ -103,7 +103,7 @@ EXPECTED_TEXT: dict[str, Expect] = {
         "html",
         1,
         {1: ["is the common name for numerous species of waterfowl", "## Etymology"]},
-        absent=("Jump to content", "Main menu", "<script"),
+        absent=("Jump to content", "Main menu", "<script", "![", "upload.wikimedia.org"),
     ),
     "docling-README.md": Expect("markdown", 1, {1: ["# Docling", "## Features"]}),
     "UDHR_first_article_all.txt": Expect(
@@ -281,6 +281,15 @@ def test_text_encodings() -> None:
     assert parse(b"\xef\xbb\xbfhi", "bom.txt").pages[0].text == "hi"
     with pytest.raises(ParseError, match="binary content"):
         parse(b"\x00\x01\x02\xff\xfe\x00" * 100, "binary.txt")
+
+
+def test_html_images_become_their_alt_text() -> None:
+    html = (
+        b'<p>A duck <img src="//upload.wikimedia.org/duck.jpg" alt="Mallard  on water">'
+        b' swims.<img src="/pixel.gif"></p>'
+    )
+    text = parse(html, "page.html").pages[0].text
+    assert text == "A duck Mallard on water swims."
 
 
 @pytest.mark.filterwarnings("ignore:HTML document is too deeply nested")

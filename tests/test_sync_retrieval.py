@@ -179,7 +179,7 @@ def test_real_documents_parse_or_fail_with_reason(tenant: Tenant, docs: Path) ->
         "word_sample.docx",
         "loremipsum-flat.pdf",
     ]
-    index_id, _, _ = make_index(
+    index_id, directory_id, placed = make_index(
         tenant, {n: (docs / n).read_bytes() for n in names}, store_attachments=["screenshots"]
     )
     state = wait_for_sync(tenant.client, index_id)
@@ -197,8 +197,16 @@ def test_real_documents_parse_or_fail_with_reason(tenant: Tenant, docs: Path) ->
     )
     png = httpx.get(url.url)
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
-    listed = list(tenant.client.beta.attachments.list(source_id=attachment.source_id))
-    assert len(listed) == 14  # one screenshot per page of tracemonkey.pdf
+    listed = [a.name for a in tenant.client.beta.attachments.list(source_id=attachment.source_id)]
+    # One screenshot per page of tracemonkey.pdf, in page order (page_2 before page_10).
+    assert listed == [f"screenshots/page_{page}.png" for page in range(1, 15)]
+    # The directory file and the uploaded file it holds name the same parsed file.
+    directory_file = tenant.client.beta.directories.files.get(
+        placed["tracemonkey.pdf"], directory_id=directory_id
+    )
+    for source_id in (directory_file.id, directory_file.file_id):
+        assert [a.name for a in tenant.client.beta.attachments.list(source_id=source_id)] == listed
+        assert tenant.client.beta.attachments.get(listed[9], source_id=source_id).url
 
 
 def test_no_retrieval_call_reaches_another_project(

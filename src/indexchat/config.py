@@ -132,7 +132,10 @@ class Settings(BaseSettings):
         default=8, ge=1, le=50, description="Most model calls one chat turn may make."
     )
     max_json_body_bytes: int = Field(
-        default=1_048_576, ge=1024, description="Largest JSON request body accepted (bytes)."
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body of every route but the uploads, whatever its "
+        "content type (bytes); larger bodies answer 413.",
     )
     session_cookie_days: float = Field(
         default=14,

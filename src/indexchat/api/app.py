@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from indexchat import __version__
 from indexchat.api import errors, mcp
+from indexchat.api.deps import authenticate_first
+from indexchat.api.guards import BodyLimit, CredentialsFirst, QueryRules
 from indexchat.api.routes import (
     attachments,
     chat_turns,
@@ -86,6 +86,8 @@ def create_app(
         responses={
             400: {"model": ErrorBody, "description": "Malformed request"},
             413: {"model": ErrorBody, "description": "Request body too large"},
+            414: {"model": ErrorBody, "description": "Request URL too long"},
+            431: {"model": ErrorBody, "description": "Request headers too large"},
         },
     )
     errors.install(app)
@@ -96,8 +98,18 @@ def create_app(
     docs.install(app)
     app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)
     web.install(app)
-    app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
-    app.add_middleware(SingleValuedQuery, repeatable=REPEATABLE_QUERY_PARAMS)
+    # Each added one wraps the ones before: the body's size is checked last, the credential
+    # before it, and an unexpected error anywhere inside still answers 500.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_json_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
+    # (The MCP endpoint checks credentials itself before reading, answering in MCP's terms.)
+    app.add_middleware(CredentialsFirst, authenticate=authenticate_first, prefixes=("/api/",))
+    app.add_middleware(QueryRules, repeatable=REPEATABLE_QUERY_PARAMS)
+    app.add_middleware(errors.CatchUnexpected)
     if settings.trusted_proxies.strip():
         # Outermost, so that everything inside sees the scheme the browser used.
         trusted = [h.strip() for h in settings.trusted_proxies.split(",") if h.strip()]
@@ -107,93 +119,5 @@ def create_app(
 
 # Query parameters that are arrays in the API (sent repeated: ?expand=a&expand=b).
 REPEATABLE_QUERY_PARAMS = frozenset({"expand", "file_ids", "types"})
-
-
-class SingleValuedQuery:
-    """Refuse a scalar query parameter given twice (422) instead of silently keeping one."""
-
-    def __init__(self, app: ASGIApp, repeatable: frozenset[str]) -> None:
-        self.app = app
-        self.repeatable = repeatable
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("query_string"):
-            names = [k for k, _ in parse_qsl(scope["query_string"].decode("latin-1"), True)]
-            repeated = {n for n in names if names.count(n) > 1} - self.repeatable
-            if repeated:
-                # Shaped like FastAPI's own validation errors.
-                detail = [
-                    {
-                        "type": "repeated_parameter",
-                        "loc": ["query", name],
-                        "msg": "a single value is expected; the parameter was given more than once",
-                    }
-                    for name in sorted(repeated)
-                ]
-                await _send_json(send, 422, detail)
-                return
-        await self.app(scope, receive, send)
-
-
-class JsonBodyLimit:
-    """Refuse JSON bodies above a size with 413, before anything reads them into memory."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_json(scope):
-            await self.app(scope, receive, send)
-            return
-        declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(send, self.max_bytes)
-            return
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                # FastAPI passes HTTPException through its body parsing untouched.
-                raise HTTPException(413, _too_large_detail(self.max_bytes))
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _is_json(scope: Scope) -> bool:
-    content_type = _header(scope, b"content-type") or ""
-    return "json" in content_type.lower()
-
-
-def _too_large_detail(limit: int) -> str:
-    return f"request body larger than {limit} bytes"
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    await _send_json(send, 413, _too_large_detail(limit))
-
-
-async def _send_json(send: Send, status: int, detail: object) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+# The routes whose body is a file (multipart): they take up to max_upload_bytes.
+UPLOAD_PATHS = re.compile(r"^/api/v1/beta/(files|directories/[^/]+/files/upload)/?$")

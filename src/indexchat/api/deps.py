@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from indexchat.api import guards
 from indexchat.api.pagination import PageTokens
 from indexchat.api.schemas.common import OptionalIdQuery
 from indexchat.domain import Principal, Scope
@@ -56,6 +57,8 @@ class Caller:
     organization_id: str | None
     project_id: str | None
     write: bool
+    # Already checked for this request (guards.CredentialsFirst), or None: check it.
+    principal: Principal | None = None
 
     @property
     def page_tokens(self) -> PageTokens:
@@ -83,6 +86,10 @@ class Caller:
         """Authenticate and pick the project, before accepting anything costly (an upload)."""
         return await self.reading(lambda _session, scope: scope)
 
+    async def authenticated(self) -> Principal:
+        """The caller's principal, checked in a read transaction."""
+        return await replace(self, write=False)._dispatch(lambda _session, who: who, False)
+
     async def as_principal(self, work: Callable[[Session, Principal], T]) -> T:
         """Run ``work`` in one transaction with the authenticated key (no project picked)."""
         return await self._dispatch(work, False)
@@ -98,7 +105,7 @@ class Caller:
     def _run(self, work: Callable[[Session, Any], T], scoped: bool, wait: bool = True) -> T:
         db = self.runtime.db
         with db.write(wait=wait) if self.write else db.read() as session:
-            principal = (
+            principal = self.principal or (
                 auth.principal(session, self.sign_in_token)
                 if self.sign_in_token is not None
                 else tenancy.authenticate(session, self.api_key)
@@ -133,7 +140,14 @@ def _caller(
         organization_id=organization_id,
         project_id=project_id,
         write=request.method not in _READ_METHODS,
+        principal=guards.principal_of(request),
     )
+
+
+async def authenticate_first(request: Request) -> Principal:
+    """For ``guards.CredentialsFirst``: the principal of the request's credential (cookie or
+    key, chosen as for every route), checked before the request's body is read."""
+    return await _caller(request, await _bearer(request)).authenticated()
 
 
 async def caller_of(request: Request) -> Caller:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexchat.errors import (
     Conflict,
@@ -70,18 +73,61 @@ def install(app: FastAPI) -> None:
             return error_response(405, exc.detail, {"allow": ", ".join(allowed)})
         return await http_exception_handler(request, exc)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        # A retried POST could repeat what already happened (e.g. start a second chat turn).
-        headers = NO_RETRY if request.method == "POST" else None
-        return error_response(500, "internal server error", headers)
-
 
 def _allowed_methods(app: FastAPI, request: Request) -> set[str]:
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return methods
+    """The methods of the path's routes. Where templates overlap (``/files/query`` is also
+    ``/files/{file_id}``), those of the most literal template: the resource the path names."""
+    path = request.scope["path"]
+    matching = [route for route in _method_table(app) if route[0].match(path)]
+    best = max((literal for _, literal, _ in matching), default=0)
+    return {m for _, literal, methods in matching if literal == best for m in methods}
+
+
+_Route = tuple[re.Pattern[str], int, frozenset[str]]  # path pattern, literal segments, methods
+
+
+def _method_table(app: FastAPI) -> list[_Route]:
+    """Each route's path pattern and methods, routers included (built once, on the first 405)."""
+    table: list[_Route] | None = getattr(app.state, "method_table", None)
+    if table is None:
+        table = [
+            (
+                compile_path(route.path)[0],
+                sum(1 for part in route.path.split("/") if part and "{" not in part),
+                frozenset(route.methods),
+            )
+            for route in iter_route_contexts(app.router.routes)
+            if route.path and route.methods
+        ]
+        app.state.method_table = table
+    return table
+
+
+class CatchUnexpected:
+    """Answer an unexpected error with a 500 and keep the connection open. (Starlette's handler
+    for ``Exception`` re-raises after answering, and uvicorn then closes the connection, so a
+    client's next pooled request failed with "Server disconnected".)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise  # half an answer is out: only closing the connection can end it
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            # A retried POST could repeat what already happened (e.g. start a second chat turn).
+            headers = NO_RETRY if scope["method"] == "POST" else None
+            await error_response(500, "internal server error", headers)(scope, receive, send)

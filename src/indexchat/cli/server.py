@@ -141,6 +141,7 @@ def serve(
     import uvicorn
 
     from indexchat.api.app import create_app
+    from indexchat.api.serving import uvicorn_options
 
     settings = load_settings(
         data_dir, database_url, host=host, port=port, llm=llm, llm_model=llm_model
@@ -173,13 +174,12 @@ def serve(
     if workers > 1:
         _serve_processes(settings, workers, print_sign_in_link)
         return
-    # Proxy headers are handled by the app itself, and only from INDEXCHAT_TRUSTED_PROXIES.
     uvicorn.run(
         create_app(settings, on_start=print_sign_in_link),
         host=settings.host,
         port=settings.port,
         log_level="info",
-        proxy_headers=False,
+        **uvicorn_options(),
     )
 
 
@@ -190,6 +190,7 @@ def _serve_processes(settings: Settings, workers: int, on_start: Callable[[Runti
 
     import uvicorn
 
+    from indexchat.api.serving import uvicorn_options
     from indexchat.runtime import Runtime
 
     for name in ("data_dir", "database_url", "host", "port", "llm", "llm_model"):
@@ -207,7 +208,7 @@ def _serve_processes(settings: Settings, workers: int, on_start: Callable[[Runti
         host=settings.host,
         port=settings.port,
         log_level="info",
-        proxy_headers=False,
+        **uvicorn_options(),
     )
 
 

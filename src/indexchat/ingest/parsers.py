@@ -334,6 +334,10 @@ _HTML_NOISE_TAGS = [
     "footer",
     "aside",
     "form",
+    "video",  # as a Markdown image of its poster, linked to the media file
+    "audio",
+    "object",
+    "embed",
 ]
 _HTML_NOISE_ROLES = "[role=navigation], [role=banner], [role=contentinfo], [role=search]"
 
@@ -345,6 +349,9 @@ def _parse_html(data: bytes, limits: ParseLimits) -> list[ParsedPage]:
     # Keep the main content: drop site chrome, and prefer <main>/<article> when there is one.
     for element in soup(_HTML_NOISE_TAGS) + soup.select(_HTML_NOISE_ROLES):
         element.decompose()
+    # An image is its alt text: `![](//upload.wikimedia.org/…)` in a passage helps no reader.
+    for image in soup("img"):
+        image.replace_with(" ".join((image.get("alt") or "").split()))
     main = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article")
     html = str(main if main is not None else soup).encode("utf-8")
     # strip=["a"]: keep link text, drop URLs (hundreds of them on a typical page).

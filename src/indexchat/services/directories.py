@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, InvalidInput, NotFound
+from indexchat.services.files import clean_display_name
 from indexchat.storage import files as store
 from indexchat.storage.paging import split_page
 from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
@@ -164,7 +165,7 @@ def _place(
         directory_id=directory.id,
         project_id=directory.project_id,
         file_id=stored.id,
-        display_name=display_name,
+        display_name=clean_display_name(display_name, stored.name),
         unique_id=unique_id,
         external_file_id=external_file_id,
         user_metadata=metadata,
@@ -262,7 +263,7 @@ def update_file(
     if placed.deleted_at is not None:
         raise NotFound(f"directory file {directory_file_id!r} not found")
     if display_name is not UNSET and display_name is not None:
-        placed.display_name = display_name
+        placed.display_name = clean_display_name(display_name, placed.display_name)
     if metadata is not UNSET:
         placed.user_metadata = metadata or {}  # replaces the user metadata layer
     target = placed.directory_id

@@ -21,14 +21,25 @@ PURPOSES = frozenset({"user_data", "parse", "extract", "classify", "split", "she
 # A blob no row references is removed only once it is older than this: an upload of the same
 # bytes may have written it and not yet committed its row.
 BLOB_GRACE_SECONDS = 600.0
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and the bidirectional controls that make "evil\u202etxt.exe" show as
+# "evilexe.txt".
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_file_name(raw: str | None) -> str:
-    """A safe display name: no directories (either slash), no control characters, ≤ 255 chars."""
+    """A safe display name: no directories (either slash), no control or bidirectional
+    formatting characters, ≤ 255 chars."""
     name = PurePosixPath((raw or "").replace("\\", "/")).name
     name = _CONTROL.sub("", name).strip().lstrip(".")
     return name[:255] or "upload"
+
+
+def clean_display_name(raw: str, fallback: str) -> str:
+    """A directory file's display name: a relative path (a folder upload keeps its folders),
+    each part cleaned like a file name; never absolute, never climbing out (``..``)."""
+    parts = (_CONTROL.sub("", part).strip() for part in raw.replace("\\", "/").split("/"))
+    name = "/".join(part for part in parts if part not in ("", ".", ".."))
+    return name[:255] or fallback
 
 
 def file_type_of(name: str) -> str | None:

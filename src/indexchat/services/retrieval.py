@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import regex
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope
@@ -24,7 +24,7 @@ from indexchat.search.store import SearchStore
 from indexchat.services.indexes import get_index
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.paging import Keyset, split_page
-from indexchat.storage.tables import Attachment, Chunk, IndexedFile
+from indexchat.storage.tables import Attachment, Chunk, DirectoryFile, IndexedFile
 
 log = logging.getLogger("indexchat.retrieval")
 
@@ -308,24 +308,55 @@ def grep(
 
 
 def attachment(session: Session, scope: Scope, source_id: str, name: str) -> Attachment:
-    found = session.scalar(
-        select(Attachment).where(
-            Attachment.source_id == source_id,
-            Attachment.name == name,
-            Attachment.project_id == scope.project_id,
+    """One attachment of a parsed file (``source_id``: see ``attachments``)."""
+    for parsed_id in _parsed_ids(session, scope, source_id):
+        found = session.scalar(
+            select(Attachment).where(
+                Attachment.source_id == parsed_id,
+                Attachment.name == name,
+                Attachment.project_id == scope.project_id,
+            )
         )
+        if found is not None:
+            return found
+    raise NotFound(f"attachment {name!r} not found for {source_id!r}")
+
+
+def attachments(session: Session, scope: Scope, source_id: str) -> list[Attachment]:
+    """The attachments of a parsed file, pages in page order (page_2 before page_10).
+    ``source_id`` is the parsed file's id (``parsed_directory_file_id`` in retrieval results),
+    or the directory file or uploaded file it was parsed from: then its newest parse."""
+    for parsed_id in _parsed_ids(session, scope, source_id):
+        found = session.scalars(
+            select(Attachment).where(
+                Attachment.source_id == parsed_id, Attachment.project_id == scope.project_id
+            )
+        ).all()
+        if found:
+            return sorted(found, key=lambda a: _natural_key(a.name))
+    return []
+
+
+def _parsed_ids(session: Session, scope: Scope, source_id: str) -> Sequence[str]:
+    """The parsed files ``source_id`` may name: itself, else those parsed from the directory
+    file or the uploaded file of that id (newest first)."""
+    placed = select(DirectoryFile.id).where(
+        DirectoryFile.project_id == scope.project_id,
+        or_(DirectoryFile.id == source_id, DirectoryFile.file_id == source_id),
     )
-    if found is None:
-        raise NotFound(f"attachment {name!r} not found for {source_id!r}")
-    return found
-
-
-def attachments(session: Session, scope: Scope, source_id: str) -> Sequence[Attachment]:
-    return session.scalars(
-        select(Attachment)
-        .where(Attachment.source_id == source_id, Attachment.project_id == scope.project_id)
-        .order_by(Attachment.name)
+    parsed = session.scalars(
+        select(IndexedFile.id)
+        .where(IndexedFile.source_file_id.in_(placed))
+        .order_by(IndexedFile.updated_at.desc())
     ).all()
+    return [source_id, *parsed]
+
+
+def _natural_key(name: str) -> list[tuple[int, int | str]]:
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(name)]
+
+
+_DIGITS = regex.compile(r"(\d+)")
 
 
 def filter_matches(actual: Any, operator: str, expected: Any) -> bool:

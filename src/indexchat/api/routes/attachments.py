@@ -27,7 +27,14 @@ router = APIRouter(
     tags=["attachments"],
     responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
-SourceId = Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]
+SourceId = Annotated[
+    str,
+    Query(
+        pattern=r"^[A-Za-z0-9_.:-]{1,200}$",
+        description="The parsed file (`source_id` of a retrieval result's attachment), or the "
+        "directory file or uploaded file it was parsed from (then its newest parse).",
+    ),
+]
 AttachmentName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_./-]{1,255}$")]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from indexchat.api import sse
 from indexchat.api.deps import ProjectCaller
 from indexchat.api.responses import json_response
-from indexchat.api.schemas.common import ErrorBody, IdPath
+from indexchat.api.schemas.common import MAX_INT32, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionOut, ChatSessionWithEvents
 from indexchat.api.schemas.turns import TurnRequest
 from indexchat.domain import Scope
@@ -103,6 +103,7 @@ async def follow_turn(
         int,
         Query(
             ge=0,
+            le=MAX_INT32,
             description="Events the client already has: the stream starts with history event "
             "number after+1 (events are numbered from 1, as in `GET /api/v1/chat/{id}`).",
         ),

@@ -14,7 +14,7 @@ from indexchat.api.deps import Caller, ProjectCaller
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.routes.files import presigned, read_upload
-from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
+from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath, NoNul
 from indexchat.api.schemas.files import (
     AddDirectoryFile,
     CreateDirectory,
@@ -188,10 +188,12 @@ async def upload_file(
     directory_id: IdPath,
     caller: ProjectCaller,
     upload_file: Annotated[UploadFile, File(description="The file's bytes.")],
-    display_name: Annotated[str | None, Form(max_length=255)] = None,
-    unique_id: Annotated[str | None, Form(max_length=255)] = None,
-    external_file_id: Annotated[str | None, Form(max_length=200)] = None,
-    metadata: Annotated[str | None, Form(description="User metadata as a JSON object.")] = None,
+    display_name: Annotated[str | None, Form(max_length=255), NoNul] = None,
+    unique_id: Annotated[str | None, Form(max_length=255), NoNul] = None,
+    external_file_id: Annotated[str | None, Form(max_length=200), NoNul] = None,
+    metadata: Annotated[
+        str | None, Form(description="User metadata as a JSON object."), NoNul
+    ] = None,
 ) -> Response:
     # Authenticate and find the directory before storing any bytes.
     await caller.reading(lambda session, scope: service.get_directory(session, scope, directory_id))

@@ -14,7 +14,7 @@ from indexchat.api.deps import Caller, ProjectCaller
 from indexchat.api.errors import error_response
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
-from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
+from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath, NoNul
 from indexchat.api.schemas.files import (
     FileOut,
     FileQuery,
@@ -68,7 +68,7 @@ async def create_file(
     caller: ProjectCaller,
     file: Annotated[UploadFile, File(description="The file's bytes.")],
     purpose: Annotated[Purpose, Form()],
-    external_file_id: Annotated[str | None, Form(max_length=200)] = None,
+    external_file_id: Annotated[str | None, Form(max_length=200), NoNul] = None,
 ) -> Response:
     await caller.check()  # nothing reaches the blob store from an unauthenticated caller
     digest, size = await read_upload(file, caller)

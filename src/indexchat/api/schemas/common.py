@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 T = TypeVar("T")
 
@@ -15,10 +22,44 @@ ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 # Names are free text without control characters.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 
+# The largest integers the database columns hold (INTEGER, BIGINT): larger inputs compared with
+# them are refused (422), not a 500.
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+
 IdField = Annotated[str, Field(pattern=ID_PATTERN)]
 IdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 OptionalIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
 OptionalNameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+
+
+def refuse_nul(value: Any) -> Any:
+    """Refuse NUL characters anywhere in a value (PostgreSQL cannot store them in text; both
+    backends answer alike): the 422 names the field."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_nul(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    return value
+
+
+# A form field (or any other lone parameter) that is free text.
+NoNul = AfterValidator(refuse_nul)
+
+
+class RequestBody(BaseModel):
+    """A request body: no text in it may hold NUL characters."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 class CursorPage(BaseModel, Generic[T]):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from indexchat.api.schemas.common import CursorPage, IdField
+from indexchat.api.schemas.common import CursorPage, IdField, RequestBody
 from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
 
 MetadataValue = str | int | float | bool | None | list[str]
@@ -52,7 +52,7 @@ class FileOut(BaseModel):
         )
 
 
-class FileQueryFilter(BaseModel):
+class FileQueryFilter(RequestBody):
     data_source_id: str | None = Field(default=None, max_length=200)
     external_file_id: str | None = Field(default=None, max_length=200)
     file_ids: list[str] | None = Field(default=None, max_length=1000)
@@ -61,7 +61,7 @@ class FileQueryFilter(BaseModel):
     project_id: str | None = Field(default=None, max_length=200)
 
 
-class FileQuery(BaseModel):
+class FileQuery(RequestBody):
     filter: FileQueryFilter | None = None
     order_by: str | None = Field(
         default=None,
@@ -76,7 +76,7 @@ class FileQueryPage(CursorPage[FileOut]):
     total_size: int | None = Field(default=None, description="Not counted: always null.")
 
 
-class CreateDirectory(BaseModel):
+class CreateDirectory(RequestBody):
     name: str = NameField
     description: str | None = Field(default=None, max_length=10_000)
     connector_subscription_id: str | None = Field(default=None, max_length=200)
@@ -84,7 +84,7 @@ class CreateDirectory(BaseModel):
     type: Literal["ephemeral", "user"] = "user"
 
 
-class UpdateDirectory(BaseModel):
+class UpdateDirectory(RequestBody):
     name: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
     )
@@ -121,14 +121,14 @@ class DirectoryOut(BaseModel):
         )
 
 
-class AddDirectoryFile(BaseModel):
+class AddDirectoryFile(RequestBody):
     file_id: IdField
     display_name: str | None = Field(default=None, max_length=255)
     unique_id: str | None = Field(default=None, max_length=255)
     metadata: Metadata | None = None
 
 
-class UpdateDirectoryFile(BaseModel):
+class UpdateDirectoryFile(RequestBody):
     display_name: str | None = Field(default=None, min_length=1, max_length=255)
     unique_id: str | None = Field(default=None, min_length=1, max_length=255)
     metadata: Metadata | None = None

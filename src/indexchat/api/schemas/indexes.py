@@ -7,17 +7,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from indexchat.api.schemas.common import IdField
+from indexchat.api.schemas.common import IdField, RequestBody
 from indexchat.api.schemas.files import utc
 from indexchat.storage.tables import SearchIndex
 
 
-class Product(BaseModel):
+class Product(RequestBody):
     product_config_id: str = Field(max_length=200)
     product_type: Literal["parse", "extract"]
 
 
-class CreateIndex(BaseModel):
+class CreateIndex(RequestBody):
     source_directory_id: IdField
     name: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"

@@ -7,23 +7,23 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from indexchat.api.schemas.common import IdField
+from indexchat.api.schemas.common import MAX_INT64, IdField, RequestBody
 
 Operator = Literal["eq", "gt", "gte", "in", "lt", "lte", "ne", "nin"]
 Scalar = str | bool | int | float
 
 
-class ValueFilter(BaseModel):
+class ValueFilter(RequestBody):
     operator: Operator
     value: Scalar | list[Scalar] = Field(union_mode="left_to_right")
 
 
-class StringFilter(BaseModel):
+class StringFilter(RequestBody):
     operator: Operator
     value: str | list[str]
 
 
-class StaticFilters(BaseModel):
+class StaticFilters(RequestBody):
     parsed_directory_file_id: StringFilter | None = None
     # Extensions beyond the SDK's declared field: filter on page range and chunk position.
     page_range_start: ValueFilter | None = None
@@ -31,12 +31,12 @@ class StaticFilters(BaseModel):
     chunk_index: ValueFilter | None = None
 
 
-class Rerank(BaseModel):
+class Rerank(RequestBody):
     enabled: bool = True
     top_n: int | None = Field(default=None, ge=1, le=500)
 
 
-class RetrieveRequest(BaseModel):
+class RetrieveRequest(RequestBody):
     index_id: IdField
     query: str = Field(min_length=1, max_length=10_000)
     top_k: int | None = Field(default=None, ge=1, description="Values above 500 are capped.")
@@ -80,7 +80,7 @@ class RetrievalResults(BaseModel):
     results: list[Result]
 
 
-class FindRequest(BaseModel):
+class FindRequest(RequestBody):
     index_id: IdField
     file_name: str | None = Field(default=None, max_length=255)
     file_name_contains: str | None = Field(default=None, max_length=255)
@@ -93,7 +93,7 @@ class FoundFile(BaseModel):
     file_name: str
 
 
-class GrepRequest(BaseModel):
+class GrepRequest(RequestBody):
     index_id: IdField
     file_id: IdField
     pattern: str = Field(min_length=1, max_length=1000)
@@ -108,10 +108,10 @@ class GrepMatchOut(BaseModel):
     end_char: int
 
 
-class ReadRequest(BaseModel):
+class ReadRequest(RequestBody):
     index_id: IdField
     file_id: IdField
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_INT64)
     max_length: int | None = Field(default=None, ge=1, le=1_000_000)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import Row
 
-from indexchat.api.schemas.common import IdField
+from indexchat.api.schemas.common import IdField, RequestBody
 from indexchat.api.schemas.events import Event
 from indexchat.domain import wire_timestamp
 from indexchat.storage.tables import ChatEvent, ChatSession
@@ -16,7 +16,7 @@ from indexchat.storage.tables import ChatEvent, ChatSession
 MAX_INDEX_IDS = 100
 
 
-class CreateChatSession(BaseModel):
+class CreateChatSession(RequestBody):
     index_ids: list[IdField] | None = Field(
         default=None,
         max_length=MAX_INDEX_IDS,

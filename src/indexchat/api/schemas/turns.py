@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from indexchat.api.schemas.common import IdField
+from indexchat.api.schemas.common import IdField, RequestBody
 from indexchat.api.schemas.sessions import MAX_INDEX_IDS
 
 MAX_PROMPT_CHARS = 32_000
 
 
-class TurnRequest(BaseModel):
+class TurnRequest(RequestBody):
     index_ids: list[IdField] = Field(
         max_length=MAX_INDEX_IDS,
         description="Indexes to query on this turn. A bound session accepts its own set (in any "

@@ -1,0 +1,166 @@
+"""What a request must pass before a route reads it: its credential checked before its body is
+read, a body size bound by route whatever its content type, query parameters given once and
+without NUL characters.
+
+These are plain ASGI middlewares: they act on the raw request, before FastAPI parses a body or
+spools an upload to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from fastapi import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from indexchat.api.errors import known_error_response
+from indexchat.domain import Principal
+from indexchat.errors import IndexchatError
+
+# Where a request's already-checked principal is kept (``scope["state"]``, per request).
+PRINCIPAL_STATE = "indexchat.principal"
+
+# Multipart bodies carry a few form fields around the file.
+_MULTIPART_ROOM = 1024 * 1024
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The principal ``CredentialsFirst`` checked for this request, if it did."""
+    principal: Principal | None = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    return principal
+
+
+class CredentialsFirst:
+    """Authenticate a request that has a body before anything reads the body: an unauthenticated
+    client cannot make the server buffer a body or spool an upload (a 300 MB upload without a
+    valid key answers 401 as soon as its headers arrive)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticate: Callable[[Request], Awaitable[Principal]],
+        prefixes: tuple[str, ...],
+    ) -> None:
+        self.app = app
+        self.authenticate = authenticate
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not _has_body(scope)
+            or not scope["path"].startswith(self.prefixes)
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self.authenticate(Request(scope))
+        except IndexchatError as exc:
+            await known_error_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuse a body above its route's limit with 413 before anything reads it into memory:
+    uploads may be as large as an uploaded file may be, every other body is small."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int, upload_paths: re.Pattern[str]
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes + _MULTIPART_ROOM
+        self.upload_paths = upload_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_upload_bytes if self.upload_paths.match(scope["path"]) else self.max_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _send_json(send, 413, _too_large_detail(limit))
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                # FastAPI passes HTTPException through its body parsing untouched.
+                raise HTTPException(413, _too_large_detail(limit))
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+class QueryRules:
+    """Refuse (422, naming the parameter) a scalar query parameter given twice, instead of
+    silently keeping one, and a value holding a NUL character, on every backend alike."""
+
+    def __init__(self, app: ASGIApp, repeatable: frozenset[str]) -> None:
+        self.app = app
+        self.repeatable = repeatable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), True)
+            names = [name for name, _ in pairs]
+            repeated = {n for n in names if names.count(n) > 1} - self.repeatable
+            with_nul = {name for name, value in pairs if "\x00" in name + value}
+            if repeated or with_nul:
+                # Shaped like FastAPI's own validation errors.
+                detail = [
+                    _query_error(name, "repeated_parameter", _REPEATED) for name in sorted(repeated)
+                ] + [_query_error(name, "value_error", _NUL) for name in sorted(with_nul)]
+                await _send_json(send, 422, detail)
+                return
+        await self.app(scope, receive, send)
+
+
+_REPEATED = "a single value is expected; the parameter was given more than once"
+_NUL = "must not contain NUL characters"
+
+
+def _query_error(name: str, kind: str, message: str) -> dict[str, object]:
+    return {"type": kind, "loc": ["query", name.replace("\x00", "")], "msg": message}
+
+
+def _has_body(scope: Scope) -> bool:
+    declared = _header(scope, b"content-length")
+    if declared is not None:
+        return declared != "0"
+    return _header(scope, b"transfer-encoding") is not None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _too_large_detail(limit: int) -> str:
+    return f"request body larger than {limit} bytes"
+
+
+async def _send_json(send: Send, status: int, detail: object) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
