@@ -194,7 +194,7 @@ def test_the_migration_makes_existing_sessions_searchable(tmp_path: Path) -> Non
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade(db.engine)
     with db.engine.connect() as connection:
-        command.downgrade(alembic_config(connection), "0009")
+        command.downgrade(alembic_config(connection), "0011")  # the revision before search
         connection.commit()
     with db.write() as session:
         project = tenancy.create_project(session, "backfill")
