@@ -27,9 +27,11 @@ _SIGN_IN_BY_HASH = (
 )
 
 
-def sign_in_by_hash(
-    session: Session, token_hash: str
-) -> Row[str, str, str | None, str | None, datetime, datetime | None] | None:
+# The columns of _SIGN_IN_BY_HASH, in order.
+SignInRow = Row[str, str, str | None, str | None, datetime, datetime | None]
+
+
+def sign_in_by_hash(session: Session, token_hash: str) -> SignInRow | None:
     return session.connection().execute(_SIGN_IN_BY_HASH, {"token_hash": token_hash}).first()
 
 
