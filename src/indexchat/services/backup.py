@@ -134,9 +134,7 @@ def restore(
     os.replace(staged, database)
     return BackupSummary(
         backup_dir,
-        datetime.fromisoformat(
-            cast(str, manifest["created_at"])
-        ),  # ISO text, from _write_manifest
+        datetime.fromisoformat(cast(str, manifest["created_at"])),  # ISO text, from _write_manifest
         database.stat().st_size,
         len(digests),
         blob_bytes,
