@@ -6,6 +6,7 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -93,13 +94,14 @@ def create_app(
         },
     )
     errors.install(app)
-    routers = (health, projects, sessions, share_links, shared, chat_turns, indexes)
-    routers += (directories, files, retrieval)
+    routers: tuple[ModuleType, ...] = (health, projects, sessions, share_links, shared)
+    routers += (chat_turns, indexes, directories, files, retrieval)
     for module in (*routers, attachments):
         app.include_router(module.router)
     app.include_router(attachments.download_router)
     docs.install(app)
-    app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)
+    # An ASGI app, which Route serves as is; add_route's type names only request handlers.
+    app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)  # type: ignore[arg-type]
     web.install(app)
     # Each added one wraps the ones before: the body's size is checked last, the credential
     # before it, and an unexpected error anywhere inside still answers 500.

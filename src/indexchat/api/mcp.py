@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -74,7 +74,7 @@ def _refusal(exc: IndexchatError) -> Response:
 
 
 async def _backend_of(ctx: Context) -> ServiceBackend:
-    request: Request = ctx.request
+    request = cast(Request, ctx.request)  # served at /mcp: always over HTTP
     return ServiceBackend(await caller_of(request), request.app.state.turns)
 
 

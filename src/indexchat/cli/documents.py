@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -17,6 +17,7 @@ from indexchat.cli.sdk import Api, Scope, api_command, resolve_index
 
 if TYPE_CHECKING:
     from llama_cloud import LlamaCloud
+    from llama_cloud.types.retrieval_retrieve_response import ResultStaticFields
     from rich.progress import Progress
 
 POLL_SECONDS = 0.5
@@ -118,7 +119,7 @@ def upload_files(
 ) -> None:
     """Upload files (with a progress bar); prints their ids."""
     with api.client() as sdk:
-        uploads = [(path, {}) for path in walk(paths)]
+        uploads: list[tuple[Path, dict[str, Any]]] = [(path, {}) for path in walk(paths)]
         uploaded = upload_into(sdk, directory_id, uploads, api.scope)
     print_json([{"id": u.id, "name": getattr(u, "name", None) or u.display_name} for u in uploaded])
 
@@ -217,7 +218,8 @@ def wait_for_sync(sdk: LlamaCloud, index_id: str, scope: Scope) -> None:
         task = progress.add_task("Indexing", total=None)
         while True:
             index = sdk.indexes.get(index_id, expand=["sync_in_progress"], **scope)
-            state = index.metadata or {}
+            # What the server reports: file counts and the current pass's sync_progress.
+            state: dict[str, Any] = index.metadata or {}
             if not index.sync_in_progress:
                 progress.update(
                     task, total=state.get("files_total", 0), completed=state.get("files_total", 0)
@@ -245,19 +247,21 @@ def retrieve(
     with api.client() as sdk:
         index_id = resolve_index(sdk, index, api.scope).id
         found = sdk.retrieval.retrieve(index_id=index_id, query=query, top_k=top_k, **api.scope)
-        names = {
+        names: dict[str | None, str] = {
             f.file_id: f.file_name
             for f in sdk.retrieval.find(index_id=index_id, page_size=1000, **api.scope)
         }
+    # The server fills static_fields on every result.
+    results = [(r, cast("ResultStaticFields", r.static_fields)) for r in found.results]
     rows = [
         {
             "rank": i + 1,
             "score": round(r.score or 0, 3),
-            "file": names.get(r.static_fields.parsed_directory_file_id, "?"),
-            "pages": f"{r.static_fields.page_range_start}-{r.static_fields.page_range_end}",
+            "file": names.get(fields.parsed_directory_file_id, "?"),
+            "pages": f"{fields.page_range_start}-{fields.page_range_end}",
             "text": r.content[:300],
         }
-        for i, r in enumerate(found.results)
+        for i, (r, fields) in enumerate(results)
     ]
     _render(f"Results for {query!r}", rows, ["rank", "score", "file", "pages", "text"], format)
 

@@ -34,7 +34,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     import pypdfium2
@@ -366,8 +366,9 @@ def _parse_html(data: bytes, limits: ParseLimits) -> list[ParsedPage]:
         element.decompose()
     # An image is its alt text: `![](//upload.wikimedia.org/…)` in a passage helps no reader.
     for image in soup("img"):
-        image.replace_with(" ".join((image.get("alt") or "").split()))
-    main = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article")
+        alt = cast(str | None, image.get("alt"))  # single-valued: a str, never a list
+        image.replace_with(" ".join((alt or "").split()))
+    main = soup.find("main") or soup.find(None, {"role": "main"}) or soup.find("article")
     html = str(main if main is not None else soup).encode("utf-8")
     # strip=["a"]: keep link text, drop URLs (hundreds of them on a typical page).
     return [ParsedPage(1, _markitdown("HtmlConverter", html, ".html", strip=["a"]))]

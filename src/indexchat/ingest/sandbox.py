@@ -93,7 +93,7 @@ class ParseSandbox:
         if rss > self.limits.memory_bytes // 4:  # Python keeps what it once took: start afresh
             self.close()
         if status == "ok":
-            return value  # type: ignore[no-any-return]
+            return value
         if status == "memory":
             raise ParseOverrun(self._memory_reason())
         raise ParseError(value)

@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -197,7 +197,8 @@ def read_weights(source: Path) -> dict[str, np.ndarray]:
         if node.op_type == "Cast" and inputs[0] is not None:
             constants[node.output[0]] = inputs[0].astype(np.float32)
         elif node.op_type == "Mul" and all(x is not None for x in inputs):
-            constants[node.output[0]] = (inputs[0] * inputs[1]).astype(np.float32)
+            left = cast(np.ndarray, inputs[0])  # not None: checked just above
+            constants[node.output[0]] = (left * inputs[1]).astype(np.float32)
     weights = {
         name.removeprefix(_PREFIX): value.astype(np.float32)
         for name, value in constants.items()

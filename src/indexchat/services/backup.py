@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import sqlean
 from sqlalchemy import create_engine
@@ -133,7 +134,7 @@ def restore(
     os.replace(staged, database)
     return BackupSummary(
         backup_dir,
-        datetime.fromisoformat(manifest["created_at"]),
+        datetime.fromisoformat(cast(str, manifest["created_at"])),  # ISO text, from _write_manifest
         database.stat().st_size,
         len(digests),
         blob_bytes,

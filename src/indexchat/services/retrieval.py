@@ -209,7 +209,8 @@ def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[HitChun
         file_id = row[_CHUNK_COLUMNS]
         if file_id not in files:
             *columns, metadata = row[_CHUNK_COLUMNS:]  # user_metadata last: NULL reads as {}
-            files[file_id] = HitFile(*columns, metadata or {})
+            # mypy spreads *columns over every field, leaving none for the last argument.
+            files[file_id] = HitFile(*columns, metadata or {})  # type: ignore[call-arg]
         loaded[chunk.id] = (chunk, files[file_id])
     return loaded
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Principal, new_id, utcnow
@@ -102,14 +100,14 @@ def sign_out(session: Session, token: str) -> None:
         store.delete_by_hash(session, hash_key(token))
 
 
-def _lookup(session: Session, token: str) -> Row[Any]:
+def _lookup(session: Session, token: str) -> store.SignInRow:
     row = store.sign_in_by_hash(session, hash_key(token)) if token else None
     if row is None or row.expires_at <= utcnow() or row.revoked_at is not None:
         raise Unauthenticated("not signed in, or the sign-in has expired: sign in again")
     return row
 
 
-def _principal(row: Row[Any]) -> Principal:
+def _principal(row: store.SignInRow) -> Principal:
     return Principal(
         key_id=row.api_key_id,
         organization_id=row.organization_id,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -181,7 +181,8 @@ def _broken_outputs(session: Session, blobs: BlobStore, index: SearchIndex) -> s
         )
     ).all()
     named = [*texts, *artefacts]
-    broken = {parsed_id for parsed_id, digest in named if not blobs.exists(digest)}
+    # text_hash is selected non-null above.
+    broken = {parsed_id for parsed_id, digest in named if not blobs.exists(cast(str, digest))}
     with_text = {parsed_id for parsed_id, _ in texts}
     return broken | (with_text & set(unpublished))
 

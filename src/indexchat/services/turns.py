@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -211,7 +211,10 @@ def events_after(
     events = [(seq, payload) for seq, payload in rows]
     if chat.turn_id is None:
         return EventsSince(events, running=False)
-    alive = _owner_alive(owner, chat, lambda: session.scalar(select(database_clock(session))))
+    # SELECT of the clock: always one row.
+    alive = _owner_alive(
+        owner, chat, lambda: cast(datetime, session.scalar(select(database_clock(session))))
+    )
     return EventsSince(events, running=alive, abandoned=not alive)
 
 

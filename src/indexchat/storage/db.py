@@ -10,6 +10,7 @@ under concurrent writes turns into long tail latencies; a lock hands over at onc
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -20,9 +21,11 @@ from pathlib import Path
 import sqlean
 import sqlite_vec
 from sqlalchemy import ColumnElement, DateTime, Engine, create_engine, event, func, literal
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from indexchat.domain import utcnow
 from indexchat.storage.private import private_database
@@ -44,11 +47,15 @@ def _postgres_engine(url: str) -> Engine:
     engine = create_engine(url, pool_size=10, max_overflow=20)
 
     @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    def _on_checkin(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+    def _on_checkout(
+        dbapi_connection: DBAPIConnection,
+        record: ConnectionPoolEntry,
+        _proxy: PoolProxiedConnection,
+    ) -> None:
         idle_since = record.info.get("idle_since")
         if idle_since is None or time.monotonic() - idle_since < PG_PING_AFTER_IDLE_SECONDS:
             return
@@ -67,7 +74,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     engine = create_engine(url, module=sqlean, pool_size=10, max_overflow=20)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+        # dbapi_connection is sqlean's, which has sqlite3's API.
         # Let SQLAlchemy's "begin" event below emit BEGIN itself.
         dbapi_connection.isolation_level = None
         dbapi_connection.enable_load_extension(True)
@@ -81,7 +89,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 

@@ -8,9 +8,10 @@ share the queue; SQLite claims inside its single-writer transaction.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
@@ -114,10 +115,14 @@ def renew(
     values: dict[str, Any] = {"locked_until": now + lease, "updated_at": now}
     if progress is not None:
         values["progress"] = progress
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
-        .values(**values)
+    # An UPDATE returns a CursorResult, which counts the rows it touched.
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
+            .values(**values)
+        ),
     )
     return bool(result.rowcount)
 
@@ -131,10 +136,14 @@ def finish(
 ) -> bool:
     """Record the outcome; False (nothing written) if the job is no longer this worker's."""
     now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
-        .values(status=status, error=error, finished_at=now, updated_at=now, locked_until=None)
+    # An UPDATE returns a CursorResult, which counts the rows it touched.
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
+            .values(status=status, error=error, finished_at=now, updated_at=now, locked_until=None)
+        ),
     )
     return bool(result.rowcount)
 

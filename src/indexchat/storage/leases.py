@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 from sqlalchemy import or_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
@@ -19,9 +21,13 @@ def hold(session: Session, name: str, *, holder: str, ttl: timedelta) -> bool:
     end of the caller's transaction, so what the holder does under it is done once.
     """
     now = utcnow()
-    result = session.execute(
-        update(Lease)
-        .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
-        .values(holder=holder, expires_at=now + ttl)
+    # An UPDATE returns a CursorResult, which counts the rows it touched.
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Lease)
+            .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
+            .values(holder=holder, expires_at=now + ttl)
+        ),
     )
     return bool(result.rowcount)

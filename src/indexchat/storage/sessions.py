@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Row, bindparam, delete, insert, select, tuple_
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
@@ -80,10 +81,14 @@ def page(
 
 
 def remove(session: Session, *, project_id: str, session_id: str) -> bool:
-    result = session.execute(
-        delete(ChatSession).where(
-            ChatSession.id == session_id, ChatSession.project_id == project_id
-        )
+    # A DELETE returns a CursorResult, which counts the rows it touched.
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            delete(ChatSession).where(
+                ChatSession.id == session_id, ChatSession.project_id == project_id
+            )
+        ),
     )
     return bool(result.rowcount)
 

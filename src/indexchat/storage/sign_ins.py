@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from indexchat.storage.tables import ApiKey, SignIn, SignInLink
@@ -26,7 +27,11 @@ _SIGN_IN_BY_HASH = (
 )
 
 
-def sign_in_by_hash(session: Session, token_hash: str) -> Row[Any] | None:
+# The columns of _SIGN_IN_BY_HASH, in order.
+SignInRow = Row[str, str, str | None, str | None, datetime, datetime | None]
+
+
+def sign_in_by_hash(session: Session, token_hash: str) -> SignInRow | None:
     return session.connection().execute(_SIGN_IN_BY_HASH, {"token_hash": token_hash}).first()
 
 
@@ -49,7 +54,11 @@ def extend(session: Session, sign_in_id: str, *, now: datetime, expires_at: date
 
 
 def delete_by_hash(session: Session, token_hash: str) -> int:
-    return session.execute(delete(SignIn).where(SignIn.token_hash == token_hash)).rowcount  # type: ignore[attr-defined, no-any-return]
+    # A DELETE returns a CursorResult, which counts the rows it touched.
+    result = cast(
+        CursorResult[Any], session.execute(delete(SignIn).where(SignIn.token_hash == token_hash))
+    )
+    return result.rowcount
 
 
 def delete_for_key(session: Session, api_key_id: str) -> None:
@@ -61,7 +70,7 @@ def delete_expired(session: Session, now: datetime) -> None:
     session.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
 
 
-def take_link(session: Session, token_hash: str, now: datetime) -> Row[Any] | None:
+def take_link(session: Session, token_hash: str, now: datetime) -> Row[str, str] | None:
     """The link's project, deleting the link: of two browsers racing, one gets it."""
     found = session.execute(
         select(SignInLink.organization_id, SignInLink.project_id).where(
@@ -70,7 +79,10 @@ def take_link(session: Session, token_hash: str, now: datetime) -> Row[Any] | No
     ).first()
     if found is None:
         return None
-    taken = session.execute(delete(SignInLink).where(SignInLink.token_hash == token_hash))
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+    taken = cast(
+        CursorResult[Any],
+        session.execute(delete(SignInLink).where(SignInLink.token_hash == token_hash)),
+    )
+    if taken.rowcount != 1:
         return None
     return found

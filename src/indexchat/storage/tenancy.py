@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
@@ -59,7 +59,9 @@ _KEY_BY_HASH = select(
 ).where(ApiKey.key_hash == bindparam("key_hash"))
 
 
-def api_key_by_hash(session: Session, key_hash: str) -> Row[Any] | None:
+def api_key_by_hash(
+    session: Session, key_hash: str
+) -> Row[str, str, str, str | None, datetime | None] | None:
     """The columns authentication needs, as a plain row."""
     return session.connection().execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
 

@@ -39,7 +39,7 @@ router = APIRouter(
     tags=["chat"],
     responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
-_EVENT_STREAM = {
+_EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-Sent Events: `event: <type>` and `data: <JSON event>` per event, "
         "ending with one `stop` event.",
@@ -150,6 +150,7 @@ async def _follow(
     local: TurnRun | None,
 ) -> AsyncIterator[dict[str, Any] | None]:
     last = 0
+    event: dict[str, Any] | None  # None: a keepalive while following live
     for seq, event in since.events:
         last = seq
         yield event

@@ -337,7 +337,7 @@ def _out(
     caller: Caller,
     scope: Scope,
     placed: DirectoryFile,
-    expand: list[str] | None,
+    expand: list[Literal["download_url"]] | None,
 ) -> DirectoryFileOut:
     """With ``expand=download_url``, a signed link to the stored file's bytes (none once the
     file itself was deleted)."""

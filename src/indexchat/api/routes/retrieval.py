@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
@@ -35,7 +35,7 @@ from indexchat.services import retrieval as service
 from indexchat.services.retrieval import Hit, HitChunk, HitFile, SearchOptions, filter_matches
 from indexchat.storage.blobs import BlobStore
 
-M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")  # what a Work returns: a wire model, or the response made of one
 F = TypeVar("F", bound=Callable[..., Any])
 
 router = APIRouter(
@@ -75,7 +75,7 @@ async def read(body: ReadRequest, caller: ProjectCaller) -> Response:
 
 # The work of each endpoint, as a function of the request's transaction and project. The MCP
 # server runs the same functions, so its tools answer exactly as the API does.
-Work = Callable[[Session, Scope], M]
+Work = Callable[[Session, Scope], R]
 
 
 def _responding(work: Work[BaseModel]) -> Work[Response]:
@@ -136,7 +136,7 @@ def _options(body: RetrieveRequest) -> SearchOptions:
     return SearchOptions(
         top_k=min(body.top_k or service.DEFAULT_TOP_K, service.TOP_K_MAX),
         vector_weight=vector,
-        text_weight=text,
+        text_weight=cast(float, text),  # set on every branch above
         score_threshold=body.score_threshold,
         rerank=body.rerank.enabled,
         rerank_top_n=body.rerank.top_n if body.rerank.enabled else None,

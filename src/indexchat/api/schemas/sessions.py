@@ -84,7 +84,8 @@ class ChatSessionWithEvents(ChatSessionOut):
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def _session_fields(chat: ChatSession | Row[Any]) -> dict[str, object]:
+def _session_fields(chat: ChatSession | Row[Any]) -> dict[str, Any]:
+    # Raw column values, which the model validates (a stored dict becomes JobMetadata).
     return {
         "session_id": chat.id,
         "last_updated_at": wire_timestamp(chat.last_updated_at),

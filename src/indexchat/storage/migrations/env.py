@@ -1,10 +1,13 @@
 """Alembic environment: runs on the connection handed over by ``indexchat.storage.migrate``."""
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from alembic import context
 from sqlalchemy import Connection
+from sqlalchemy.schema import SchemaItem
 
 from indexchat.storage.tables import Base
 
@@ -18,7 +21,13 @@ if connection is None:  # pragma: no cover - always given by migrate.py
 SEARCH_STORE_PREFIXES = ("chunk_text", "chunk_vectors_", "chunk_search_", "session_text_search")
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+def include_object(
+    obj: SchemaItem,
+    name: str | None,
+    type_: str,
+    reflected: bool,
+    compare_to: SchemaItem | None,
+) -> bool:
     table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
     return not (table or "").startswith(SEARCH_STORE_PREFIXES) and not (
         type_ == "index" and (name or "").startswith(SEARCH_STORE_PREFIXES)
@@ -40,7 +49,8 @@ def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
     drop cascades into every table that references it (a migration of ``indexes`` would empty
     ``chunks``). So: keys off while migrating, checked before the commit, on again after.
     The pragma is a no-op inside a transaction, hence the driver connection and our own commit."""
-    driver = connection.connection.driver_connection
+    # sqlean's connection, which has sqlite3's API; always there on a live connection.
+    driver = cast(sqlite3.Connection, connection.connection.driver_connection)
     driver.execute("PRAGMA foreign_keys=OFF")
     if driver.execute("PRAGMA foreign_keys").fetchone()[0]:
         raise RuntimeError("migrations need a connection with no transaction open")
