@@ -32,6 +32,15 @@ class SharedAccess(StrEnum):
 SessionId = Annotated[str, typer.Option("--session-id", help="The chat session id (ses-…).")]
 
 
+PageSizeOption = Annotated[
+    int | None,
+    typer.Option("--page-size", help="Sessions per page (max 100).", show_default="20"),
+]
+PageTokenOption = Annotated[
+    str | None, typer.Option("--page-token", help="next_page_token of the previous page.")
+]
+
+
 def register(app: typer.Typer) -> None:
     for name in ("beta:chat", "chat"):
         # With no command, the group itself is the interactive chat.
@@ -59,13 +68,8 @@ def _show(data: dict[str, Any] | list[dict[str, Any]], format: Format, title: st
 @api_command
 def list_sessions(
     api: Api,
-    page_size: Annotated[
-        int | None,
-        typer.Option("--page-size", help="Sessions per page (max 100).", show_default="20"),
-    ] = None,
-    page_token: Annotated[
-        str | None, typer.Option("--page-token", help="next_page_token of the previous page.")
-    ] = None,
+    page_size: PageSizeOption = None,
+    page_token: PageTokenOption = None,
     format: FormatOption = Format.json,
 ) -> None:
     """List chat sessions, most recently updated first (one page)."""
@@ -143,13 +147,8 @@ FOUND_COLUMNS = ["session_id", "generated_title", "snippet", "event_index", "las
 def search_sessions(
     query: Annotated[str, typer.Argument(help="Words to find in titles, prompts and answers.")],
     api: Api,
-    page_size: Annotated[
-        int | None,
-        typer.Option("--page-size", help="Sessions per page (max 100).", show_default="20"),
-    ] = None,
-    page_token: Annotated[
-        str | None, typer.Option("--page-token", help="next_page_token of the previous page.")
-    ] = None,
+    page_size: PageSizeOption = None,
+    page_token: PageTokenOption = None,
     format: FormatOption = Format.table,
 ) -> None:
     """Search chat sessions, best match first; matches are marked «like this»."""

@@ -24,6 +24,11 @@ from indexchat.services import sessions as service
 
 PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
+PageSize = Annotated[
+    int,
+    Query(ge=1, le=PAGE_SIZE_MAX, description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}."),
+]
+PageToken = Annotated[str | None, Query(max_length=1024)]
 
 router = APIRouter(
     prefix="/api/v1/chat",
@@ -67,15 +72,8 @@ async def create_session(body: CreateChatSession, caller: ProjectCaller) -> Resp
 )
 async def list_sessions(
     caller: ProjectCaller,
-    page_size: Annotated[
-        int,
-        Query(
-            ge=1,
-            le=PAGE_SIZE_MAX,
-            description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}.",
-        ),
-    ] = PAGE_SIZE_DEFAULT,
-    page_token: Annotated[str | None, Query(max_length=1024)] = None,
+    page_size: PageSize = PAGE_SIZE_DEFAULT,
+    page_token: PageToken = None,
 ) -> Response:
     tokens = caller.page_tokens
 
@@ -108,15 +106,8 @@ MAX_QUERY_CHARS = 500
 async def search_sessions(
     caller: ProjectCaller,
     q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Words.")],
-    page_size: Annotated[
-        int,
-        Query(
-            ge=1,
-            le=PAGE_SIZE_MAX,
-            description=f"Default {PAGE_SIZE_DEFAULT}, max {PAGE_SIZE_MAX}.",
-        ),
-    ] = PAGE_SIZE_DEFAULT,
-    page_token: Annotated[str | None, Query(max_length=1024)] = None,
+    page_size: PageSize = PAGE_SIZE_DEFAULT,
+    page_token: PageToken = None,
 ) -> Response:
     tokens = caller.page_tokens
 
