@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import BACKENDS, LiveServer, Tenant, free_port, live_server, make_tenant
+from deployments import fresh_postgres_database
 from fake_llm import FakeLLM, Reply, ToolCall, slow_reply
 from llama_cloud import ConflictError, LlamaCloud
 from test_chat_turns import NOTES, history, sse_events, stored, stream_turn
@@ -55,7 +56,13 @@ def llm_server(
     request: pytest.FixtureRequest, fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     backend: str = request.param
-    database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    # A database of its own: a server sharing another's would run that one's sync jobs, without
+    # the blobs they name (each test server has its own data dir).
+    database_url = (
+        fresh_postgres_database(request.getfixturevalue("postgres_url"))
+        if backend == "postgres"
+        else None
+    )
     settings = llm_settings(tmp_path_factory.mktemp(f"llm-{backend}"), database_url, fake.base_url)
     with live_server(settings, backend) as running:
         yield running
@@ -387,7 +394,7 @@ def test_another_server_of_the_fleet_can_follow_and_cancel_a_turn(
 ) -> None:
     if "postgres" not in BACKENDS:
         pytest.skip("a fleet shares one PostgreSQL database")
-    url = request.getfixturevalue("postgres_url")
+    url = fresh_postgres_database(request.getfixturevalue("postgres_url"))  # this fleet's own
     with (
         live_server(llm_settings(tmp_path / "a", url, fake.base_url), "postgres") as server_a,
         live_server(llm_settings(tmp_path / "b", url, fake.base_url), "postgres") as server_b,
