@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from indexchat.api import sse
-from indexchat.api.responses import json_response
+from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.routes.attachments import AttachmentName
 from indexchat.api.routes.chat_turns import follow_response, owned_stream, runner_of
 from indexchat.api.schemas.common import ErrorBody, IdPath
@@ -129,11 +129,8 @@ async def follow_shared(token: Token, request: Request, after: After = 0) -> Res
         found = view.link.session_id
         return found, turns.events_after(session, view.scope, found, after, owner=runner.owner)
 
-    async def follow() -> Response:
-        session_id, since = await viewer.shared(read)  # one transaction for an idle poll
-        return await follow_response(viewer, runner, session_id, after, since)
-
-    return await follow()
+    session_id, since = await viewer.shared(read)  # one transaction for an idle poll
+    return await follow_response(viewer, runner, session_id, after, since)
 
 
 @router.get(
@@ -151,11 +148,8 @@ async def follow_fork(token: Token, request: Request, after: After = 0) -> Respo
             raise NotFound("this browser has not asked anything through this share link")
         return found
 
-    async def follow() -> Response:
-        session_id = await viewer.shared(fork_id)
-        return await follow_response(viewer, runner_of(request), session_id, after)
-
-    return await follow()
+    session_id = await viewer.shared(fork_id)
+    return await follow_response(viewer, runner_of(request), session_id, after)
 
 
 @router.post(
@@ -188,17 +182,14 @@ async def ask_shared(token: Token, body: SharedTurnRequest, request: Request) ->
             require_all_indexes=False,
         )
 
-    async def start() -> Response:
-        plan = await viewer.shared(begin)
-        run = runner.start(plan)
-        response = sse.EventStreamResponse(
-            owned_stream(run, cancel_on_leave=False), headers=sse.HEADERS
-        )
-        if viewer.viewer_token is None:
-            _set_viewer_cookie(response, request, viewer_token)
-        return response
-
-    return await start()
+    plan = await viewer.shared(begin)
+    run = runner.start(plan)
+    response = sse.EventStreamResponse(
+        owned_stream(run, cancel_on_leave=False), headers=sse.HEADERS
+    )
+    if viewer.viewer_token is None:
+        _set_viewer_cookie(response, request, viewer_token)
+    return response
 
 
 def _set_viewer_cookie(response: Response, request: Request, token: str) -> None:
@@ -225,15 +216,13 @@ async def shared_attachment(
 ) -> Response:
     viewer = _viewer(request, token)
 
-    def load(session: Session, view: SharedView) -> tuple[str, bytes]:
+    def load(session: Session, view: SharedView) -> tuple[str, str]:
         found = share_links.cited_attachment(
             session, view, viewer.viewer_token, source_id, attachment_name
         )
-        return found.name, viewer.runtime.blobs.get(found.content_hash)
+        return found.name, found.content_hash
 
-    async def download() -> Response:
-        name, data = await viewer.shared(load)
-        media = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return Response(data, media_type=media, headers={"cache-control": "private, max-age=300"})
-
-    return await download()
+    name, digest = await viewer.shared(load)
+    reader, size = await run_in_threadpool(viewer.runtime.blobs.open, digest)
+    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return stream_blob(reader, size, media, {"cache-control": "private, max-age=300"})
