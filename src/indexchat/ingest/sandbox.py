@@ -182,7 +182,12 @@ def _serve(fd: int, memory_bytes: int) -> None:
             data, filename, screenshots, limits = conn.recv()
         except EOFError:  # the server closed the pipe
             return
-        conn.send(_parse_one(data, filename, screenshots, limits))
+        reply = _parse_one(data, filename, screenshots, limits)
+        try:
+            conn.send(reply)
+        except MemoryError:  # the parse fitted, its pickled reply did not: same limit
+            del reply
+            conn.send(("memory", None, _rss_bytes()))
 
 
 def _die_with_parent() -> None:
