@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexchat.agent.tools import FIND_FILES, GREP_FILE, READ_FILE, RETRIEVE, ToolError, ToolOutcome
@@ -18,6 +17,7 @@ from indexchat.errors import IndexchatError
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import SearchStore
 from indexchat.services import retrieval
+from indexchat.storage import indexes
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.db import Database
 from indexchat.storage.tables import IndexedFile
@@ -195,10 +195,11 @@ class IndexTools:
 
     def _text(self, session: Session, file_id: str) -> tuple[IndexedFile, str]:
         """A parsed file of one of this turn's indexes, and its text."""
-        file = session.scalar(
-            select(IndexedFile).where(
-                IndexedFile.id == file_id, IndexedFile.index_id.in_(list(self.index_ids))
-            )
+        file = indexes.parsed_file(
+            session,
+            project_id=self.scope.project_id,
+            index_ids=self.index_ids,
+            parsed_file_id=file_id,
         )
         if file is None:
             raise ToolError(f"no file {file_id!r} in the indexes of this chat")

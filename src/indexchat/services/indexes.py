@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
@@ -13,11 +12,12 @@ from indexchat.errors import Conflict, InvalidInput, NotFound
 from indexchat.search.store import SearchStore
 from indexchat.services import directories
 from indexchat.services.sync import remove_index_content
-from indexchat.storage import jobs
-from indexchat.storage.paging import Keyset, split_page
-from indexchat.storage.tables import Directory, SearchIndex
+from indexchat.storage import files, jobs
+from indexchat.storage import indexes as store
+from indexchat.storage.paging import split_page
+from indexchat.storage.tables import SearchIndex
 
-INDEX_ORDER = Keyset((SearchIndex.created_at, SearchIndex.id))
+INDEX_ORDER = store.INDEX_ORDER
 ATTACHMENT_KINDS = frozenset({"screenshots"})  # "items" (bounding boxes) are not made here
 SYNC_FREQUENCIES = frozenset({"manual", "daily", "on_source_change"})
 VECTOR_TARGETS = frozenset({"DEFAULT", "DISABLED"})
@@ -74,11 +74,7 @@ def create_index(
 
 
 def get_index(session: Session, scope: Scope, index_id: str) -> SearchIndex:
-    found = session.scalar(
-        select(SearchIndex).where(
-            SearchIndex.id == index_id, SearchIndex.project_id == scope.project_id
-        )
-    )
+    found = store.get(session, project_id=scope.project_id, index_id=index_id)
     if found is None:
         raise NotFound(f"index {index_id!r} not found")
     return found
@@ -92,10 +88,13 @@ def list_indexes(
     page_size: int,
     source_directory_id: str | None = None,
 ) -> tuple[list[SearchIndex], list[Any] | None]:
-    query = select(SearchIndex).where(SearchIndex.project_id == scope.project_id)
-    if source_directory_id is not None:
-        query = query.where(SearchIndex.source_directory_id == source_directory_id)
-    rows = session.scalars(INDEX_ORDER.apply(query, after, page_size + 1)).all()
+    rows = store.page(
+        session,
+        project_id=scope.project_id,
+        after=after,
+        limit=page_size + 1,
+        source_directory_id=source_directory_id,
+    )
     return split_page(rows, page_size, INDEX_ORDER)
 
 
@@ -131,14 +130,19 @@ def sync_progress(session: Session, index_id: str) -> dict[str, Any] | None:
     return {"status": job.status, **(job.progress or {})}
 
 
-def delete_index(session: Session, scope: Scope, index_id: str, store: SearchStore) -> None:
+def delete_index(session: Session, scope: Scope, index_id: str, search: SearchStore) -> None:
     """Delete the index, its output directory and everything built from it."""
     index = get_index(session, scope, index_id)
     active = jobs.active_for_index(session, index.id)
     if active is not None:
         jobs.request_cancel(session, active)
-    remove_index_content(session, store, index.id)
-    output = session.get(Directory, index.output_directory_id)
+    remove_index_content(session, search, index)
+    output = files.directory(
+        session,
+        project_id=index.project_id,
+        directory_id=index.output_directory_id,
+        include_deleted=True,
+    )
     session.delete(index)
     session.flush()
     if output is not None:

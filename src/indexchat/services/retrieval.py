@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import regex
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope
@@ -22,9 +21,11 @@ from indexchat.search.fusion import convex
 from indexchat.search.rerank import Reranker, RerankFailed
 from indexchat.search.store import SearchStore
 from indexchat.services.indexes import get_index
+from indexchat.storage import attachments as attachment_store
+from indexchat.storage import chunks, indexes
 from indexchat.storage.blobs import BlobStore
-from indexchat.storage.paging import Keyset, split_page
-from indexchat.storage.tables import Attachment, Chunk, DirectoryFile, IndexedFile
+from indexchat.storage.paging import split_page
+from indexchat.storage.tables import Attachment, Chunk, IndexedFile
 
 log = logging.getLogger("indexchat.retrieval")
 
@@ -42,7 +43,7 @@ MAX_CANDIDATES = 4096  # sqlite-vec's largest k
 # Hybrid candidates a reranker sees when no other depth is configured (or top_k, if larger).
 DEFAULT_RERANK_CANDIDATES = 40
 GREP_TIMEOUT_SECONDS = 1.0
-FIND_ORDER = Keyset((IndexedFile.file_name, IndexedFile.id))
+FIND_ORDER = indexes.PARSED_FILE_ORDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,17 +192,19 @@ def _reranked(reranker: Reranker, query: str, hits: list[Hit], wanted: int) -> l
 
 
 # The columns of HitChunk then HitFile, in their field order (the attribute names are the same).
-_HIT_ROWS = select(
-    *(getattr(Chunk, f.name) for f in fields(HitChunk)),
-    *(getattr(IndexedFile, f.name) for f in fields(HitFile)),
-).join(IndexedFile, IndexedFile.id == Chunk.parsed_file_id)
+_read_hit_rows = chunks.reader_with_parsed_files(
+    (
+        *(getattr(Chunk, f.name) for f in fields(HitChunk)),
+        *(getattr(IndexedFile, f.name) for f in fields(HitFile)),
+    )
+)
 _CHUNK_COLUMNS = len(fields(HitChunk))
 
 
 def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[HitChunk, HitFile]]:
     if not chunk_ids:
         return {}
-    rows = session.execute(_HIT_ROWS.where(Chunk.id.in_(chunk_ids))).all()
+    rows = _read_hit_rows(session, chunk_ids)
     files: dict[str, HitFile] = {}  # one per file, however many of its chunks hit
     loaded = {}
     for row in rows:
@@ -225,15 +228,11 @@ def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
     wanted = {_screenshot(h) for h in hits}
     if not wanted:
         return hits
-    found = {
-        (row[0], row[1])
-        for row in session.execute(
-            select(Attachment.source_id, Attachment.name).where(
-                Attachment.source_id.in_({source for source, _ in wanted}),
-                Attachment.name.in_({name for _, name in wanted}),
-            )
-        )
-    }
+    found = attachment_store.stored_names(
+        session,
+        source_ids={source for source, _ in wanted},
+        names={name for _, name in wanted},
+    )
     return [
         replace(h, attachments=[_screenshot(h)[1]] if _screenshot(h) in found else []) for h in hits
     ]
@@ -250,14 +249,15 @@ def find_files(
     page_size: int,
 ) -> tuple[list[IndexedFile], list[Any] | None]:
     index = get_index(session, scope, index_id)
-    query = select(IndexedFile).where(IndexedFile.index_id == index.id)
-    if file_name is not None:
-        query = query.where(IndexedFile.file_name == file_name)
-    if file_name_contains is not None:
-        query = query.where(
-            func.lower(IndexedFile.file_name).contains(file_name_contains.lower(), autoescape=True)
-        )
-    rows = session.scalars(FIND_ORDER.apply(query, after, page_size + 1)).all()
+    rows = indexes.find_parsed_files(
+        session,
+        project_id=scope.project_id,
+        index_id=index.id,
+        file_name=file_name,
+        file_name_contains=file_name_contains,
+        after=after,
+        limit=page_size + 1,
+    )
     return split_page(rows, page_size, FIND_ORDER)
 
 
@@ -265,8 +265,8 @@ def parsed_text(
     session: Session, scope: Scope, blobs: BlobStore, index_id: str, file_id: str
 ) -> str:
     index = get_index(session, scope, index_id)
-    indexed = session.scalar(
-        select(IndexedFile).where(IndexedFile.id == file_id, IndexedFile.index_id == index.id)
+    indexed = indexes.parsed_file(
+        session, project_id=scope.project_id, index_ids=[index.id], parsed_file_id=file_id
     )
     if indexed is None:
         raise NotFound(f"file {file_id!r} not found in index {index_id!r}")
@@ -317,16 +317,20 @@ def grep(
 def attachment(session: Session, scope: Scope, source_id: str, name: str) -> Attachment:
     """One attachment of a parsed file (``source_id``: see ``attachments``)."""
     for parsed_id in _parsed_ids(session, scope, source_id):
-        found = session.scalar(
-            select(Attachment).where(
-                Attachment.source_id == parsed_id,
-                Attachment.name == name,
-                Attachment.project_id == scope.project_id,
-            )
+        found = attachment_store.get(
+            session, project_id=scope.project_id, source_id=parsed_id, name=name
         )
         if found is not None:
             return found
     raise NotFound(f"attachment {name!r} not found for {source_id!r}")
+
+
+def attachment_for_download(session: Session, attachment_id: int) -> Attachment:
+    """The attachment a signed download link names (the signature stands for the project)."""
+    found = attachment_store.get_for_download(session, attachment_id)
+    if found is None:
+        raise NotFound(f"attachment {attachment_id} not found")
+    return found
 
 
 def attachments(session: Session, scope: Scope, source_id: str) -> list[Attachment]:
@@ -334,11 +338,9 @@ def attachments(session: Session, scope: Scope, source_id: str) -> list[Attachme
     ``source_id`` is the parsed file's id (``parsed_directory_file_id`` in retrieval results),
     or the directory file or uploaded file it was parsed from: then its newest parse."""
     for parsed_id in _parsed_ids(session, scope, source_id):
-        found = session.scalars(
-            select(Attachment).where(
-                Attachment.source_id == parsed_id, Attachment.project_id == scope.project_id
-            )
-        ).all()
+        found = attachment_store.of_source(
+            session, project_id=scope.project_id, source_id=parsed_id
+        )
         if found:
             return sorted(found, key=lambda a: _natural_key(a.name))
     return []
@@ -347,15 +349,7 @@ def attachments(session: Session, scope: Scope, source_id: str) -> list[Attachme
 def _parsed_ids(session: Session, scope: Scope, source_id: str) -> Sequence[str]:
     """The parsed files ``source_id`` may name: itself, else those parsed from the directory
     file or the uploaded file of that id (newest first)."""
-    placed = select(DirectoryFile.id).where(
-        DirectoryFile.project_id == scope.project_id,
-        or_(DirectoryFile.id == source_id, DirectoryFile.file_id == source_id),
-    )
-    parsed = session.scalars(
-        select(IndexedFile.id)
-        .where(IndexedFile.source_file_id.in_(placed))
-        .order_by(IndexedFile.updated_at.desc())
-    ).all()
+    parsed = indexes.parsed_file_ids_from(session, project_id=scope.project_id, source_id=source_id)
     return [source_id, *parsed]
 
 

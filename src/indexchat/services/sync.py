@@ -15,11 +15,10 @@ retried, or the sync run again, that file is not parsed again until its content 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.domain import new_id, utcnow
@@ -29,6 +28,7 @@ from indexchat.ingest.parsers import ParseError
 from indexchat.ingest.sandbox import ParseInterrupted, ParseOverrun, ParseSandbox
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import Entry, SearchStore
+from indexchat.storage import attachments, chunks, files, indexes
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.db import Database
 from indexchat.storage.tables import (
@@ -94,11 +94,11 @@ def run_sync(
 ) -> dict[str, Any]:
     """Bring the index up to date with its source directory; returns the new build state."""
     with deps.db.read() as session:
-        index = session.get(SearchIndex, index_id)
+        index = indexes.get_for_job(session, index_id)
         if index is None:
             return {}
-        sources = _live_sources(session, index.source_directory_id)
-        existing = {f.source_file_id: f for f in _indexed(session, index_id)}
+        sources = _live_sources(session, index)
+        existing = {f.source_file_id: f for f in indexes.parsed_files(session, index_id=index_id)}
         screenshots = "screenshots" in (index.store_attachments or [])
         embed = index.vector_target != "DISABLED"  # full text only: no vectors to make
         broken = _broken_outputs(session, deps.blobs, index)
@@ -117,10 +117,8 @@ def run_sync(
     if gone:
         with deps.db.write() as session:
             for indexed in gone:
-                _remove_indexed(session, deps.store, index_id, indexed.id)
-            session.execute(
-                update(SearchIndex).where(SearchIndex.id == index_id).values(updated_at=utcnow())
-            )
+                _remove_indexed(session, deps.store, index, indexed.id)
+            indexes.touch(session, index_id=index_id)
     with deps.db.read() as session:
         deps.store.ensure_schema(session.connection())
     for start in range(0, len(todo), BATCH_FILES):
@@ -144,42 +142,21 @@ def run_sync(
         return _finish(session, index_id)
 
 
-def _live_sources(session: Session, directory_id: str) -> list[SourceFile]:
-    rows = session.execute(
-        select(
-            DirectoryFile.id,
-            DirectoryFile.display_name,
-            DirectoryFile.user_metadata,
-            StoredFile.content_hash,
-        )
-        .join(StoredFile, StoredFile.id == DirectoryFile.file_id)
-        .where(DirectoryFile.directory_id == directory_id, DirectoryFile.deleted_at.is_(None))
-        .order_by(DirectoryFile.created_at, DirectoryFile.id)
-    ).all()
+def _live_sources(session: Session, index: SearchIndex) -> list[SourceFile]:
+    rows = files.live_sources(
+        session, project_id=index.project_id, directory_id=index.source_directory_id
+    )
     return [SourceFile(r[0], r[1], r[3], r[2] or {}) for r in rows]
-
-
-def _indexed(session: Session, index_id: str) -> Sequence[IndexedFile]:
-    return session.scalars(select(IndexedFile).where(IndexedFile.index_id == index_id)).all()
 
 
 def _broken_outputs(session: Session, blobs: BlobStore, index: SearchIndex) -> set[str]:
     """Parsed files whose output is gone (its text or a screenshot missing from the blob store,
     or its published file deleted): parsed again, whatever their source says."""
-    texts = session.execute(
-        select(IndexedFile.id, IndexedFile.text_hash).where(
-            IndexedFile.index_id == index.id, IndexedFile.text_hash.is_not(None)
-        )
-    ).all()
-    artefacts = session.execute(
-        select(Attachment.source_id, Attachment.content_hash).where(Attachment.index_id == index.id)
-    ).all()
-    unpublished = session.scalars(
-        select(DirectoryFile.id).where(
-            DirectoryFile.directory_id == index.output_directory_id,
-            DirectoryFile.file_id.is_(None),
-        )
-    ).all()
+    texts = indexes.text_hashes(session, index_id=index.id)
+    artefacts = attachments.hashes_of_index(session, index_id=index.id)
+    unpublished = files.ids_without_file(
+        session, project_id=index.project_id, directory_id=index.output_directory_id
+    )
     named = [*texts, *artefacts]
     # text_hash is selected non-null above.
     broken = {parsed_id for parsed_id, digest in named if not blobs.exists(cast(str, digest))}
@@ -233,7 +210,7 @@ def _prepare(
 def _write_batch(
     session: Session, deps: SyncDeps, index_id: str, batch: list[Prepared], vectors: Any
 ) -> None:
-    index = session.get(SearchIndex, index_id)
+    index = indexes.get_for_job(session, index_id)
     if index is None:  # deleted while we worked
         return
     index.updated_at = utcnow()  # its search entries change: in-memory copies must reload
@@ -285,11 +262,8 @@ def _upsert_indexed(
 ) -> str:
     """Create or refresh the parsed file (keeping its id), dropping its old chunks."""
     source = prepared.source
-    indexed = session.scalar(
-        select(IndexedFile).where(
-            IndexedFile.index_id == index.id,
-            IndexedFile.source_file_id == source.directory_file_id,
-        )
+    indexed = indexes.parsed_file_of_source(
+        session, index_id=index.id, source_file_id=source.directory_file_id
     )
     if indexed is None:
         indexed = IndexedFile(
@@ -319,9 +293,9 @@ def _publish_output(
     session: Session, index: SearchIndex, indexed: IndexedFile, text_hash: str | None, size: int
 ) -> None:
     """Mirror the parsed file into the index's output directory (same id)."""
-    output = session.get(DirectoryFile, indexed.id)
+    output = _output_of(session, index, indexed.id)
     if output is not None and output.file_id is not None:
-        session.execute(delete(StoredFile).where(StoredFile.id == output.file_id))
+        files.remove_file(session, project_id=index.project_id, file_id=output.file_id)
     stored_id = None
     if text_hash is not None:
         stored = StoredFile(
@@ -354,42 +328,52 @@ def _publish_output(
     session.flush()
 
 
+def _output_of(session: Session, index: SearchIndex, parsed_id: str) -> DirectoryFile | None:
+    """The parsed file's mirror in the index's output directory (it has the same id)."""
+    return files.directory_file(
+        session,
+        project_id=index.project_id,
+        directory_id=index.output_directory_id,
+        directory_file_id=parsed_id,
+    )
+
+
 def _drop_content(session: Session, store: SearchStore, index_id: str, parsed_id: str) -> None:
-    chunk_ids = session.scalars(select(Chunk.id).where(Chunk.parsed_file_id == parsed_id)).all()
+    chunk_ids = chunks.ids_of_parsed_file(session, parsed_id)
     store.remove(session.connection(), index_id, chunk_ids)
-    session.execute(delete(Chunk).where(Chunk.parsed_file_id == parsed_id))
-    session.execute(delete(Attachment).where(Attachment.source_id == parsed_id))
+    chunks.remove_of_parsed_file(session, parsed_id)
+    attachments.remove_of_source(session, parsed_id)
 
 
-def _remove_indexed(session: Session, store: SearchStore, index_id: str, parsed_id: str) -> None:
-    _drop_content(session, store, index_id, parsed_id)
-    output = session.get(DirectoryFile, parsed_id)
+def _remove_indexed(
+    session: Session, store: SearchStore, index: SearchIndex, parsed_id: str
+) -> None:
+    _drop_content(session, store, index.id, parsed_id)
+    output = _output_of(session, index, parsed_id)
     if output is not None and output.file_id is not None:
-        session.execute(delete(StoredFile).where(StoredFile.id == output.file_id))
-    session.execute(delete(IndexedFile).where(IndexedFile.id == parsed_id))
-    session.execute(delete(DirectoryFile).where(DirectoryFile.id == parsed_id))
+        files.remove_file(session, project_id=index.project_id, file_id=output.file_id)
+    indexes.remove_parsed_file(session, parsed_id)
+    files.remove_directory_file(session, project_id=index.project_id, directory_file_id=parsed_id)
 
 
-def remove_index_content(session: Session, store: SearchStore, index_id: str) -> None:
+def remove_index_content(session: Session, store: SearchStore, index: SearchIndex) -> None:
     """Everything an index has built, for deleting the index."""
-    for parsed_id in session.scalars(
-        select(IndexedFile.id).where(IndexedFile.index_id == index_id)
-    ):
-        _remove_indexed(session, store, index_id, parsed_id)
-    store.drop_index(session.connection(), index_id)
+    for parsed_id in indexes.parsed_file_ids(session, index_id=index.id):
+        _remove_indexed(session, store, index, parsed_id)
+    store.drop_index(session.connection(), index.id)
 
 
 def _finish(session: Session, index_id: str) -> dict[str, Any]:
-    index = session.get(SearchIndex, index_id)
+    index = indexes.get_for_job(session, index_id)
     if index is None:
         return {}
-    files = _indexed(session, index_id)
-    failed = [f for f in files if f.status == "failed"]
+    parsed = indexes.parsed_files(session, index_id=index_id)
+    failed = [f for f in parsed if f.status == "failed"]
     state = {
-        "files_total": len(files),
-        "files_parsed": len(files) - len(failed),
+        "files_total": len(parsed),
+        "files_parsed": len(parsed) - len(failed),
         "files_failed": len(failed),
-        "chunks": sum(f.chunk_count for f in files),
+        "chunks": sum(f.chunk_count for f in parsed),
         "failed_files": [
             {"directory_file_id": f.source_file_id, "file_name": f.file_name, "error": f.error}
             for f in failed[:MAX_REPORTED_FAILURES]
@@ -405,7 +389,7 @@ def _finish(session: Session, index_id: str) -> dict[str, Any]:
 
 def record_failure(session: Session, index_id: str, status: str, error: str | None) -> None:
     """Keep the last sync's outcome in the index's build state (counts stay as they were)."""
-    index = session.get(SearchIndex, index_id)
+    index = indexes.get_for_job(session, index_id)
     if index is not None:
         index.build_state = {
             **(index.build_state or {}),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from indexchat.storage.paging import Keyset
@@ -51,6 +51,12 @@ def files(
     if external_file_id is not None:
         query = query.where(StoredFile.external_file_id == external_file_id)
     return session.scalars(order.apply(query, after, limit)).all()
+
+
+def remove_file(session: Session, *, project_id: str, file_id: str) -> None:
+    session.execute(
+        delete(StoredFile).where(StoredFile.id == file_id, StoredFile.project_id == project_id)
+    )
 
 
 def directory(
@@ -167,3 +173,43 @@ def directory_files(
     if updated_on_or_before is not None:
         query = query.where(DirectoryFile.updated_at <= updated_on_or_before)
     return session.scalars(DIRECTORY_FILE_ORDER.apply(query, after, limit)).all()
+
+
+def live_sources(
+    session: Session, *, project_id: str, directory_id: str
+) -> Sequence[Row[str, str, dict[str, Any] | None, str]]:
+    """(id, display name, metadata, content hash) of the directory's live files, oldest first."""
+    return session.execute(
+        select(
+            DirectoryFile.id,
+            DirectoryFile.display_name,
+            DirectoryFile.user_metadata,
+            StoredFile.content_hash,
+        )
+        .join(StoredFile, StoredFile.id == DirectoryFile.file_id)
+        .where(
+            DirectoryFile.directory_id == directory_id,
+            DirectoryFile.project_id == project_id,
+            DirectoryFile.deleted_at.is_(None),
+        )
+        .order_by(DirectoryFile.created_at, DirectoryFile.id)
+    ).all()
+
+
+def ids_without_file(session: Session, *, project_id: str, directory_id: str) -> Sequence[str]:
+    """The directory's files whose stored file is gone (set to NULL when it was deleted)."""
+    return session.scalars(
+        select(DirectoryFile.id).where(
+            DirectoryFile.directory_id == directory_id,
+            DirectoryFile.project_id == project_id,
+            DirectoryFile.file_id.is_(None),
+        )
+    ).all()
+
+
+def remove_directory_file(session: Session, *, project_id: str, directory_file_id: str) -> None:
+    session.execute(
+        delete(DirectoryFile).where(
+            DirectoryFile.id == directory_file_id, DirectoryFile.project_id == project_id
+        )
+    )

@@ -7,7 +7,6 @@ from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexchat.api.deps import ProjectCaller
@@ -18,9 +17,8 @@ from indexchat.api.schemas.files import PresignedURL, utc
 from indexchat.api.schemas.retrieval import AttachmentInfo
 from indexchat.api.signing import INVALID_LINK, SignedLink, signed_link
 from indexchat.domain import Scope
-from indexchat.errors import ContentMissing, NotFound
+from indexchat.errors import ContentMissing
 from indexchat.services import retrieval as service
-from indexchat.storage.tables import Attachment
 
 router = APIRouter(
     prefix="/api/v1/beta/attachments",
@@ -106,9 +104,7 @@ async def download_attachment(
     def load() -> tuple[str, BinaryIO, int]:
         with runtime.db.read() as session:
             link.require_active(session)
-            found = session.scalar(select(Attachment).where(Attachment.id == attachment_id))
-            if found is None:
-                raise NotFound(f"attachment {attachment_id} not found")
+            found = service.attachment_for_download(session, attachment_id)
             name, digest = found.name, found.content_hash
         try:
             return name, *runtime.blobs.open(digest)
