@@ -9,6 +9,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 
+from indexchat.domain import SEARCH_TABLE_PREFIXES, entries_table, full_text_table, vector_table
 from indexchat.services import tenancy
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import alembic_config, upgrade
@@ -48,3 +49,17 @@ def test_a_sqlite_round_trip_through_every_revision_keeps_sessions_and_their_eve
         assert session.scalar(select(func.count()).select_from(ChatEvent)) == 5
         assert session.get(ChatSession, chat.id) is not None
     db.dispose()
+
+
+def test_migration_0006_names_full_text_tables_as_the_search_store_does(tmp_path: Path) -> None:
+    # The migration keeps a frozen copy of the naming; a table it made under another name
+    # would never be searched (or dropped) again.
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with db.engine.connect() as connection:
+        script = ScriptDirectory.from_config(alembic_config(connection))
+        frozen = script.get_revision("0006").module._table
+    for index_id in ("idx-1", f"idx-{uuid.uuid4()}", "idx with spaces; DROP", "ü" * 64):
+        assert frozen(index_id) == full_text_table(index_id)
+        assert full_text_table(index_id).startswith(SEARCH_TABLE_PREFIXES)
+    assert vector_table(384).startswith(SEARCH_TABLE_PREFIXES)
+    assert entries_table(384).startswith(SEARCH_TABLE_PREFIXES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,28 @@ from datetime import UTC, datetime
 def new_id(prefix: str) -> str:
     """A public id in the LlamaCloud style, e.g. ``ses-3f0c…``."""
     return f"{prefix}-{uuid.uuid4()}"
+
+
+# The search store's tables live outside Alembic (``search/store.py`` says who creates them and
+# when); storage's migration environment skips them, so their names are fixed here, below both.
+SEARCH_TABLE_PREFIXES = ("chunk_text", "chunk_vectors_", "chunk_search_")
+
+
+def full_text_table(index_id: str) -> str:
+    """An index's own SQLite full-text table: a digest, so any id makes a plain identifier.
+    Existing databases hold tables of this name: it cannot change without a migration."""
+    return "chunk_text_" + hashlib.sha256(index_id.encode()).hexdigest()[:24]
+
+
+def vector_table(dimension: int) -> str:
+    """SQLite's one vector table per embedding dimension (the model decides it)."""
+    return f"chunk_vectors_{dimension}"
+
+
+def entries_table(dimension: int) -> str:
+    """PostgreSQL's one table of search entries per embedding dimension; its BM25 tables and
+    triggers are named after it."""
+    return f"chunk_search_{dimension}"
 
 
 def utcnow() -> datetime:

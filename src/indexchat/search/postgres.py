@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 from sqlalchemy import Connection
 
+from indexchat.domain import entries_table
 from indexchat.search.store import Entry, query_terms
 from indexchat.search.vector_cache import VectorCache
 
@@ -41,7 +42,7 @@ class PostgresSearchStore:
         self.dimension = dimension
         self.ranking = ranking
         self.cache = cache
-        self._table = f"chunk_search_{dimension}"
+        self._table = entries_table(dimension)
 
     def ensure_schema(self, connection: Connection) -> None:
         t = self._table

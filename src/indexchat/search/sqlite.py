@@ -1,6 +1,7 @@
 """The embedded search store: SQLite FTS5 (BM25) for text, sqlite-vec for vectors.
 
-Each index has a full-text table of its own (``chunk_text_<digest of the index id>``): BM25's
+Each index has a full-text table of its own (``domain.full_text_table``), created by ``add`` on
+the index's first entries and dropped by ``drop_index``: BM25's
 statistics (how rare a word is, how long chunks are) are then the index's own, so one project's
 documents never shift another's rankings, and a search reads no other index's postings nor
 joins ``chunks`` to filter them out. Vectors share one sqlite-vec table, partitioned by index.
@@ -8,13 +9,13 @@ joins ``chunks`` to filter them out. Vectors share one sqlite-vec table, partiti
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 from sqlalchemy import Connection
 
+from indexchat.domain import full_text_table, vector_table
 from indexchat.search.store import Entry, query_terms
 from indexchat.search.vector_cache import VectorCache
 
@@ -32,7 +33,7 @@ class SqliteSearchStore:
         self.dimension = dimension
         self.cache = cache
         # One vector table per dimension: the embedding model decides it, not a migration.
-        self._vectors = f"chunk_vectors_{dimension}"
+        self._vectors = vector_table(dimension)
 
     def ensure_schema(self, connection: Connection) -> None:
         connection.exec_driver_sql(
@@ -50,7 +51,7 @@ class SqliteSearchStore:
         for index_id, own in by_index.items():
             create_text_table(connection, index_id)
             connection.exec_driver_sql(
-                f"INSERT INTO {text_table(index_id)}(rowid, text) VALUES (?, ?)",
+                f"INSERT INTO {full_text_table(index_id)}(rowid, text) VALUES (?, ?)",
                 [(e.chunk_id, e.text) for e in own],
             )
         vectors = [
@@ -65,14 +66,14 @@ class SqliteSearchStore:
     def remove(self, connection: Connection, index_id: str, chunk_ids: Sequence[int]) -> None:
         rows = [(i,) for i in chunk_ids]
         if rows:
-            if _has_table(connection, text_table(index_id)):
+            if _has_table(connection, full_text_table(index_id)):
                 connection.exec_driver_sql(
-                    f"DELETE FROM {text_table(index_id)} WHERE rowid = ?", rows
+                    f"DELETE FROM {full_text_table(index_id)} WHERE rowid = ?", rows
                 )
             connection.exec_driver_sql(f"DELETE FROM {self._vectors} WHERE rowid = ?", rows)
 
     def drop_index(self, connection: Connection, index_id: str) -> None:
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {text_table(index_id)}")
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {full_text_table(index_id)}")
 
     def text_search(
         self, connection: Connection, index_id: str, query: str, limit: int
@@ -80,7 +81,7 @@ class SqliteSearchStore:
         terms = query_terms(query)
         # A query of stop words only ("to be or not to be") keeps them all.
         terms = [t for t in terms if t not in STOPWORDS] or terms
-        table = text_table(index_id)
+        table = full_text_table(index_id)
         if not terms or not _has_table(connection, table):  # nothing synced into it yet
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
@@ -121,14 +122,9 @@ class SqliteSearchStore:
         return ids, matrix.reshape(len(rows), self.dimension)
 
 
-def text_table(index_id: str) -> str:
-    """The index's full-text table: a digest, so any id makes a plain SQL identifier."""
-    return "chunk_text_" + hashlib.sha256(index_id.encode()).hexdigest()[:24]
-
-
 def create_text_table(connection: Connection, index_id: str) -> None:
     connection.exec_driver_sql(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {text_table(index_id)} USING fts5("
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {full_text_table(index_id)} USING fts5("
         "text, content='', contentless_delete=1, "
         "tokenize='porter unicode61 remove_diacritics 2')"
     )

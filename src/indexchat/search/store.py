@@ -3,6 +3,19 @@
 One implementation per database (``sqlite.py``: FTS5 + sqlite-vec; ``postgres.py``: full text
 + pgvector), behind this protocol. Writes join the caller's transaction (they take its
 Connection), so a file's chunks and their search entries commit together.
+
+The store owns its schema, which Alembic does not manage: its shape depends on the embedding
+model's dimension, which is known only once the model is chosen. Its names are fixed in
+``domain.py`` (``full_text_table``, ``vector_table``, ``entries_table``, and the prefixes the
+migration environment skips). What it is made of, and when:
+
+- ``ensure_schema`` creates the tables of the dimension: SQLite's sqlite-vec table; PostgreSQL's
+  entries table and, for BM25, its ``_stats`` and ``_postings`` tables and the triggers that keep
+  them (see ``postgres.py``). ``Runtime.open`` calls it once per process, before any sync or
+  search, so every server and worker has run it; it is safe to run again, and concurrently.
+- SQLite's per-index full-text tables are made by ``add`` on an index's first entries and dropped
+  by ``drop_index``. Migration 0006, which split one shared table into these, keeps its own
+  frozen copy of the naming, as migrations do; a test holds the two equal.
 """
 
 from __future__ import annotations

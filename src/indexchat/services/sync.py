@@ -119,8 +119,6 @@ def run_sync(
             for indexed in gone:
                 _remove_indexed(session, deps.store, index, indexed.id)
             indexes.touch(session, index_id=index_id)
-    with deps.db.read() as session:
-        deps.store.ensure_schema(session.connection())
     for start in range(0, len(todo), BATCH_FILES):
         batch = []
         for source in todo[start : start + BATCH_FILES]:

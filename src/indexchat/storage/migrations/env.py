@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.schema import SchemaItem
 
+from indexchat.domain import SEARCH_TABLE_PREFIXES
 from indexchat.storage.tables import Base
 
 config = context.config
@@ -18,7 +19,7 @@ if connection is None:  # pragma: no cover - always given by migrate.py
 
 # Tables the search store creates itself (their shape depends on the embedding dimension).
 # Session search's full-text objects differ per dialect (migration 0012) and have no model.
-SEARCH_STORE_PREFIXES = ("chunk_text", "chunk_vectors_", "chunk_search_", "session_text_search")
+SEARCH_STORE_PREFIXES = (*SEARCH_TABLE_PREFIXES, "session_text_search")
 
 
 def include_object(
