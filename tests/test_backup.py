@@ -30,7 +30,7 @@ from test_sync_jobs import (
 from indexchat.services.backup import referenced_blobs
 from indexchat.storage.blobs import LocalBlobStore
 from indexchat.storage.db import Database
-from indexchat.storage.tables import ChatEvent, ChatSession, Chunk, SearchIndex, StoredFile
+from indexchat.storage.tables import ChatEvent, ChatSession, Chunk, Index, StoredFile
 
 READY_FILES = range(1000, 1012)
 BUSY_FILES = range(FILES)
@@ -63,7 +63,7 @@ def committed(db: Database) -> Snapshot:
         return {
             "sessions": events,
             "files": dict(session.execute(select(StoredFile.id, StoredFile.content_hash)).all()),
-            "indexes": {i: i for i in session.scalars(select(SearchIndex.id))},
+            "indexes": {i: i for i in session.scalars(select(Index.id))},
             "chunks": {c: c for c in session.scalars(select(Chunk.id))},
         }
 

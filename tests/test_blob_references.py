@@ -22,7 +22,7 @@ from indexchat.agent.tools import READ_FILE, ToolError
 from indexchat.config import Settings
 from indexchat.services.backup import blob_path
 from indexchat.services.chat_tools import IndexTools
-from indexchat.storage.tables import Attachment, IndexedFile, StoredFile
+from indexchat.storage.tables import Attachment, ParsedFile, StoredFile
 
 FJORDS = minimal_pdf(["Glaciers carve valleys.", "Fjords are drowned glacial valleys."])
 # Parsed text differs from these bytes (the line endings): losing one leaves the other.
@@ -105,7 +105,7 @@ def test_missing_parsed_output_is_a_clear_error_until_a_sync_restores_it(
     ids = parsed_ids(tenant, index_id)
     text = tenant.client.retrieval.read(index_id=index_id, file_id=ids["bread.md"]).content
     with eager.runtime.db.read() as session:
-        parsed = session.get_one(IndexedFile, ids["bread.md"])
+        parsed = session.get_one(ParsedFile, ids["bread.md"])
         text_hash = parsed.text_hash
         assert text_hash != parsed.content_hash
         screenshot = session.scalars(

@@ -23,7 +23,7 @@ from indexchat.search.store import Entry, SearchStore
 from indexchat.services import directories, indexes, tenancy
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import alembic_config, upgrade
-from indexchat.storage.tables import Chunk, IndexedFile
+from indexchat.storage.tables import Chunk, ParsedFile
 
 DIMENSION = 3  # a table of its own, apart from the running server's
 FILLER = "lorem ipsum dolor sit amet consectetur"
@@ -70,7 +70,7 @@ def make_index(db: Database, store: SearchStore, texts: Sequence[str]) -> tuple[
 
 def add_chunks(db: Database, store: SearchStore, index_id: str, texts: Sequence[str]) -> list[int]:
     with db.write() as session:
-        parsed = IndexedFile(
+        parsed = ParsedFile(
             id=f"dfl-{uuid.uuid4().hex}",
             index_id=index_id,
             source_file_id=uuid.uuid4().hex,

@@ -25,7 +25,7 @@ from indexchat.ingest.parsers import DEFAULT_LIMITS, MB, ParseError, check_zip, 
 from indexchat.ingest.sandbox import ParseInterrupted, ParseSandbox, SandboxLimits
 from indexchat.services import tenancy
 from indexchat.storage import jobs
-from indexchat.storage.tables import IndexedFile
+from indexchat.storage.tables import ParsedFile
 
 _CONTENT_TYPES = (
     b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
@@ -194,11 +194,11 @@ def test_sync_fails_a_zip_bomb_and_a_slow_file_alone(deployment: Deployment, bom
 
     # The file that overran is not parsed again by the next sync: it changed in nothing.
     with deployment.db.read() as session:
-        before = session.scalar(select(IndexedFile).where(IndexedFile.file_name == "slow.docx"))
+        before = session.scalar(select(ParsedFile).where(ParsedFile.file_name == "slow.docx"))
     assert before is not None
     assert failures(sync_and_wait(client, index_id)) == errors
     with deployment.db.read() as session:
-        after = session.get(IndexedFile, before.id)
+        after = session.get(ParsedFile, before.id)
     assert after is not None and after.updated_at == before.updated_at
 
 

@@ -17,7 +17,7 @@ from indexchat.search.store import Entry
 from indexchat.services import directories, indexes, retrieval, tenancy
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import upgrade
-from indexchat.storage.tables import Chunk, IndexedFile
+from indexchat.storage.tables import Chunk, ParsedFile
 
 DIMENSION = 5  # a vector table of its own
 
@@ -82,7 +82,7 @@ def make_index(db: Database, texts: list[str]) -> tuple[Scope, str, list[int]]:
         index_id = indexes.create_index(session, scope, source_directory_id=source.id).id
         chunks = []
         for i, text in enumerate(texts):
-            parsed = IndexedFile(
+            parsed = ParsedFile(
                 id=f"dfl-{uuid.uuid4().hex}",
                 index_id=index_id,
                 source_file_id=uuid.uuid4().hex,

@@ -20,7 +20,7 @@ from indexchat.services import retrieval
 from indexchat.storage import indexes
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.db import Database
-from indexchat.storage.tables import IndexedFile
+from indexchat.storage.tables import ParsedFile
 
 FOUND_FILES_MAX = 50
 # Files whose pages mean something to a reader (a Markdown file's "page 1" does not).
@@ -193,7 +193,7 @@ class IndexTools:
             }
         )
 
-    def _text(self, session: Session, file_id: str) -> tuple[IndexedFile, str]:
+    def _text(self, session: Session, file_id: str) -> tuple[ParsedFile, str]:
         """A parsed file of one of this turn's indexes, and its text."""
         file = indexes.parsed_file(
             session,

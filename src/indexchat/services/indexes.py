@@ -15,7 +15,7 @@ from indexchat.services.sync import remove_index_content
 from indexchat.storage import files, jobs
 from indexchat.storage import indexes as store
 from indexchat.storage.paging import split_page
-from indexchat.storage.tables import SearchIndex
+from indexchat.storage.tables import Index
 
 INDEX_ORDER = store.INDEX_ORDER
 ATTACHMENT_KINDS = frozenset({"screenshots"})  # "items" (bounding boxes) are not made here
@@ -34,7 +34,7 @@ def create_index(
     store_attachments: list[str] | None = None,
     sync_frequency: str = "manual",
     vector_target: str = "DEFAULT",
-) -> SearchIndex:
+) -> Index:
     """Create an index over a directory, with its own output directory and config ids."""
     source = directories.get_directory(session, scope, source_directory_id)
     unknown = set(store_attachments or ()) - ATTACHMENT_KINDS
@@ -51,7 +51,7 @@ def create_index(
         session, scope, name=f"{index_name} (parsed)", type="index"
     )
     now = utcnow()
-    index = SearchIndex(
+    index = Index(
         id=new_id("idx"),
         project_id=scope.project_id,
         name=index_name,
@@ -73,7 +73,7 @@ def create_index(
     return index
 
 
-def get_index(session: Session, scope: Scope, index_id: str) -> SearchIndex:
+def get_index(session: Session, scope: Scope, index_id: str) -> Index:
     found = store.get(session, project_id=scope.project_id, index_id=index_id)
     if found is None:
         raise NotFound(f"index {index_id!r} not found")
@@ -87,7 +87,7 @@ def list_indexes(
     after: Sequence[Any] | None,
     page_size: int,
     source_directory_id: str | None = None,
-) -> tuple[list[SearchIndex], list[Any] | None]:
+) -> tuple[list[Index], list[Any] | None]:
     rows = store.page(
         session,
         project_id=scope.project_id,

@@ -25,7 +25,7 @@ from indexchat.storage import attachments as attachment_store
 from indexchat.storage import chunks, indexes
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.paging import split_page
-from indexchat.storage.tables import Attachment, Chunk, IndexedFile
+from indexchat.storage.tables import Attachment, Chunk, ParsedFile
 
 log = logging.getLogger("indexchat.retrieval")
 
@@ -169,10 +169,10 @@ def _select(
                 return hits
             if chunk_id not in rows:  # removed since the search ran
                 continue
-            chunk, indexed = rows[chunk_id]
-            if options.keep is not None and not options.keep(chunk, indexed):
+            chunk, parsed = rows[chunk_id]
+            if options.keep is not None and not options.keep(chunk, parsed):
                 continue
-            hits.append(Hit(chunk, indexed, score, []))
+            hits.append(Hit(chunk, parsed, score, []))
             if len(hits) == wanted:
                 return hits
     return hits
@@ -195,7 +195,7 @@ def _reranked(reranker: Reranker, query: str, hits: list[Hit], wanted: int) -> l
 _read_hit_rows = chunks.reader_with_parsed_files(
     (
         *(getattr(Chunk, f.name) for f in fields(HitChunk)),
-        *(getattr(IndexedFile, f.name) for f in fields(HitFile)),
+        *(getattr(ParsedFile, f.name) for f in fields(HitFile)),
     )
 )
 _CHUNK_COLUMNS = len(fields(HitChunk))
@@ -247,7 +247,7 @@ def find_files(
     file_name_contains: str | None,
     after: Sequence[Any] | None,
     page_size: int,
-) -> tuple[list[IndexedFile], list[Any] | None]:
+) -> tuple[list[ParsedFile], list[Any] | None]:
     index = get_index(session, scope, index_id)
     rows = indexes.find_parsed_files(
         session,
@@ -265,15 +265,15 @@ def parsed_text(
     session: Session, scope: Scope, blobs: BlobStore, index_id: str, file_id: str
 ) -> str:
     index = get_index(session, scope, index_id)
-    indexed = indexes.parsed_file(
+    parsed = indexes.parsed_file(
         session, project_id=scope.project_id, index_ids=[index.id], parsed_file_id=file_id
     )
-    if indexed is None:
+    if parsed is None:
         raise NotFound(f"file {file_id!r} not found in index {index_id!r}")
-    if indexed.text_hash is None:
-        raise InvalidInput(f"file {file_id!r} has no parsed text: {indexed.error}")
+    if parsed.text_hash is None:
+        raise InvalidInput(f"file {file_id!r} has no parsed text: {parsed.error}")
     try:
-        return blobs.get(indexed.text_hash).decode()
+        return blobs.get(parsed.text_hash).decode()
     except ContentMissing:
         raise ContentMissing(
             f"the parsed text of file {file_id!r} is missing: sync index {index_id!r} again "

@@ -25,7 +25,7 @@ from indexchat.config import Settings
 from indexchat.domain import utcnow
 from indexchat.storage import jobs, leases
 from indexchat.storage.db import Database
-from indexchat.storage.tables import Directory, SearchIndex
+from indexchat.storage.tables import Directory, Index
 
 log = logging.getLogger("indexchat.schedule")
 
@@ -52,9 +52,7 @@ class Timing:
         return max(self.tick * 3, timedelta(seconds=5))
 
 
-def next_run(
-    index: SearchIndex, source_changed_at: datetime | None, timing: Timing
-) -> datetime | None:
+def next_run(index: Index, source_changed_at: datetime | None, timing: Timing) -> datetime | None:
     """When the scheduler will queue the index's next sync; None if it will not."""
     if index.sync_frequency == "daily":
         marks = (index.last_synced_at, index.last_scheduled_at, index.created_at)
@@ -66,7 +64,7 @@ def next_run(
     return None
 
 
-def next_run_of(session: Session, index: SearchIndex, timing: Timing) -> datetime | None:
+def next_run_of(session: Session, index: Index, timing: Timing) -> datetime | None:
     if index.sync_frequency == "manual":
         return None
     source = session.get(Directory, index.source_directory_id)
@@ -79,9 +77,9 @@ def tick(session: Session, *, holder: str, timing: Timing) -> list[str]:
         return []
     now = utcnow()
     rows = session.execute(
-        select(SearchIndex, Directory.updated_at)
-        .join(Directory, Directory.id == SearchIndex.source_directory_id)
-        .where(SearchIndex.sync_frequency.in_(("daily", "on_source_change")))
+        select(Index, Directory.updated_at)
+        .join(Directory, Directory.id == Index.source_directory_id)
+        .where(Index.sync_frequency.in_(("daily", "on_source_change")))
     ).all()
     queued = []
     for index, changed_at in rows:

@@ -35,8 +35,8 @@ from indexchat.storage.tables import (
     Attachment,
     Chunk,
     DirectoryFile,
-    IndexedFile,
-    SearchIndex,
+    Index,
+    ParsedFile,
     StoredFile,
 )
 
@@ -116,8 +116,8 @@ def run_sync(
     checkpoint(progress)
     if gone:
         with deps.db.write() as session:
-            for indexed in gone:
-                _remove_indexed(session, deps.store, index, indexed.id)
+            for parsed in gone:
+                _remove_parsed(session, deps.store, index, parsed.id)
             indexes.touch(session, index_id=index_id)
     for start in range(0, len(todo), BATCH_FILES):
         batch = []
@@ -140,14 +140,14 @@ def run_sync(
         return _finish(session, index_id)
 
 
-def _live_sources(session: Session, index: SearchIndex) -> list[SourceFile]:
+def _live_sources(session: Session, index: Index) -> list[SourceFile]:
     rows = files.live_sources(
         session, project_id=index.project_id, directory_id=index.source_directory_id
     )
     return [SourceFile(r[0], r[1], r[3], r[2] or {}) for r in rows]
 
 
-def _broken_outputs(session: Session, blobs: BlobStore, index: SearchIndex) -> set[str]:
+def _broken_outputs(session: Session, blobs: BlobStore, index: Index) -> set[str]:
     """Parsed files whose output is gone (its text or a screenshot missing from the blob store,
     or its published file deleted): parsed again, whatever their source says."""
     texts = indexes.text_hashes(session, index_id=index.id)
@@ -190,18 +190,18 @@ def _prepare(
         prepared.error = "the file's stored bytes are missing: upload it again"
         return prepared
     try:
-        parsed = deps.parser.parse(
+        result = deps.parser.parse(
             data, source.name, screenshots=screenshots, interrupted=interrupted
         )
     except ParseError as exc:
         prepared.error, prepared.overran = exc.reason, isinstance(exc, ParseOverrun)
         return prepared
-    document = parsed.document
+    document = result.document
     prepared.kind = document.kind
     prepared.text = full_text(document)
     prepared.page_starts = page_offsets(document)
     prepared.chunks = chunk(document)
-    prepared.screenshots = parsed.screenshots
+    prepared.screenshots = result.screenshots
     return prepared
 
 
@@ -215,7 +215,7 @@ def _write_batch(
     connection = session.connection()
     offset = 0
     for prepared in batch:
-        parsed_id = _upsert_indexed(session, deps, index, prepared)
+        parsed_id = _upsert_parsed(session, deps, index, prepared)
         rows = [
             Chunk(
                 index_id=index_id,
@@ -255,43 +255,41 @@ def _write_batch(
     session.flush()
 
 
-def _upsert_indexed(
-    session: Session, deps: SyncDeps, index: SearchIndex, prepared: Prepared
-) -> str:
+def _upsert_parsed(session: Session, deps: SyncDeps, index: Index, prepared: Prepared) -> str:
     """Create or refresh the parsed file (keeping its id), dropping its old chunks."""
     source = prepared.source
-    indexed = indexes.parsed_file_of_source(
+    parsed = indexes.parsed_file_of_source(
         session, index_id=index.id, source_file_id=source.directory_file_id
     )
-    if indexed is None:
-        indexed = IndexedFile(
+    if parsed is None:
+        parsed = ParsedFile(
             id=new_id("dfl"), index_id=index.id, source_file_id=source.directory_file_id
         )
-        session.add(indexed)
+        session.add(parsed)
     else:
-        _drop_content(session, deps.store, index.id, indexed.id)
+        _drop_content(session, deps.store, index.id, parsed.id)
     text_hash = deps.blobs.put(prepared.text.encode()) if prepared.error is None else None
-    indexed.file_name = source.name
-    indexed.content_hash = source.content_hash
-    indexed.status = "failed" if prepared.error else "parsed"
-    indexed.error = prepared.error
-    indexed.kind = prepared.kind
-    indexed.page_count = len(prepared.page_starts)
-    indexed.chunk_count = len(prepared.chunks)
-    indexed.text_hash = text_hash
-    indexed.page_starts = prepared.page_starts
-    indexed.user_metadata = source.metadata
-    indexed.updated_at = utcnow()
+    parsed.file_name = source.name
+    parsed.content_hash = source.content_hash
+    parsed.status = "failed" if prepared.error else "parsed"
+    parsed.error = prepared.error
+    parsed.kind = prepared.kind
+    parsed.page_count = len(prepared.page_starts)
+    parsed.chunk_count = len(prepared.chunks)
+    parsed.text_hash = text_hash
+    parsed.page_starts = prepared.page_starts
+    parsed.user_metadata = source.metadata
+    parsed.updated_at = utcnow()
     session.flush()
-    _publish_output(session, index, indexed, text_hash, len(prepared.text.encode()))
-    return indexed.id
+    _publish_output(session, index, parsed, text_hash, len(prepared.text.encode()))
+    return parsed.id
 
 
 def _publish_output(
-    session: Session, index: SearchIndex, indexed: IndexedFile, text_hash: str | None, size: int
+    session: Session, index: Index, parsed: ParsedFile, text_hash: str | None, size: int
 ) -> None:
     """Mirror the parsed file into the index's output directory (same id)."""
-    output = _output_of(session, index, indexed.id)
+    output = _output_of(session, index, parsed.id)
     if output is not None and output.file_id is not None:
         files.remove_file(session, project_id=index.project_id, file_id=output.file_id)
     stored_id = None
@@ -299,7 +297,7 @@ def _publish_output(
         stored = StoredFile(
             id=new_id("parsed"),
             project_id=index.project_id,
-            name=f"{indexed.file_name}.md",
+            name=f"{parsed.file_name}.md",
             file_type="md",
             purpose="parse",
             content_hash=text_hash,
@@ -311,22 +309,22 @@ def _publish_output(
     if output is None:
         session.add(
             DirectoryFile(
-                id=indexed.id,
+                id=parsed.id,
                 directory_id=index.output_directory_id,
                 project_id=index.project_id,
                 file_id=stored_id,
-                display_name=indexed.file_name,
-                unique_id=indexed.source_file_id,
-                user_metadata=indexed.user_metadata,
+                display_name=parsed.file_name,
+                unique_id=parsed.source_file_id,
+                user_metadata=parsed.user_metadata,
             )
         )
     else:
-        output.file_id, output.display_name = stored_id, indexed.file_name
-        output.user_metadata, output.updated_at = indexed.user_metadata, utcnow()
+        output.file_id, output.display_name = stored_id, parsed.file_name
+        output.user_metadata, output.updated_at = parsed.user_metadata, utcnow()
     session.flush()
 
 
-def _output_of(session: Session, index: SearchIndex, parsed_id: str) -> DirectoryFile | None:
+def _output_of(session: Session, index: Index, parsed_id: str) -> DirectoryFile | None:
     """The parsed file's mirror in the index's output directory (it has the same id)."""
     return files.directory_file(
         session,
@@ -343,9 +341,7 @@ def _drop_content(session: Session, store: SearchStore, index_id: str, parsed_id
     attachments.remove_of_source(session, parsed_id)
 
 
-def _remove_indexed(
-    session: Session, store: SearchStore, index: SearchIndex, parsed_id: str
-) -> None:
+def _remove_parsed(session: Session, store: SearchStore, index: Index, parsed_id: str) -> None:
     _drop_content(session, store, index.id, parsed_id)
     output = _output_of(session, index, parsed_id)
     if output is not None and output.file_id is not None:
@@ -354,10 +350,10 @@ def _remove_indexed(
     files.remove_directory_file(session, project_id=index.project_id, directory_file_id=parsed_id)
 
 
-def remove_index_content(session: Session, store: SearchStore, index: SearchIndex) -> None:
+def remove_index_content(session: Session, store: SearchStore, index: Index) -> None:
     """Everything an index has built, for deleting the index."""
     for parsed_id in indexes.parsed_file_ids(session, index_id=index.id):
-        _remove_indexed(session, store, index, parsed_id)
+        _remove_parsed(session, store, index, parsed_id)
     store.drop_index(session.connection(), index.id)
 
 

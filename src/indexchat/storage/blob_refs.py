@@ -7,14 +7,14 @@ from __future__ import annotations
 from sqlalchemy import CompoundSelect, exists, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from indexchat.storage.tables import Attachment, IndexedFile, StoredFile
+from indexchat.storage.tables import Attachment, ParsedFile, StoredFile
 
 # Every column holding a blob address. A new one must be added here (backups copy what these
 # name, and deletion keeps what they name).
 BLOB_COLUMNS: tuple[InstrumentedAttribute[str] | InstrumentedAttribute[str | None], ...] = (
     StoredFile.content_hash,  # uploads, and parsed text published as files
-    IndexedFile.content_hash,  # the source bytes an index parsed
-    IndexedFile.text_hash,  # parsed text
+    ParsedFile.content_hash,  # the source bytes an index parsed
+    ParsedFile.text_hash,  # parsed text
     Attachment.content_hash,  # page screenshots and other artefacts
 )
 

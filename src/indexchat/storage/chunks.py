@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from indexchat.storage.tables import Chunk, IndexedFile
+from indexchat.storage.tables import Chunk, ParsedFile
 
 
 def ids_of_parsed_file(session: Session, parsed_file_id: str) -> Sequence[int]:
@@ -26,7 +26,7 @@ def reader_with_parsed_files(
 ) -> Callable[[Session, Sequence[int]], Sequence[Row[Any]]]:
     """A reader of ``columns`` (of chunks and their parsed files) for given chunk ids, read
     without the ORM; the statement is built once, for a hot path."""
-    query = select(*columns).join(IndexedFile, IndexedFile.id == Chunk.parsed_file_id)
+    query = select(*columns).join(ParsedFile, ParsedFile.id == Chunk.parsed_file_id)
 
     def read(session: Session, chunk_ids: Sequence[int]) -> Sequence[Row[Any]]:
         return session.execute(query.where(Chunk.id.in_(chunk_ids))).all()

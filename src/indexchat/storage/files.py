@@ -10,7 +10,7 @@ from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from indexchat.storage.paging import Keyset
-from indexchat.storage.tables import Directory, DirectoryFile, SearchIndex, StoredFile
+from indexchat.storage.tables import Directory, DirectoryFile, Index, StoredFile
 
 FILE_ORDERS = {
     "created_at": Keyset((StoredFile.created_at, StoredFile.id), descending=True),
@@ -104,9 +104,9 @@ def directories(
 
 def indexes_using_directory(session: Session, *, directory_id: str) -> Sequence[str]:
     return session.scalars(
-        select(SearchIndex.id).where(
-            (SearchIndex.source_directory_id == directory_id)
-            | (SearchIndex.output_directory_id == directory_id)
+        select(Index.id).where(
+            (Index.source_directory_id == directory_id)
+            | (Index.output_directory_id == directory_id)
         )
     ).all()
 

@@ -15,21 +15,19 @@ from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
 from indexchat.storage.paging import Keyset
-from indexchat.storage.tables import DirectoryFile, IndexedFile, SearchIndex
+from indexchat.storage.tables import DirectoryFile, Index, ParsedFile
 
-INDEX_ORDER = Keyset((SearchIndex.created_at, SearchIndex.id))
-PARSED_FILE_ORDER = Keyset((IndexedFile.file_name, IndexedFile.id))
-
-
-def get(session: Session, *, project_id: str, index_id: str) -> SearchIndex | None:
-    return session.scalar(
-        select(SearchIndex).where(SearchIndex.id == index_id, SearchIndex.project_id == project_id)
-    )
+INDEX_ORDER = Keyset((Index.created_at, Index.id))
+PARSED_FILE_ORDER = Keyset((ParsedFile.file_name, ParsedFile.id))
 
 
-def get_for_job(session: Session, index_id: str) -> SearchIndex | None:
+def get(session: Session, *, project_id: str, index_id: str) -> Index | None:
+    return session.scalar(select(Index).where(Index.id == index_id, Index.project_id == project_id))
+
+
+def get_for_job(session: Session, index_id: str) -> Index | None:
     """The index a sync job names (see the module docstring); None once it is deleted."""
-    return session.get(SearchIndex, index_id)
+    return session.get(Index, index_id)
 
 
 def page(
@@ -39,34 +37,32 @@ def page(
     after: Sequence[Any] | None,
     limit: int,
     source_directory_id: str | None = None,
-) -> Sequence[SearchIndex]:
-    query = select(SearchIndex).where(SearchIndex.project_id == project_id)
+) -> Sequence[Index]:
+    query = select(Index).where(Index.project_id == project_id)
     if source_directory_id is not None:
-        query = query.where(SearchIndex.source_directory_id == source_directory_id)
+        query = query.where(Index.source_directory_id == source_directory_id)
     return session.scalars(INDEX_ORDER.apply(query, after, limit)).all()
 
 
 def touch(session: Session, *, index_id: str) -> None:
     """Move the index's ``updated_at``: its search entries changed, in-memory copies reload."""
-    session.execute(
-        update(SearchIndex).where(SearchIndex.id == index_id).values(updated_at=utcnow())
-    )
+    session.execute(update(Index).where(Index.id == index_id).values(updated_at=utcnow()))
 
 
-def parsed_files(session: Session, *, index_id: str) -> Sequence[IndexedFile]:
-    return session.scalars(select(IndexedFile).where(IndexedFile.index_id == index_id)).all()
+def parsed_files(session: Session, *, index_id: str) -> Sequence[ParsedFile]:
+    return session.scalars(select(ParsedFile).where(ParsedFile.index_id == index_id)).all()
 
 
 def parsed_file_ids(session: Session, *, index_id: str) -> Sequence[str]:
-    return session.scalars(select(IndexedFile.id).where(IndexedFile.index_id == index_id)).all()
+    return session.scalars(select(ParsedFile.id).where(ParsedFile.index_id == index_id)).all()
 
 
 def parsed_file_of_source(
     session: Session, *, index_id: str, source_file_id: str
-) -> IndexedFile | None:
+) -> ParsedFile | None:
     return session.scalar(
-        select(IndexedFile).where(
-            IndexedFile.index_id == index_id, IndexedFile.source_file_id == source_file_id
+        select(ParsedFile).where(
+            ParsedFile.index_id == index_id, ParsedFile.source_file_id == source_file_id
         )
     )
 
@@ -74,27 +70,27 @@ def parsed_file_of_source(
 def text_hashes(session: Session, *, index_id: str) -> Sequence[Row[str, str | None]]:
     """(parsed file id, text blob) of the index's parsed files that have a text."""
     return session.execute(
-        select(IndexedFile.id, IndexedFile.text_hash).where(
-            IndexedFile.index_id == index_id, IndexedFile.text_hash.is_not(None)
+        select(ParsedFile.id, ParsedFile.text_hash).where(
+            ParsedFile.index_id == index_id, ParsedFile.text_hash.is_not(None)
         )
     ).all()
 
 
 def remove_parsed_file(session: Session, parsed_file_id: str) -> None:
-    session.execute(delete(IndexedFile).where(IndexedFile.id == parsed_file_id))
+    session.execute(delete(ParsedFile).where(ParsedFile.id == parsed_file_id))
 
 
 def parsed_file(
     session: Session, *, project_id: str, index_ids: Sequence[str], parsed_file_id: str
-) -> IndexedFile | None:
+) -> ParsedFile | None:
     """A parsed file of one of these indexes of the project."""
     return session.scalar(
-        select(IndexedFile)
-        .join(SearchIndex, SearchIndex.id == IndexedFile.index_id)
+        select(ParsedFile)
+        .join(Index, Index.id == ParsedFile.index_id)
         .where(
-            IndexedFile.id == parsed_file_id,
-            IndexedFile.index_id.in_(list(index_ids)),
-            SearchIndex.project_id == project_id,
+            ParsedFile.id == parsed_file_id,
+            ParsedFile.index_id.in_(list(index_ids)),
+            Index.project_id == project_id,
         )
     )
 
@@ -108,17 +104,17 @@ def find_parsed_files(
     file_name_contains: str | None,
     after: Sequence[Any] | None,
     limit: int,
-) -> Sequence[IndexedFile]:
+) -> Sequence[ParsedFile]:
     query = (
-        select(IndexedFile)
-        .join(SearchIndex, SearchIndex.id == IndexedFile.index_id)
-        .where(IndexedFile.index_id == index_id, SearchIndex.project_id == project_id)
+        select(ParsedFile)
+        .join(Index, Index.id == ParsedFile.index_id)
+        .where(ParsedFile.index_id == index_id, Index.project_id == project_id)
     )
     if file_name is not None:
-        query = query.where(IndexedFile.file_name == file_name)
+        query = query.where(ParsedFile.file_name == file_name)
     if file_name_contains is not None:
         query = query.where(
-            func.lower(IndexedFile.file_name).contains(file_name_contains.lower(), autoescape=True)
+            func.lower(ParsedFile.file_name).contains(file_name_contains.lower(), autoescape=True)
         )
     return session.scalars(PARSED_FILE_ORDER.apply(query, after, limit)).all()
 
@@ -131,7 +127,7 @@ def parsed_file_ids_from(session: Session, *, project_id: str, source_id: str) -
         or_(DirectoryFile.id == source_id, DirectoryFile.file_id == source_id),
     )
     return session.scalars(
-        select(IndexedFile.id)
-        .where(IndexedFile.source_file_id.in_(placed))
-        .order_by(IndexedFile.updated_at.desc())
+        select(ParsedFile.id)
+        .where(ParsedFile.source_file_id.in_(placed))
+        .order_by(ParsedFile.updated_at.desc())
     ).all()

@@ -10,7 +10,7 @@ from sqlalchemy import Row, bindparam, delete, insert, select, tuple_
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
+from indexchat.storage.tables import ChatEvent, ChatSession, Index
 
 _INSERT = insert(ChatSession)
 
@@ -105,9 +105,7 @@ def existing_index_ids(session: Session, *, project_id: str, index_ids: Iterable
         return set()
     return set(
         session.scalars(
-            select(SearchIndex.id).where(
-                SearchIndex.project_id == project_id, SearchIndex.id.in_(wanted)
-            )
+            select(Index.id).where(Index.project_id == project_id, Index.id.in_(wanted))
         )
     )
 

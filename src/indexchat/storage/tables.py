@@ -11,13 +11,13 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     text,
 )
+from sqlalchemy import Index as SqlIndex
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from indexchat.domain import utcnow
@@ -161,7 +161,7 @@ class DirectoryFile(Base):
     """A file's place in a directory, with its display name, unique id and user metadata."""
 
     __tablename__ = "directory_files"
-    __table_args__ = (Index("ix_directory_files_directory_unique", "directory_id", "unique_id"),)
+    __table_args__ = (SqlIndex("ix_directory_files_directory_unique", "directory_id", "unique_id"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     directory_id: Mapped[str] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"))
@@ -178,7 +178,10 @@ class DirectoryFile(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
 
 
-class SearchIndex(Base):
+class Index(Base):
+    """An index: the row that describes one searchable collection (its settings and build state).
+    The entries that make it searchable are kept by the search store (``search/store.py``)."""
+
     __tablename__ = "indexes"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -223,7 +226,7 @@ class Job(Base):
     """A durable background job (e.g. an index sync): claimed with a lease, cancellable."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "run_after"),)
+    __table_args__ = (SqlIndex("ix_jobs_claim", "status", "run_after"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -250,9 +253,9 @@ class ChatSession(Base):
     __tablename__ = "chat_sessions"
     __table_args__ = (
         # Keyset pagination walks this index: newest last_updated_at first, id breaks ties.
-        Index("ix_chat_sessions_project_recent", "project_id", "last_updated_at", "id"),
+        SqlIndex("ix_chat_sessions_project_recent", "project_id", "last_updated_at", "id"),
         # The turns running now, for the look a starting server takes at them.
-        Index(
+        SqlIndex(
             "ix_chat_sessions_running_turns",
             "turn_id",
             sqlite_where=text("turn_id IS NOT NULL"),
@@ -333,9 +336,10 @@ class ChatEvent(Base):
     created_at: Mapped[datetime] = mapped_column(Moment, default=utcnow)
 
 
-class IndexedFile(Base):
-    """One source file as an index has parsed it. Its id is the parsed file's directory-file id
-    in the index's output directory (``parsed_directory_file_id`` in retrieval results)."""
+class ParsedFile(Base):
+    """One source file as an index has parsed it (table ``index_files``, column
+    ``parsed_file_id`` where referenced). Its id is the parsed file's directory-file id in the
+    index's output directory (``parsed_directory_file_id`` in retrieval results)."""
 
     __tablename__ = "index_files"
     __table_args__ = (UniqueConstraint("index_id", "source_file_id"),)
@@ -362,7 +366,7 @@ class Chunk(Base):
     entries in the search store."""
 
     __tablename__ = "chunks"
-    __table_args__ = (Index("ix_chunks_file", "parsed_file_id", "chunk_index"),)
+    __table_args__ = (SqlIndex("ix_chunks_file", "parsed_file_id", "chunk_index"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     index_id: Mapped[str] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"), index=True)
@@ -399,7 +403,7 @@ class SessionText(Base):
     and triggers on SQLite, an expression GIN index on PostgreSQL (migration 0012)."""
 
     __tablename__ = "session_texts"
-    __table_args__ = (Index("ix_session_texts_session", "session_id"),)
+    __table_args__ = (SqlIndex("ix_session_texts_session", "session_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(String(64))
@@ -407,3 +411,8 @@ class SessionText(Base):
     seq: Mapped[int] = mapped_column(Integer)  # the event the text came from
     kind: Mapped[str] = mapped_column(String(16))  # title | prompt | answer
     text: Mapped[str] = mapped_column(Text)
+
+
+# Earlier names of Index and ParsedFile, for modules not yet moved to them.
+SearchIndex = Index
+IndexedFile = ParsedFile

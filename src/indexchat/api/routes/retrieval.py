@@ -151,14 +151,14 @@ def _filter(body: RetrieveRequest) -> Any:
     if not custom and static == StaticFilters():
         return None
 
-    def keep(chunk: HitChunk, indexed: HitFile) -> bool:
+    def keep(chunk: HitChunk, parsed: HitFile) -> bool:
         checks: list[tuple[Any, ValueFilter | Any]] = [
-            (indexed.id, static.parsed_directory_file_id),
+            (parsed.id, static.parsed_directory_file_id),
             (chunk.page_start, static.page_range_start),
             (chunk.page_end, static.page_range_end),
             (chunk.chunk_index, static.chunk_index),
         ]
-        metadata = indexed.user_metadata or {}
+        metadata = parsed.user_metadata or {}
         for key, condition in custom.items():
             for bound in condition if isinstance(condition, list) else [condition]:
                 checks.append((metadata.get(key), bound))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from indexchat.api.schemas.common import IdField, RequestBody
 from indexchat.api.schemas.files import utc
-from indexchat.storage.tables import SearchIndex
+from indexchat.storage.tables import Index
 
 
 class Product(RequestBody):
@@ -79,7 +79,7 @@ class IndexOut(BaseModel):
     @classmethod
     def of(
         cls,
-        index: SearchIndex,
+        index: Index,
         sync_in_progress: bool | None = None,
         sync_progress: dict[str, Any] | None = None,
         next_sync_at: datetime | None = None,
