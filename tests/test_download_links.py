@@ -7,13 +7,23 @@ import hashlib
 import os
 import tracemalloc
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import pytest
 from conftest import LiveServer, Tenant
 from test_sign_ins import new_link
 
+from indexchat.api.pagination import PageTokens
+from indexchat.api.signing import LinkParams, UrlSigner
+from indexchat.config import Settings
+from indexchat.errors import InvalidPageToken
+from indexchat.runtime import Runtime
 from indexchat.services import tenancy
+from indexchat.storage.blobs import LocalBlobStore
+from indexchat.storage.db import Database
+from indexchat.storage.migrate import upgrade
 
 
 def upload(tenant: Tenant, data: bytes = b"quarterly numbers") -> str:
@@ -80,3 +90,36 @@ def test_a_large_download_is_streamed_not_loaded(server: LiveServer, tenant: Ten
         tracemalloc.stop()
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
     assert peak < 8 * 1024 * 1024, f"the download held {peak / 2**20:.0f} MiB at once"
+
+
+def test_a_page_token_key_signs_no_download_link_and_the_download_key_no_page_token(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(db.engine)
+    with db.write() as session:
+        tenancy.ensure_defaults(session)
+    with db.read() as session:
+        keys = tenancy.instance_keys(session)
+        assert tenancy.page_token_secret(session) == keys.for_purpose("page-token")
+    runtime = Runtime(
+        settings=Settings(data_dir=tmp_path),
+        db=db,
+        keys=keys,
+        blobs=LocalBlobStore(tmp_path / "blobs"),
+    )
+    route, holder = "download_file", "key:k1"
+    # A download signature made with the key page tokens are signed with is refused...
+    expires, forged = UrlSigner(runtime.page_token_secret).sign(f"{route}\nfile_id=f", 60, holder)
+    assert not LinkParams(expires, forged, holder).verify(runtime, route, file_id="f")
+    # ...while one made with the download key is the link the route accepts.
+    download_key = keys.for_purpose("download-link")
+    expires, signature = UrlSigner(download_key).sign(f"{route}\nfile_id=f", 60, holder)
+    assert LinkParams(expires, signature, holder).verify(runtime, route, file_id="f")
+    # And a page token signed with the download key is no page token.
+    token = PageTokens(download_key).encode("chat:project", ["2026-01-01T00:00:00", "ses-1"])
+    with pytest.raises(InvalidPageToken):
+        PageTokens(runtime.page_token_secret).decode("chat:project", token)
+    assert PageTokens(runtime.page_token_secret).decode(
+        "chat:project", PageTokens(runtime.page_token_secret).encode("chat:project", [1])
+    ) == [1]

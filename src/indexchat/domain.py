@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 
 def new_id(prefix: str) -> str:
     """A public id in the LlamaCloud style, e.g. ``ses-3f0c…``."""
     return f"{prefix}-{uuid.uuid4()}"
+
+
+# What the instance secret signs. Each use gets a key of its own, so a value signed for one
+# (a page token) never verifies as another (a download link).
+KeyPurpose = Literal["page-token", "download-link"]
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The keys derived from the instance's one stored secret, one per purpose."""
+
+    secret: bytes = field(repr=False)
+
+    def for_purpose(self, purpose: KeyPurpose) -> bytes:
+        """HMAC-SHA256 of the purpose under the secret: a pseudo-random key per purpose
+        (HKDF's expand step for one block), none of which tells anything of the secret."""
+        return hmac.new(self.secret, b"indexchat key\n" + purpose.encode(), hashlib.sha256).digest()
 
 
 # The search store's tables live outside Alembic (``search/store.py`` says who creates them and

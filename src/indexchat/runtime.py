@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from indexchat.agent.extractive import ExtractiveModel
 from indexchat.agent.model import ChatModel
 from indexchat.config import Settings
+from indexchat.domain import Keys
 from indexchat.ingest.parsers import DEFAULT_LIMITS
 from indexchat.ingest.sandbox import ParseSandbox, SandboxLimits
 from indexchat.search.embeddings import Embedder, LocalEmbedder, make_embedder
@@ -35,7 +36,7 @@ log = logging.getLogger("indexchat.runtime")
 class Runtime:
     settings: Settings
     db: Database
-    page_token_secret: bytes
+    keys: Keys
     blobs: BlobStore
     _embedder: Embedder | None = None
     _chat_model: ChatModel | None = None
@@ -43,6 +44,11 @@ class Runtime:
     reranking: Reranking | None = None  # None: no rerank server configured
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _share_failures: FailureLimiter | None = None
+
+    @property
+    def page_token_secret(self) -> bytes:
+        """The key that signs page tokens (and nothing else)."""
+        return self.keys.for_purpose("page-token")
 
     @property
     def share_failures(self) -> FailureLimiter:
@@ -122,12 +128,12 @@ class Runtime:
         """Connect, migrate to the newest schema and make sure the defaults exist."""
         db = open_database(settings)
         with db.read() as session:
-            secret = tenancy.page_token_secret(session)
+            keys = tenancy.instance_keys(session)
         blobs = LocalBlobStore(settings.data_dir / "blobs")
         runtime = cls(
             settings=settings,
             db=db,
-            page_token_secret=secret,
+            keys=keys,
             blobs=blobs,
             reranking=make_reranking(settings),
         )

@@ -62,7 +62,7 @@ def signed_link(
 ) -> PresignedURL:
     """A link to the download route ``route``, bound to the credential that reached ``scope``."""
     holder = scope.credential or ""
-    signer = UrlSigner(runtime.page_token_secret)
+    signer = UrlSigner(runtime.keys.for_purpose("download-link"))
     expires, signature = signer.sign(_resource(route, path), lifetime, holder)
     url = request.url_for(route, **path).include_query_params(
         expires=expires, signature=signature, holder=holder
@@ -79,7 +79,7 @@ class LinkParams:
     holder: str
 
     def verify(self, runtime: Runtime, route: str, **path: str) -> bool:
-        signer = UrlSigner(runtime.page_token_secret)
+        signer = UrlSigner(runtime.keys.for_purpose("download-link"))
         return signer.verify(_resource(route, path), self.expires, self.signature, self.holder)
 
     def require_active(self, session: Session) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from indexchat.domain import Principal, Scope, new_id, utcnow
+from indexchat.domain import Keys, Principal, Scope, new_id, utcnow
 from indexchat.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from indexchat.storage import sign_ins as sign_in_store
 from indexchat.storage import tenancy as store
@@ -55,11 +55,17 @@ def ensure_defaults(session: Session) -> None:
     session.flush()
 
 
-def page_token_secret(session: Session) -> bytes:
+def instance_keys(session: Session) -> Keys:
+    """The keys derived from the instance secret (stored under its historical name)."""
     value = store.secret(session, PAGE_TOKEN_SECRET)
     if value is None:
         raise RuntimeError("database not initialised: run migrations and ensure_defaults first")
-    return bytes.fromhex(value)
+    return Keys(bytes.fromhex(value))
+
+
+def page_token_secret(session: Session) -> bytes:
+    """The key that signs page tokens."""
+    return instance_keys(session).for_purpose("page-token")
 
 
 def organization_named(session: Session, name: str | None) -> Organization:
