@@ -18,14 +18,13 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexchat.config import Settings
 from indexchat.domain import utcnow
-from indexchat.storage import jobs, leases
+from indexchat.storage import files, indexes, jobs, leases
 from indexchat.storage.db import Database
-from indexchat.storage.tables import Directory, Index
+from indexchat.storage.tables import Index
 
 log = logging.getLogger("indexchat.schedule")
 
@@ -67,7 +66,12 @@ def next_run(index: Index, source_changed_at: datetime | None, timing: Timing) -
 def next_run_of(session: Session, index: Index, timing: Timing) -> datetime | None:
     if index.sync_frequency == "manual":
         return None
-    source = session.get(Directory, index.source_directory_id)
+    source = files.directory(
+        session,
+        project_id=index.project_id,
+        directory_id=index.source_directory_id,
+        include_deleted=True,
+    )
     return next_run(index, source.updated_at if source else None, timing)
 
 
@@ -76,11 +80,7 @@ def tick(session: Session, *, holder: str, timing: Timing) -> list[str]:
     if not leases.hold(session, LEASE, holder=holder, ttl=timing.lease):
         return []
     now = utcnow()
-    rows = session.execute(
-        select(Index, Directory.updated_at)
-        .join(Directory, Directory.id == Index.source_directory_id)
-        .where(Index.sync_frequency.in_(("daily", "on_source_change")))
-    ).all()
+    rows = indexes.scheduled_for_job(session)
     queued = []
     for index, changed_at in rows:
         due = next_run(index, changed_at, timing)

@@ -26,6 +26,7 @@ from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, Forbidden, NotFound, RateLimited
 from indexchat.services.sessions import SharedAccess, get_session
 from indexchat.services.tenancy import hash_key
+from indexchat.storage import attachments
 from indexchat.storage import sessions as session_store
 from indexchat.storage import share_links as store
 from indexchat.storage import tenancy as tenancy_store
@@ -249,12 +250,8 @@ def cited_attachment(
     )
     found = None
     if any((source_id, name) in _citations(p) for p in payloads):
-        found = session.scalar(
-            select(Attachment).where(
-                Attachment.project_id == view.scope.project_id,
-                Attachment.source_id == source_id,
-                Attachment.name == name,
-            )
+        found = attachments.get(
+            session, project_id=view.scope.project_id, source_id=source_id, name=name
         )
     if found is None:
         raise NotFound(f"attachment {name!r} of {source_id!r} is not part of this chat")

@@ -8,6 +8,7 @@ entry names its index, which is all the tenancy the job has.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, delete, func, or_, select, update
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
 from indexchat.storage.paging import Keyset
-from indexchat.storage.tables import DirectoryFile, Index, ParsedFile
+from indexchat.storage.tables import Directory, DirectoryFile, Index, ParsedFile
 
 INDEX_ORDER = Keyset((Index.created_at, Index.id))
 PARSED_FILE_ORDER = Keyset((ParsedFile.file_name, ParsedFile.id))
@@ -42,6 +43,16 @@ def page(
     if source_directory_id is not None:
         query = query.where(Index.source_directory_id == source_directory_id)
     return session.scalars(INDEX_ORDER.apply(query, after, limit)).all()
+
+
+def scheduled_for_job(session: Session) -> Sequence[Row[Index, datetime]]:
+    """Every project's indexes synced on a schedule, each with when its source directory last
+    changed: the scheduler queues syncs for the whole instance."""
+    return session.execute(
+        select(Index, Directory.updated_at)
+        .join(Directory, Directory.id == Index.source_directory_id)
+        .where(Index.sync_frequency.in_(("daily", "on_source_change")))
+    ).all()
 
 
 def touch(session: Session, *, index_id: str) -> None:
