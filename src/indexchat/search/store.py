@@ -43,6 +43,9 @@ class Entry:
 
 
 class SearchStore(Protocol):
+    """The engine that keeps and searches the entries of every index (an index's own settings
+    are its row, ``storage.tables.Index``)."""
+
     dimension: int
 
     def ensure_schema(self, connection: Connection) -> None: ...
