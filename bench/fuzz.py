@@ -28,6 +28,10 @@ from conftest import live_server  # noqa: E402 - the tests' way of starting a se
 from indexchat.config import Settings  # noqa: E402
 
 
+def progress(message: str, started: float = time.monotonic()) -> None:
+    print(f"[{time.monotonic() - started:6.0f} s] {message}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=10_000, help="at least this many cases")
@@ -47,6 +51,7 @@ def main() -> int:
         tally = fuzzing.run(
             server.base_url,
             fuzzing.config(tenant.api_key, budget, seed=args.seed, workers=args.workers),
+            progress=progress,
         )
         seed = args.seed
         while tally.total < args.cases:
@@ -65,6 +70,7 @@ def main() -> int:
                     phases=("fuzzing", "stateful"),
                 ),
                 tally,
+                progress,
             )
             if tally.total == before:
                 break  # nothing left to draw

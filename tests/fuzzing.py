@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,8 +217,14 @@ def operations_count(base_url: str) -> int:
     )
 
 
-def run(base_url: str, run_config: schemathesis.Config, tally: Tally | None = None) -> Tally:
-    """One engine run over ``base_url``'s document; adds to ``tally`` when given."""
+def run(
+    base_url: str,
+    run_config: schemathesis.Config,
+    tally: Tally | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Tally:
+    """One engine run over ``base_url``'s document; adds to ``tally`` when given. ``progress``
+    hears of each phase's end."""
     global _active
     tally = tally if tally is not None else Tally()
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", config=run_config)
@@ -226,6 +233,8 @@ def run(base_url: str, run_config: schemathesis.Config, tally: Tally | None = No
         for event in from_schema(schema).execute():
             if isinstance(event, events.NonFatalError):
                 tally.errors.append(f"{event.label}: {event.info.title}\n{event.info.message}")
+            elif isinstance(event, events.PhaseFinished) and progress is not None:
+                progress(f"{event.phase.name.value} {event.status.value}: {tally.total} cases")
             elif isinstance(event, events.FatalError):
                 raise RuntimeError(f"schemathesis could not run: {event.exception}")
     finally:

@@ -245,7 +245,11 @@ async def file_content(
     summary="Download a file's bytes with a signed URL (no API key needed)",
     operation_id="files_download",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorBody}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        403: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "The stored bytes are missing"},
+    },
 )
 async def download_file(request: Request, file_id: IdPath, link: SignedLink) -> Response:
     runtime = request.app.state.runtime

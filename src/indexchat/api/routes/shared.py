@@ -209,7 +209,10 @@ def _set_viewer_cookie(response: Response, request: Request, token: str) -> None
     response_class=Response,
     summary="Download an attachment the shared chat cites (extension)",
     operation_id="shared_attachment",
-    responses={200: {"content": {"image/png": {}}}},
+    responses={
+        200: {"content": {"image/png": {}}},
+        409: {"model": ErrorBody, "description": "The stored bytes are missing"},
+    },
 )
 async def shared_attachment(
     token: Token, source_id: IdPath, attachment_name: AttachmentName, request: Request
