@@ -45,7 +45,7 @@ def main() -> int:
         live_server(Settings(data_dir=Path(data_dir)), "sqlite") as server,
     ):
         tenant = fuzzing.seed_data(server)
-        operations = fuzzing.operations_count(server.base_url)
+        operations = len(fuzzing.operation_labels(server.base_url))
         budget = fuzzing.Budget.for_cases(args.cases, operations)
         print(f"{operations} operations; {budget}", flush=True)
         tally = fuzzing.run(

@@ -82,6 +82,7 @@ class Tally:
     """What a run sent and what the checks found, safe to update from the engine's workers."""
 
     cases: Counter[tuple[str, str]] = field(default_factory=Counter)  # (phase, mode) -> cases
+    operations: set[str] = field(default_factory=set)  # labels of the operations sent a case
     findings: dict[str, Finding] = field(default_factory=dict)  # check name -> finding
     errors: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -103,6 +104,7 @@ class Tally:
         key = (meta.phase.name.value, meta.generation.mode.value) if meta else ("?", "?")
         with self._lock:
             self.cases[key] += 1
+            self.operations.add(case.operation.label)
 
     def record_failure(self, check: str, case: Case, response: Response, failure: Failure) -> None:
         with self._lock:
@@ -115,7 +117,7 @@ class Tally:
         phases: dict[str, dict[str, int]] = {}
         for (phase, mode), n in sorted(self.cases.items()):
             phases.setdefault(phase, {})[mode] = n
-        lines = [f"cases: {self.total}"]
+        lines = [f"cases: {self.total} over {len(self.operations)} operations"]
         for phase, modes in phases.items():
             per_mode = ", ".join(f"{mode} {n}" for mode, n in modes.items())
             lines.append(f"  {phase}: {sum(modes.values())} ({per_mode})")
@@ -208,13 +210,15 @@ def config(
     )
 
 
-def operations_count(base_url: str) -> int:
+def operation_labels(base_url: str) -> set[str]:
+    """``METHOD /path`` of every operation in the served document, as schemathesis labels them."""
     document = httpx.get(f"{base_url}/openapi.json").json()
-    return sum(
-        method in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-        for path in document["paths"].values()
-        for method in path
-    )
+    return {
+        f"{method.upper()} {path}"
+        for path, methods in document["paths"].items()
+        for method in methods
+        if method in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    }
 
 
 def run(
