@@ -47,9 +47,13 @@ PAGE_DEFAULT, PAGE_MAX = 100, 1000
 
 
 # A parsed text whose stored bytes are gone answers 409 (sync the index again to restore it).
-MISSING_TEXT = {409: {"model": ErrorBody, "description": "The parsed text is missing"}}
+MISSING_TEXT: dict[int | str, Any] = {
+    409: {"model": ErrorBody, "description": "The parsed text is missing"}
+}
 # A remote embedding server that fails answers 502.
-UPSTREAM = {502: {"model": ErrorBody, "description": "The embedding server failed"}}
+UPSTREAM: dict[int | str, Any] = {
+    502: {"model": ErrorBody, "description": "The embedding server failed"}
+}
 
 
 def _post(
