@@ -175,6 +175,14 @@ def add_index(server: LiveServer, scope: Scope, name: str = "docs") -> str:
         return indexes.create_index(session, scope, source_directory_id=source.id, name=name).id
 
 
+def documented_statuses(server: LiveServer, method: str, path: str) -> set[int]:
+    """The statuses the served OpenAPI document declares for one operation."""
+    import httpx
+
+    operation = httpx.get(f"{server.base_url}/openapi.json").json()["paths"][path][method.lower()]
+    return {int(status) for status in operation["responses"]}
+
+
 def count_sessions(server: LiveServer) -> int:
     from sqlalchemy import func, select
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from conftest import LiveServer, Tenant, count_sessions
@@ -212,3 +215,115 @@ def test_nul_characters_are_422_naming_the_field(server: LiveServer, tenant: Ten
             assert response.status_code == 422, (method, path, field, response.text)
             locations = [error["loc"] for error in response.json()["detail"]]
             assert any(field in loc for loc in locations), (path, field, locations)
+
+
+def _request_schemas(document: dict) -> Iterator[tuple[str, dict]]:
+    """(where, schema) of every parameter and request body of the OpenAPI document, with every
+    schema reachable from them (references followed once each)."""
+    components = document["components"]["schemas"]
+    seen: set[str] = set()
+
+    def walk(where: str, schema: object) -> Iterator[tuple[str, dict]]:
+        if isinstance(schema, list):
+            for item in schema:
+                yield from walk(where, item)
+        if not isinstance(schema, dict):
+            return
+        reference = schema.get("$ref")
+        if isinstance(reference, str):
+            name = reference.rsplit("/", 1)[-1]
+            if name not in seen:
+                seen.add(name)
+                yield from walk(name, components[name])
+            return
+        yield where, schema
+        for key, value in schema.items():
+            if key in {"properties", "$defs"}:
+                for name, item in value.items():
+                    yield from walk(f"{where}.{name}", item)
+            elif isinstance(value, dict | list):
+                yield from walk(where, value)
+
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            for parameter in operation.get("parameters", []):
+                where = f"{method.upper()} {path} {parameter['in']} {parameter['name']}"
+                yield from walk(where, parameter.get("schema"))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                yield from walk(f"{method.upper()} {path} body", media.get("schema"))
+
+
+def test_every_integer_input_is_bounded_in_the_schema(server: LiveServer) -> None:
+    document = httpx.get(f"{server.base_url}/openapi.json").json()
+    unbounded = [
+        where
+        for where, schema in _request_schemas(document)
+        if schema.get("type") == "integer" and ("minimum" not in schema or "maximum" not in schema)
+    ]
+    assert not unbounded
+
+
+def test_every_integer_parameter_past_its_bound_is_422(server: LiveServer, tenant: Tenant) -> None:
+    document = httpx.get(f"{server.base_url}/openapi.json").json()
+    checked = 0
+    for path, methods in document["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "x", path)  # any id: the 422 comes before any lookup
+        for method, operation in methods.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                integer = next(
+                    (s for s in [schema, *schema.get("anyOf", [])] if s.get("type") == "integer"),
+                    None,
+                )
+                if integer is None or parameter["in"] != "query":
+                    continue
+                top, bottom = integer.get("maximum", 10**23), integer.get("minimum", -(10**23))
+                for value in (top + 1, bottom - 1, 10**23):
+                    response = httpx.request(
+                        method,
+                        f"{server.base_url}{url}",
+                        params={parameter["name"]: str(value)},
+                        headers={"Authorization": f"Bearer {tenant.api_key}"},
+                    )
+                    assert response.status_code == 422, (method, path, value, response.text)
+                    locations = [error["loc"] for error in response.json()["detail"]]
+                    assert ["query", parameter["name"]] in locations, (method, path, value)
+                    checked += 1
+    assert checked >= 30
+
+
+def _form_fields(document: dict, schema: dict) -> dict[str, dict]:
+    reference = schema.get("$ref", "")
+    return dict(document["components"]["schemas"][reference.rsplit("/", 1)[-1]]["properties"])
+
+
+def _form_part(name: str, schema: dict) -> tuple[str, tuple[str | None, bytes]]:
+    if schema.get("contentMediaType") == "application/octet-stream":
+        return name, ("part.txt", b"some text")
+    return name, (None, str(schema.get("enum", ["x"])[0]).encode())
+
+
+def test_a_form_field_sent_twice_is_422_naming_it(server: LiveServer, tenant: Tenant) -> None:
+    """A form sends a list as a repeated field: every single-valued field of every multipart
+    operation refuses one, as its JSON twin refuses a list."""
+    document = httpx.get(f"{server.base_url}/openapi.json").json()
+    checked = 0
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            media = operation.get("requestBody", {}).get("content", {})
+            if "multipart/form-data" not in media:
+                continue
+            fields = _form_fields(document, media["multipart/form-data"]["schema"])
+            for twice in fields:
+                parts = [_form_part(name, schema) for name, schema in fields.items()]
+                parts.append(_form_part(twice, fields[twice]))
+                response = httpx.request(
+                    method,
+                    f"{server.base_url}{re.sub(r'[{][^}]+[}]', 'x', path)}",
+                    files=parts,
+                    headers={"Authorization": f"Bearer {tenant.api_key}"},
+                )
+                assert response.status_code == 422, (path, twice, response.text)
+                assert response.json()["detail"][0]["loc"] == ["body", twice], response.text
+                checked += 1
+    assert checked >= 8

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import BACKENDS, LiveServer, Tenant, live_server, make_tenant
+from conftest import BACKENDS, LiveServer, Tenant, documented_statuses, live_server, make_tenant
 from deployments import fresh_postgres_database
 from llama_cloud import ConflictError
 from sqlalchemy import select
@@ -126,6 +126,14 @@ def test_missing_parsed_output_is_a_clear_error_until_a_sync_restores_it(
     for url in (parsed_url, shot_url):
         answer = httpx.get(url)
         assert answer.status_code == 409 and "missing" in answer.json()["detail"]
+    for method, path in (
+        ("POST", "/api/v1/retrieval/files/read"),
+        ("POST", "/api/v1/retrieval/files/grep"),
+        ("GET", "/api/v1/beta/files/{file_id}/download"),
+        ("GET", "/api/v1/beta/attachment-downloads/{attachment_id}"),
+        ("GET", "/s/{token}/attachments/{source_id}/{attachment_name}"),
+    ):
+        assert 409 in documented_statuses(eager, method, path), path
     tools = IndexTools(
         db=eager.runtime.db,
         store=eager.runtime.search,

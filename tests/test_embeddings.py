@@ -18,8 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+from conftest import add_index, documented_statuses, live_server, make_tenant
 
 from indexchat.config import Settings
 from indexchat.errors import UpstreamFailed
@@ -380,6 +382,27 @@ def test_openai_rejects_wrong_dimension_and_reports_errors(endpoint: _Embeddings
     failing = OpenAIEmbedder(model="m", base_url=_url(endpoint), max_retries=0)
     with pytest.raises(UpstreamFailed, match="embedding request to .* failed"):
         failing.embed_query("x")
+
+
+def test_a_failing_embedding_server_is_a_documented_502_on_retrieve(
+    endpoint: _EmbeddingsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", _url(endpoint))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = Settings(data_dir=tmp_path / "data", embeddings="openai", embedding_model="m")
+    with live_server(settings, "sqlite") as server:
+        tenant = make_tenant(server)
+        index_id = add_index(server, tenant.scope)
+        endpoint.fail = True
+        answer = httpx.post(
+            f"{server.base_url}/api/v1/retrieval/retrieve",
+            json={"index_id": index_id, "query": "bread"},
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+            timeout=60,
+        )
+        assert answer.status_code == 502, answer.text
+        assert "embedding request" in answer.json()["detail"]
+        assert 502 in documented_statuses(server, "POST", "/api/v1/retrieval/retrieve")
 
 
 def test_server_warm_up_loads_a_built_model_and_never_builds(

@@ -107,6 +107,18 @@ def test_bad_input_is_a_clear_4xx(tenant: Tenant) -> None:
         assert missing.status_code == 404
 
 
+def test_a_viewer_stream_from_past_the_event_column_is_422(
+    server: LiveServer, tenant: Tenant
+) -> None:
+    chat = tenant.client.chat.create()
+    token = token_of(create_link(tenant.client, chat.session_id, shared_access="query"))
+    with viewer(server) as http:
+        for stream in ("chat", "fork"):
+            answer = http.get(f"/s/{token}/{stream}/messages/stream", params={"after": 10**23})
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["detail"][0]["loc"] == ["query", "after"]
+
+
 def test_read_only_viewer_follows_later_turns_and_cannot_ask(
     server: LiveServer, tenant: Tenant, notes: str
 ) -> None:

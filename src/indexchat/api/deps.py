@@ -12,12 +12,14 @@ other writer of this process holds the write lock (otherwise it queues in a work
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -44,6 +46,21 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def single_form_values(request: Request) -> None:
+    """Refuse (422, naming the field) a multipart field sent more than once. A form sends a
+    list as the same field repeated, and every field of our forms holds one value: unchecked,
+    the form would keep the last value of a list that JSON would have refused."""
+    form = await request.form()  # the form the route's own fields came from, parsed once
+    counts = Counter(name for name, _ in form.multi_items())
+    repeated = sorted(name for name, times in counts.items() if times > 1)
+    if repeated:
+        raise RequestValidationError([guards.repeated_error("body", name) for name in repeated])
+
+
+# For the ``dependencies`` of a route whose body is a form.
+SingleFormValues = Depends(single_form_values)
 
 
 @dataclass(frozen=True)

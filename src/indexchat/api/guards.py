@@ -117,9 +117,9 @@ class QueryRules:
             with_nul = {name for name, value in pairs if "\x00" in name + value}
             if repeated or with_nul:
                 # Shaped like FastAPI's own validation errors.
-                detail = [
-                    _query_error(name, "repeated_parameter", _REPEATED) for name in sorted(repeated)
-                ] + [_query_error(name, "value_error", _NUL) for name in sorted(with_nul)]
+                detail = [repeated_error("query", name) for name in sorted(repeated)] + [
+                    _query_error(name, "value_error", _NUL) for name in sorted(with_nul)
+                ]
                 await error_response(422, detail)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -127,6 +127,12 @@ class QueryRules:
 
 _REPEATED = "a single value is expected; the parameter was given more than once"
 _NUL = "must not contain NUL characters"
+
+
+def repeated_error(location: str, name: str) -> dict[str, object]:
+    """The validation error of a single-valued field given more than once."""
+    loc = [location, name.replace("\x00", "")]
+    return {"type": "repeated_parameter", "loc": loc, "msg": _REPEATED}
 
 
 def _query_error(name: str, kind: str, message: str) -> dict[str, object]:

@@ -92,6 +92,7 @@ download_router = APIRouter(prefix="/api/v1/beta/attachment-downloads", tags=["a
         200: {"content": {"image/png": {}}},
         403: {"model": ErrorBody},
         404: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "The stored bytes are missing"},
     },
 )
 async def download_attachment(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import Caller, ProjectCaller
+from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.routes.files import presigned, read_upload
@@ -183,6 +183,7 @@ async def add_file(directory_id: IdPath, body: AddDirectoryFile, caller: Project
     summary="Upload a file into a directory",
     operation_id="directory_files_upload",
     responses={409: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+    dependencies=[SingleFormValues],
 )
 async def upload_file(
     directory_id: IdPath,

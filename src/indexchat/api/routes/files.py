@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import Caller, ProjectCaller
+from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues
 from indexchat.api.errors import error_response
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response, stream_blob
@@ -64,7 +64,13 @@ def presigned(
     return signed_link(request, runtime, scope, "download_file", lifetime, file_id=file_id)
 
 
-@router.post("", response_model=FileOut, summary="Upload a file", operation_id="files_create")
+@router.post(
+    "",
+    response_model=FileOut,
+    summary="Upload a file",
+    operation_id="files_create",
+    dependencies=[SingleFormValues],
+)
 async def create_file(
     caller: ProjectCaller,
     file: Annotated[UploadFile, File(description="The file's bytes.")],
@@ -239,7 +245,11 @@ async def file_content(
     summary="Download a file's bytes with a signed URL (no API key needed)",
     operation_id="files_download",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorBody}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        403: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "The stored bytes are missing"},
+    },
 )
 async def download_file(request: Request, file_id: IdPath, link: SignedLink) -> Response:
     runtime = request.app.state.runtime

@@ -46,13 +46,27 @@ router = APIRouter(
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
 
 
-def _post(path: str, model: Any, summary: str) -> Callable[[F], F]:
+# A parsed text whose stored bytes are gone answers 409 (sync the index again to restore it).
+MISSING_TEXT: dict[int | str, Any] = {
+    409: {"model": ErrorBody, "description": "The parsed text is missing"}
+}
+# A remote embedding server that fails answers 502.
+UPSTREAM: dict[int | str, Any] = {
+    502: {"model": ErrorBody, "description": "The embedding server failed"}
+}
+
+
+def _post(
+    path: str, model: Any, summary: str, responses: dict[int | str, Any] | None = None
+) -> Callable[[F], F]:
     """A POST route whose operation id is ``retrieval_<last path segment>``."""
     operation_id = f"retrieval_{path.rsplit('/', 1)[1]}"
-    return router.post(path, response_model=model, summary=summary, operation_id=operation_id)
+    return router.post(
+        path, response_model=model, summary=summary, operation_id=operation_id, responses=responses
+    )
 
 
-@_post("/retrieve", RetrievalResults, "Hybrid search (vector + full text) over an index")
+@_post("/retrieve", RetrievalResults, "Hybrid search (vector + full text) over an index", UPSTREAM)
 async def retrieve(body: RetrieveRequest, caller: ProjectCaller) -> Response:
     return await caller.searching(_responding(retrieve_work(body, caller.runtime)))
 
@@ -62,13 +76,13 @@ async def find(body: FindRequest, caller: ProjectCaller) -> Response:
     return await caller.searching(_responding(find_work(body, caller.page_tokens)))
 
 
-@_post("/files/grep", CursorPage[GrepMatchOut], "Regex search inside one parsed file")
+@_post("/files/grep", CursorPage[GrepMatchOut], "Regex search inside one parsed file", MISSING_TEXT)
 async def grep(body: GrepRequest, caller: ProjectCaller) -> Response:
     work = grep_work(body, caller.page_tokens, caller.runtime.blobs)
     return await caller.searching(_responding(work))
 
 
-@_post("/files/read", ReadResult, "Read a parsed file's text")
+@_post("/files/read", ReadResult, "Read a parsed file's text", MISSING_TEXT)
 async def read(body: ReadRequest, caller: ProjectCaller) -> Response:
     return await caller.searching(_responding(read_work(body, caller.runtime.blobs)))
 

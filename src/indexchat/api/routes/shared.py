@@ -21,7 +21,7 @@ from indexchat.api import sse
 from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.routes.attachments import AttachmentName
 from indexchat.api.routes.chat_turns import follow_response, owned_stream, runner_of
-from indexchat.api.schemas.common import ErrorBody, IdPath
+from indexchat.api.schemas.common import MAX_INT32, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionWithEvents
 from indexchat.api.schemas.share_links import SharedChat, SharedTurnRequest
 from indexchat.domain import Scope
@@ -41,7 +41,7 @@ router = APIRouter(
     responses={404: {"model": ErrorBody}, 429: {"model": ErrorBody}},
 )
 Token = Annotated[str, Path(max_length=200, description="The token of a share link's URL.")]
-After = Annotated[int, Query(ge=0, description="Events the client already has.")]
+After = Annotated[int, Query(ge=0, le=MAX_INT32, description="Events the client already has.")]
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,10 @@ def _set_viewer_cookie(response: Response, request: Request, token: str) -> None
     response_class=Response,
     summary="Download an attachment the shared chat cites (extension)",
     operation_id="shared_attachment",
-    responses={200: {"content": {"image/png": {}}}},
+    responses={
+        200: {"content": {"image/png": {}}},
+        409: {"model": ErrorBody, "description": "The stored bytes are missing"},
+    },
 )
 async def shared_attachment(
     token: Token, source_id: IdPath, attachment_name: AttachmentName, request: Request

@@ -26,6 +26,9 @@ NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 # them are refused (422), not a 500.
 MAX_INT32 = 2**31 - 1
 MAX_INT64 = 2**63 - 1
+# An integer a client sends inside a value we store or compare (metadata, filter values): the
+# range of a 64-bit column, declared in the schema so clients and fuzzers see the bound.
+Int64 = Annotated[int, Field(ge=-MAX_INT64 - 1, le=MAX_INT64)]
 
 IdField = Annotated[str, Field(pattern=ID_PATTERN)]
 IdPath = Annotated[str, Path(pattern=ID_PATTERN)]

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from indexchat.api.schemas.common import CursorPage, IdField, RequestBody
+from indexchat.api.schemas.common import CursorPage, IdField, Int64, RequestBody
 from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
 
-MetadataValue = str | int | float | bool | None | list[str]
+MetadataValue = str | Int64 | float | bool | None | list[str]
 Metadata = dict[str, MetadataValue]
 NameField = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 

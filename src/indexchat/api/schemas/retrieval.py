@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from indexchat.api.schemas.common import MAX_INT64, IdField, RequestBody
+from indexchat.api.schemas.common import MAX_INT64, IdField, Int64, RequestBody
 
 Operator = Literal["eq", "gt", "gte", "in", "lt", "lte", "ne", "nin"]
-Scalar = str | bool | int | float
+Scalar = str | bool | Int64 | float
 
 
 class ValueFilter(RequestBody):
@@ -39,7 +39,9 @@ class Rerank(RequestBody):
 class RetrieveRequest(RequestBody):
     index_id: IdField
     query: str = Field(min_length=1, max_length=10_000)
-    top_k: int | None = Field(default=None, ge=1, description="Values above 500 are capped.")
+    top_k: int | None = Field(
+        default=None, ge=1, le=MAX_INT64, description="Values above 500 are capped."
+    )
     rerank: Rerank = Field(default_factory=Rerank)
     score_threshold: float | None = None
     full_text_pipeline_weight: float | None = Field(default=None, ge=0, le=1)
