@@ -11,11 +11,12 @@ share link to it, a directory of ``--files`` small files, and an index over one 
 ``--grep-kb`` KB. ``--data-dir`` keeps that data for the next invocation (setup runs once), so
 two trees can be compared on the same data with ``PYTHONPATH=<tree>/src``.
 
-Each run has two phases of ``--seconds``: one turn streams a delta every ``DELTA_S`` from the
-model while a probe sends ``GET /health`` every ``PROBE_INTERVAL_S`` over one kept-alive
-connection; in the loaded phase ``--clients`` clients (another process) also loop over the heavy
-requests in ``HEAVY``. Reported per phase: ``/health`` p50/p99/max, and the p99/max gap between
-the stream's consecutive events (the model's own pace, ``DELTA_S``, included). Medians over runs.
+After one pass over the heavy requests (warm-up), each run has two phases of ``--seconds``: one
+turn streams a delta every ``DELTA_S`` from the model while a probe sends ``GET /health`` every
+``PROBE_INTERVAL_S`` over one kept-alive connection; in the loaded phase ``--clients`` clients
+(another process) also loop over ``heavy_requests``. Reported per phase: ``/health``
+p50/p99/max, and the p99/max gap between the stream's consecutive events (the model's own pace,
+``DELTA_S``, included). Medians over runs.
 
 Writes ``bench/results/stalls-<time>.json`` and prints a Markdown table.
 """
@@ -268,6 +269,13 @@ def set_up(server: Server, data_dir: Path, files: int, grep_kb: int) -> dict[str
     return targets
 
 
+def warm_up(server: Server, targets: dict[str, str]) -> None:
+    """Each heavy request once, before measuring: FastAPI builds a router's route state on the
+    first request that reaches it, on the event loop, a one-time stall not measured here."""
+    for method, path, body in heavy_requests(targets):
+        server.http.request(method, path, json=body).raise_for_status()
+
+
 # --- measuring --------------------------------------------------------------------------------
 
 
@@ -383,6 +391,7 @@ def main() -> None:
     live_deltas = int(args.seconds / DELTA_S)
     model = Helper("--serve-fake-llm", str(args.history), str(live_deltas))
     server = Server(data_dir, model.first_line, work / "server.log")
+    print(f"server pid {server.proc.pid}", flush=True)
     results: dict[str, Any] = {
         "command": command,
         "clients": args.clients,
@@ -399,6 +408,7 @@ def main() -> None:
     try:
         targets = set_up(server, data_dir, args.files, args.grep_kb)
         load = ["--heavy-load", server.base, server.key, str(args.clients), json.dumps(targets)]
+        warm_up(server, targets)
         for run in range(args.runs):
             for name, with_load in (("baseline", None), ("loaded", load)):
                 measured = asyncio.run(phase(server, with_load))
