@@ -8,6 +8,12 @@ costs more than the queries themselves (measured: ~0.3-1 ms per hop on a 2-core 
 ~0.6 ms of work for a page of 20 sessions), so we make at most one. On SQLite we make none when
 nothing would wait: reads in WAL mode never wait on a lock, and a write runs inline only when no
 other writer of this process holds the write lock (otherwise it queues in a worker thread).
+
+Inline work holds the event loop, and with it every other request and every live event stream,
+for as long as it runs. So only small, bounded work runs inline: work whose size depends on the
+data (a session's whole history, a transcript, a page of hundreds of rows, a file's text) is
+``heavy`` and always runs in a worker thread, serialisation included. A route that can tell
+from the request how much it will read says so with ``heavy_page``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from indexchat.web import auth
 T = TypeVar("T")
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The largest page of rows worth serving on the event loop: bigger pages go to a worker thread.
+INLINE_PAGE_MAX = 50
 _bearer = HTTPBearer(
     auto_error=False, description="An indexchat API key (`indexchat keys create`)."
 )
@@ -81,23 +89,23 @@ class Caller:
     def page_tokens(self) -> PageTokens:
         return PageTokens(self.runtime.page_token_secret)
 
-    async def in_project(self, work: Callable[[Session, Scope], T]) -> T:
-        """Run ``work`` in one transaction, in the project the caller may reach."""
-        return await self._dispatch(work, True)
+    async def in_project(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
+        """Run ``work`` in one transaction, in the project the caller may reach. ``heavy``:
+        work whose cost grows with the data it reads, run in a worker thread."""
+        return await self._dispatch(work, True, heavy)
 
     async def searching(self, work: Callable[[Session, Scope], T]) -> T:
         """Like ``in_project`` for a read-only POST that computes (embeds, searches): a read
         transaction, always in a worker thread so the event loop stays free."""
-        reader = replace(self, write=False)
-        return await run_in_threadpool(reader._run, work, True)
+        return await replace(self, write=False)._dispatch(work, True, heavy=True)
 
-    async def reading(self, work: Callable[[Session, Scope], T]) -> T:
+    async def reading(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
         """Like ``in_project``, in a read transaction (a check before a write, say)."""
-        return await replace(self, write=False)._dispatch(work, True)
+        return await replace(self, write=False)._dispatch(work, True, heavy)
 
-    async def writing(self, work: Callable[[Session, Scope], T]) -> T:
+    async def writing(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
         """Like ``in_project``, in a write transaction (a read request that must repair)."""
-        return await replace(self, write=True)._dispatch(work, True)
+        return await replace(self, write=True)._dispatch(work, True, heavy)
 
     async def check(self) -> Scope:
         """Authenticate and pick the project, before accepting anything costly (an upload)."""
@@ -111,8 +119,10 @@ class Caller:
         """Run ``work`` in one transaction with the authenticated key (no project picked)."""
         return await self._dispatch(work, False)
 
-    async def _dispatch(self, work: Callable[[Session, Any], T], scoped: bool) -> T:
-        if self.runtime.db.is_sqlite:
+    async def _dispatch(
+        self, work: Callable[[Session, Any], T], scoped: bool, heavy: bool = False
+    ) -> T:
+        if self.runtime.db.is_sqlite and not heavy:
             try:  # on the event loop, unless it would have to wait for another writer
                 return self._run(work, scoped, wait=False)
             except WouldBlock:
@@ -136,6 +146,11 @@ class Caller:
                 project_id=self.project_id,
             )
             return work(session, scope)
+
+
+def heavy_page(page_size: int) -> bool:
+    """Whether a page of ``page_size`` rows is too big to build on the event loop."""
+    return page_size > INLINE_PAGE_MAX
 
 
 def _caller(

@@ -8,7 +8,7 @@ the same answer here, before any MCP message is read.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -86,24 +86,24 @@ class ServiceBackend:
         self.runner = runner
 
     async def list_indexes(self) -> list[Json]:
-        return await self.caller.reading(_all_indexes)
+        return await self.caller.reading(_all_indexes, heavy=True)  # every page of them
 
     async def retrieve(self, body: Json) -> Json:
         work = retrieve_work(RetrieveRequest.model_validate(body), self.caller.runtime)
-        return _json(await self.caller.searching(work))
+        return await self.caller.searching(_dumping(work))
 
     async def find(self, body: Json) -> Json:
         work = find_work(FindRequest.model_validate(body), self.caller.page_tokens)
-        return _json(await self.caller.searching(work))
+        return await self.caller.searching(_dumping(work))
 
     async def grep(self, body: Json) -> Json:
         request = GrepRequest.model_validate(body)
         work = grep_work(request, self.caller.page_tokens, self.caller.runtime.blobs)
-        return _json(await self.caller.searching(work))
+        return await self.caller.searching(_dumping(work))
 
     async def read(self, body: Json) -> Json:
         work = read_work(ReadRequest.model_validate(body), self.caller.runtime.blobs)
-        return _json(await self.caller.searching(work))
+        return await self.caller.searching(_dumping(work))
 
     async def ask(self, prompt: str, index_ids: list[str], session_id: str | None) -> Answer:
         shared_access = self.caller.runtime.settings.default_shared_access
@@ -144,5 +144,8 @@ def _all_indexes(session: Session, scope: ProjectScope) -> list[Json]:
             return found
 
 
-def _json(model: BaseModel) -> Json:
-    return model.model_dump(mode="json")
+def _dumping(
+    work: Callable[[Session, ProjectScope], BaseModel],
+) -> Callable[[Session, ProjectScope], Json]:
+    """The work, its answer dumped in the same worker thread (a page of matches is big)."""
+    return lambda session, scope: work(session, scope).model_dump(mode="json")

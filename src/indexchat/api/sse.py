@@ -10,7 +10,7 @@ lines, safe only because no ``id`` is ever sent; resuming a stream uses a query 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -39,6 +39,11 @@ EVENT_SCHEMA = {
 def frame(event: dict[str, Any]) -> bytes:
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+def frames(events: Iterable[dict[str, Any]]) -> bytes:
+    """The frames of many events at once (a stored history replayed)."""
+    return b"".join(frame(event) for event in events)
 
 
 async def encode(events: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:

@@ -16,6 +16,7 @@ last page), the search runs again over every match.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,7 +104,7 @@ def cut_snippet(text: str, terms: list[str]) -> str:
     if not words:
         return text
     hits = [i for i, w in enumerate(words) if _matches(w.group().lower(), terms, roots)]
-    best = max(hits, key=lambda h: _distinct(words, hits, h), default=0)
+    best = _most_distinct(words, hits)
     start = max(0, min(best - 6, len(words) - SNIPPET_WORDS))
     end = min(len(words), start + SNIPPET_WORDS)
     pieces, at, marked = [], words[start].start(), set(hits)
@@ -127,9 +128,24 @@ def _matches(word: str, terms: list[str], roots: list[str]) -> bool:
     return any(word.startswith(r) and len(word) - len(r) <= 4 for r in roots)
 
 
-def _distinct(words: list[re.Match[str]], hits: list[int], at: int) -> int:
-    """How many different matched words a snippet starting near ``at`` would show."""
-    return len({words[i].group().lower() for i in hits if at <= i < at + SNIPPET_WORDS - 6})
+def _most_distinct(words: list[re.Match[str]], hits: list[int]) -> int:
+    """The hit whose snippet (starting near it) would show the most different matched words,
+    the first one on ties. One pass over the hits with a sliding window: a long answer can
+    match thousands of times, and counting each hit's window afresh is quadratic."""
+    span = SNIPPET_WORDS - 6
+    seen: Counter[str] = Counter()
+    best, most, end = 0, 0, 0
+    for at in hits:
+        while end < len(hits) and hits[end] < at + span:
+            seen[words[hits[end]].group().lower()] += 1
+            end += 1
+        if len(seen) > most:
+            best, most = at, len(seen)
+        word = words[at].group().lower()
+        seen[word] -= 1
+        if not seen[word]:
+            del seen[word]
+    return best
 
 
 def _fts5_match(terms: list[str]) -> str:

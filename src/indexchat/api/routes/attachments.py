@@ -50,7 +50,7 @@ async def list_attachments(caller: ProjectCaller, source_id: SourceId) -> Respon
         ]
         return json_response(CursorPage[AttachmentInfo](items=items))
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=True)  # every attachment of the file: unbounded
 
 
 @router.get(

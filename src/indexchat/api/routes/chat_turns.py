@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
@@ -29,9 +30,28 @@ T = TypeVar("T")
 class ScopedCaller(Protocol):
     """Who may read a session's stream: a project's caller, or a share link's viewer."""
 
-    async def in_project(self, work: Callable[[Session, Scope], T]) -> T: ...
+    async def in_project(
+        self, work: Callable[[Session, Scope], T], *, heavy: bool = False
+    ) -> T: ...
 
-    async def writing(self, work: Callable[[Session, Scope], T]) -> T: ...
+    async def writing(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T: ...
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Stored events after a point, already framed as SSE by the thread that read them: a long
+    history framed on the event loop would hold up every other stream."""
+
+    frames: bytes
+    last: int  # position of the last event framed (0: none)
+    running: bool
+    abandoned: bool
+
+    @classmethod
+    def of(cls, since: turns.EventsSince) -> Replay:
+        last = since.events[-1][0] if since.events else 0
+        framed = sse.frames(event for _seq, event in since.events)
+        return cls(framed, last, since.running, since.abandoned)
 
 
 router = APIRouter(
@@ -130,15 +150,15 @@ async def follow_response(
     runner: TurnRunner,
     session_id: str,
     after: int,
-    since: turns.EventsSince | None = None,
+    replay: Replay | None = None,
 ) -> Response:
-    """The stored events of a session after ``after`` (``since``, when the caller read them
+    """The stored events of a session after ``after`` (``replay``, when the caller read them
     already), then its running turn's, as SSE."""
-    if since is None or since.abandoned:
-        since = await _events_after(caller, runner, session_id, after)
+    if replay is None or replay.abandoned:
+        replay = await _events_after(caller, runner, session_id, after, heavy=True)
     local = runner.running.get(session_id)
     return sse.EventStreamResponse(
-        sse.encode(_follow(caller, runner, session_id, since, local)), headers=sse.HEADERS
+        _follow(caller, runner, session_id, replay, local), headers=sse.HEADERS
     )
 
 
@@ -146,48 +166,47 @@ async def _follow(
     caller: ScopedCaller,
     runner: TurnRunner,
     session_id: str,
-    since: turns.EventsSince,
+    replay: Replay,
     local: TurnRun | None,
-) -> AsyncIterator[dict[str, Any] | None]:
-    last = 0
-    event: dict[str, Any] | None  # None: a keepalive while following live
-    for seq, event in since.events:
-        last = seq
-        yield event
-    if not since.running:
+) -> AsyncIterator[bytes]:
+    if replay.frames:
+        yield replay.frames
+    if not replay.running:
         return
     if local is not None:  # runs here: follow it live, deltas included
-        async for event in local.follow(after_seq=last, keepalive_seconds=sse.KEEPALIVE_SECONDS):
-            yield event
+        live = local.follow(after_seq=replay.last, keepalive_seconds=sse.KEEPALIVE_SECONDS)
+        async for chunk in sse.encode(live):
+            yield chunk
         return
+    last = replay.last
     while True:  # runs in another server process: poll the stored events
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        since = await _events_after(caller, runner, session_id, last)
-        for seq, event in since.events:
-            last = seq
-            yield event
-        if not since.running:
+        replay = await _events_after(caller, runner, session_id, last)
+        if replay.frames:
+            yield replay.frames
+            last = replay.last
+        if not replay.running:
             return
 
 
 async def _events_after(
-    caller: ScopedCaller, runner: TurnRunner, session_id: str, after: int
-) -> turns.EventsSince:
+    caller: ScopedCaller, runner: TurnRunner, session_id: str, after: int, *, heavy: bool = False
+) -> Replay:
     """The stored events after ``after``. A turn whose server is gone is closed first, so the
-    events end with its ``stop``."""
+    events end with its ``stop``. ``heavy``: the read may be the whole history."""
     owner = runner.owner
 
-    def read(session: Session, scope: Scope) -> turns.EventsSince:
-        return turns.events_after(session, scope, session_id, after, owner=owner)
+    def read(session: Session, scope: Scope) -> Replay:
+        return Replay.of(turns.events_after(session, scope, session_id, after, owner=owner))
 
     def close(session: Session, scope: Scope) -> None:
         turns.close_if_abandoned(session, scope, session_id, owner=owner)
 
-    since = await caller.in_project(read)
-    if since.abandoned:
+    replay = await caller.in_project(read, heavy=heavy)
+    if replay.abandoned:
         await caller.writing(close)
-        since = await caller.in_project(read)
-    return since
+        replay = await caller.in_project(read, heavy=heavy)
+    return replay
 
 
 @router.post(
@@ -247,4 +266,4 @@ async def export_transcript(
             headers={"content-disposition": f'attachment; filename="{chat.id}.md"'},
         )
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=True)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues
+from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.routes.files import presigned, read_upload
@@ -104,7 +104,7 @@ async def list_directories(
             )
         )
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=heavy_page(page_size))
 
 
 @router.get(
@@ -271,7 +271,7 @@ async def list_files(
             )
         )
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=heavy_page(page_size))
 
 
 @router.get(

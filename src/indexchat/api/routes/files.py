@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues
+from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page
 from indexchat.api.errors import error_response
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response, stream_blob
@@ -129,7 +129,7 @@ async def list_files(
             CursorPage[FileOut](items=items, next_page_token=next_token(tokens, listing, after))
         )
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=heavy_page(page_size))
 
 
 @router.post(
@@ -166,7 +166,7 @@ async def query_files(body: FileQuery, caller: ProjectCaller) -> Response:
             )
         )
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=heavy_page(body.page_size or FILES_PAGE_DEFAULT))
 
 
 def _query_order(order_by: str | None) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller
+from indexchat.api.deps import ProjectCaller, heavy_page
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response, json_response_of
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
@@ -72,7 +72,7 @@ async def list_indexes(
             )
         )
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=heavy_page(page_size))
 
 
 @router.get(

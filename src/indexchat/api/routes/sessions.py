@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller
+from indexchat.api.deps import ProjectCaller, heavy_page
 from indexchat.api.responses import json_response
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import (
@@ -85,7 +85,7 @@ async def list_sessions(
         items = [ChatSessionOut.of(chat) for chat in page.sessions]
         return json_response(CursorPage[ChatSessionOut](items=items, next_page_token=next_token))
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=heavy_page(page_size))
 
 
 MAX_QUERY_CHARS = 500
@@ -120,7 +120,8 @@ async def search_sessions(
         next_token = tokens.encode(listing, list(page.next_after)) if page.next_after else None
         return json_response(CursorPage[ChatSessionFound](items=items, next_page_token=next_token))
 
-    return await caller.in_project(work)
+    # A full-text search over every session of the project: its cost grows with the project.
+    return await caller.in_project(work, heavy=True)
 
 
 def _search_position(position: list[Any]) -> session_search.Position:
@@ -142,7 +143,7 @@ async def get_session(session_id: IdPath, caller: ProjectCaller) -> Response:
         events = service.session_events(session, scope, session_id)
         return json_response(ChatSessionWithEvents.with_events(chat, events))
 
-    return await caller.in_project(work)
+    return await caller.in_project(work, heavy=True)  # the whole history, however long
 
 
 @router.get(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from indexchat.api import sse
 from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.routes.attachments import AttachmentName
-from indexchat.api.routes.chat_turns import follow_response, owned_stream, runner_of
+from indexchat.api.routes.chat_turns import Replay, follow_response, owned_stream, runner_of
 from indexchat.api.schemas.common import MAX_INT32, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionWithEvents
 from indexchat.api.schemas.share_links import SharedChat, SharedTurnRequest
@@ -55,16 +55,18 @@ class Viewer:
     viewer_token: str | None
     write: bool = False
 
-    async def shared(self, work: Callable[[Session, SharedView], T]) -> T:
-        if self.runtime.db.is_sqlite and not self.write:
+    async def shared(self, work: Callable[[Session, SharedView], T], *, heavy: bool = False) -> T:
+        """``heavy``: work that grows with the data (a whole history), run in a worker thread
+        as for ``Caller.in_project``."""
+        if self.runtime.db.is_sqlite and not self.write and not heavy:
             return self._run(work)  # a read in WAL mode never waits: no thread hop
         return await run_in_threadpool(self._run, work)
 
-    async def in_project(self, work: Callable[[Session, Scope], T]) -> T:
-        return await self.shared(lambda session, view: work(session, view.scope))
+    async def in_project(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
+        return await self.shared(lambda session, view: work(session, view.scope), heavy=heavy)
 
-    async def writing(self, work: Callable[[Session, Scope], T]) -> T:
-        return await replace(self, write=True).in_project(work)
+    async def writing(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
+        return await replace(self, write=True).in_project(work, heavy=heavy)
 
     def _run(self, work: Callable[[Session, SharedView], T]) -> T:
         db = self.runtime.db
@@ -111,7 +113,7 @@ async def get_shared(token: Token, request: Request) -> Response:
             )
         )
 
-    return await viewer.shared(work)
+    return await viewer.shared(work, heavy=True)
 
 
 @router.get(
@@ -125,12 +127,13 @@ async def follow_shared(token: Token, request: Request, after: After = 0) -> Res
 
     runner = runner_of(request)
 
-    def read(session: Session, view: SharedView) -> tuple[str, turns.EventsSince]:
+    def read(session: Session, view: SharedView) -> tuple[str, Replay]:
         found = view.link.session_id
-        return found, turns.events_after(session, view.scope, found, after, owner=runner.owner)
+        since = turns.events_after(session, view.scope, found, after, owner=runner.owner)
+        return found, Replay.of(since)
 
-    session_id, since = await viewer.shared(read)  # one transaction for an idle poll
-    return await follow_response(viewer, runner, session_id, after, since)
+    session_id, replay = await viewer.shared(read, heavy=True)  # one transaction for an idle poll
+    return await follow_response(viewer, runner, session_id, after, replay)
 
 
 @router.get(
