@@ -25,6 +25,7 @@ from indexchat.search.embeddings import Embedder
 from indexchat.search.store import SearchStore
 from indexchat.services import turns
 from indexchat.services.chat_tools import IndexTools
+from indexchat.services.event_writer import EventWriter
 from indexchat.services.retrieval import Reranking
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.db import Database
@@ -119,6 +120,7 @@ class TurnRunner:
         self.owner = owner or ProcessId.of_this_process()
         self.running: dict[str, TurnRun] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._writer: EventWriter | None = None
 
     def close_abandoned(self, db: Database) -> None:
         """Close the turns whose server process is gone (killed, machine lost), each with a
@@ -151,6 +153,14 @@ class TurnRunner:
             await asyncio.wait(tasks, timeout=timeout)
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._writer is not None:  # after the turns: their stop events go through it
+            await self._writer.close()
+
+    def writer(self, db: Database) -> EventWriter:
+        """The one writer of this process's turn events."""
+        if self._writer is None:
+            self._writer = EventWriter(db)
+        return self._writer
 
     async def _run(self, run: TurnRun) -> None:
         plan = run.plan
@@ -210,9 +220,8 @@ class TurnRunner:
             return
         seq = run.next_seq
         run.next_seq += 1
-        cancel = await anyio.to_thread.run_sync(
-            _write, db, turns.record_event, run.plan, seq, event
-        )
+        # Published only once committed: a client never sees an event history may lack.
+        cancel = await self.writer(db).record(run.plan, seq, event)
         run.publish(seq, event)
         if cancel:
             run.cancel_reason = run.cancel_reason or CANCELLED_BY_REQUEST
@@ -238,9 +247,7 @@ class TurnRunner:
         }
         seq = run.next_seq
         try:
-            await anyio.to_thread.run_sync(
-                _write, db or self._deps().db, turns.finish_turn, plan, seq, stop, metadata
-            )
+            await self.writer(db or self._deps().db).finish(plan, seq, stop, metadata)
         except turns.TurnLost:
             log.info("turn %s lost its session before it could stop", plan.turn_id)
         except Exception:
