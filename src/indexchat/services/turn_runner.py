@@ -66,6 +66,9 @@ class TurnRun:
         self.events: list[tuple[int | None, Event]] = [(plan.user_input_seq, plan.user_input)]
         self.next_seq = plan.user_input_seq + 1
         self.done = False
+        # Set once the turn writes its stop event: from then on nothing may interrupt it, or
+        # the stop could be committed and never reach the turn's clients.
+        self.stopping = False
         self.cancel_reason: str | None = None
         self.task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -79,7 +82,12 @@ class TurnRun:
         self._wake()
 
     def cancel(self, reason: str) -> None:
-        if not self.done and self.cancel_reason is None and self.task is not None:
+        if (
+            not self.done
+            and not self.stopping
+            and self.cancel_reason is None
+            and self.task is not None
+        ):
             self.cancel_reason = reason
             self.task.cancel()
 
@@ -88,17 +96,35 @@ class TurnRun:
     ) -> AsyncIterator[Event | None]:
         """Events from the start of the turn (stored ones only past ``after_seq``), then live
         ones until the stop event; ``None`` after each quiet ``keepalive_seconds``."""
+        async for batch in self.follow_batches(
+            after_seq=after_seq, keepalive_seconds=keepalive_seconds
+        ):
+            if batch is None:
+                yield None
+            else:
+                for event in batch:
+                    yield event
+
+    async def follow_batches(
+        self, *, after_seq: int = 0, keepalive_seconds: float | None = None
+    ) -> AsyncIterator[list[Event] | None]:
+        """As ``follow``, but every event that is there when the reader comes back comes at
+        once: a stream writes them to its client in one piece."""
         position, last_seq = 0, 0
         while True:
+            batch = []
             while position < len(self.events):
                 seq, event = self.events[position]
                 position += 1
                 if seq is not None:
                     last_seq = seq
                     if seq > after_seq:
-                        yield event
+                        batch.append(event)
                 elif last_seq >= after_seq:  # a delta of the block after the last stored one
-                    yield event
+                    batch.append(event)
+            if batch:
+                yield batch
+                continue  # more may have come while the batch was written
             if self.done:
                 return
             changed = self._changed
@@ -231,6 +257,7 @@ class TurnRunner:
         self, run: TurnRun, db: Database | None, error: str | None, tally: Tally, started: float
     ) -> None:
         plan = run.plan
+        run.stopping = True
         duration_ms = round((time.monotonic() - started) * 1000, 3)
         usage = {
             "duration_ms": duration_ms,
@@ -263,7 +290,11 @@ class TurnRunner:
         last_beat = time.monotonic()
         while self.running:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
-            running = {sid: run.plan.turn_id for sid, run in self.running.items() if not run.done}
+            running = {
+                sid: run.plan.turn_id
+                for sid, run in self.running.items()
+                if not run.done and not run.stopping
+            }
             if not running:
                 continue
             try:
