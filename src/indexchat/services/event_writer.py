@@ -110,7 +110,7 @@ class EventWriter:
             return [self._commit_one(writes[0])]
         try:
             with self._db.write() as session:
-                outcomes = turns.record_events(session, writes)
+                outcomes: list[bool | BaseException] = [*turns.record_events(session, writes)]
             self.batches += 1
             return outcomes
         except Exception:

@@ -93,14 +93,18 @@ def begin_turn(
             "this request repeats the session's last prompt and carries a client retry count; "
             "the turn already ran (see GET /api/v1/chat/{session_id})"
         )
-    found = {
-        i.id: i
-        for i in session.scalars(
-            select(SearchIndex).where(
-                SearchIndex.project_id == scope.project_id, SearchIndex.id.in_(queried)
+    found = (
+        {
+            row.id: row
+            for row in session.execute(
+                select(
+                    SearchIndex.id, SearchIndex.last_synced_at, SearchIndex.export_config_id
+                ).where(SearchIndex.project_id == scope.project_id, SearchIndex.id.in_(queried))
             )
-        )
-    }
+        }
+        if queried
+        else {}
+    )
     usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
     user_input = {"type": "user_input", "content": prompt}
     chat.turn_id = new_id("turn")
