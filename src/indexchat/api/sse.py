@@ -52,5 +52,14 @@ async def encode(events: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[
         yield KEEPALIVE if event is None else frame(event)
 
 
+async def encode_batches(
+    batches: AsyncIterator[list[dict[str, Any]] | None],
+) -> AsyncIterator[bytes]:
+    """One piece of frames for each batch of events (one write to the client, not one per
+    event); a keep-alive comment for each ``None``."""
+    async for batch in batches:
+        yield KEEPALIVE if batch is None else b"".join(map(frame, batch))
+
+
 class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"

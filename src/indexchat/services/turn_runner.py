@@ -25,6 +25,7 @@ from indexchat.search.embeddings import Embedder
 from indexchat.search.store import SearchStore
 from indexchat.services import turns
 from indexchat.services.chat_tools import IndexTools
+from indexchat.services.event_writer import EventWriter
 from indexchat.services.retrieval import Reranking
 from indexchat.storage.blobs import BlobStore
 from indexchat.storage.db import Database
@@ -65,6 +66,9 @@ class TurnRun:
         self.events: list[tuple[int | None, Event]] = [(plan.user_input_seq, plan.user_input)]
         self.next_seq = plan.user_input_seq + 1
         self.done = False
+        # Set once the turn writes its stop event: from then on nothing may interrupt it, or
+        # the stop could be committed and never reach the turn's clients.
+        self.stopping = False
         self.cancel_reason: str | None = None
         self.task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -78,7 +82,12 @@ class TurnRun:
         self._wake()
 
     def cancel(self, reason: str) -> None:
-        if not self.done and self.cancel_reason is None and self.task is not None:
+        if (
+            not self.done
+            and not self.stopping
+            and self.cancel_reason is None
+            and self.task is not None
+        ):
             self.cancel_reason = reason
             self.task.cancel()
 
@@ -87,17 +96,35 @@ class TurnRun:
     ) -> AsyncIterator[Event | None]:
         """Events from the start of the turn (stored ones only past ``after_seq``), then live
         ones until the stop event; ``None`` after each quiet ``keepalive_seconds``."""
+        async for batch in self.follow_batches(
+            after_seq=after_seq, keepalive_seconds=keepalive_seconds
+        ):
+            if batch is None:
+                yield None
+            else:
+                for event in batch:
+                    yield event
+
+    async def follow_batches(
+        self, *, after_seq: int = 0, keepalive_seconds: float | None = None
+    ) -> AsyncIterator[list[Event] | None]:
+        """As ``follow``, but every event that is there when the reader comes back comes at
+        once: a stream writes them to its client in one piece."""
         position, last_seq = 0, 0
         while True:
+            batch = []
             while position < len(self.events):
                 seq, event = self.events[position]
                 position += 1
                 if seq is not None:
                     last_seq = seq
                     if seq > after_seq:
-                        yield event
+                        batch.append(event)
                 elif last_seq >= after_seq:  # a delta of the block after the last stored one
-                    yield event
+                    batch.append(event)
+            if batch:
+                yield batch
+                continue  # more may have come while the batch was written
             if self.done:
                 return
             changed = self._changed
@@ -119,6 +146,7 @@ class TurnRunner:
         self.owner = owner or ProcessId.of_this_process()
         self.running: dict[str, TurnRun] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._writer: EventWriter | None = None
 
     def close_abandoned(self, db: Database) -> None:
         """Close the turns whose server process is gone (killed, machine lost), each with a
@@ -151,6 +179,14 @@ class TurnRunner:
             await asyncio.wait(tasks, timeout=timeout)
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._writer is not None:  # after the turns: their stop events go through it
+            await self._writer.close()
+
+    def writer(self, db: Database) -> EventWriter:
+        """The one writer of this process's turn events."""
+        if self._writer is None:
+            self._writer = EventWriter(db)
+        return self._writer
 
     async def _run(self, run: TurnRun) -> None:
         plan = run.plan
@@ -210,9 +246,8 @@ class TurnRunner:
             return
         seq = run.next_seq
         run.next_seq += 1
-        cancel = await anyio.to_thread.run_sync(
-            _write, db, turns.record_event, run.plan, seq, event
-        )
+        # Published only once committed: a client never sees an event history may lack.
+        cancel = await self.writer(db).record(run.plan, seq, event)
         run.publish(seq, event)
         if cancel:
             run.cancel_reason = run.cancel_reason or CANCELLED_BY_REQUEST
@@ -222,6 +257,7 @@ class TurnRunner:
         self, run: TurnRun, db: Database | None, error: str | None, tally: Tally, started: float
     ) -> None:
         plan = run.plan
+        run.stopping = True
         duration_ms = round((time.monotonic() - started) * 1000, 3)
         usage = {
             "duration_ms": duration_ms,
@@ -238,9 +274,7 @@ class TurnRunner:
         }
         seq = run.next_seq
         try:
-            await anyio.to_thread.run_sync(
-                _write, db or self._deps().db, turns.finish_turn, plan, seq, stop, metadata
-            )
+            await self.writer(db or self._deps().db).finish(plan, seq, stop, metadata)
         except turns.TurnLost:
             log.info("turn %s lost its session before it could stop", plan.turn_id)
         except Exception:
@@ -256,7 +290,11 @@ class TurnRunner:
         last_beat = time.monotonic()
         while self.running:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
-            running = {sid: run.plan.turn_id for sid, run in self.running.items() if not run.done}
+            running = {
+                sid: run.plan.turn_id
+                for sid, run in self.running.items()
+                if not run.done and not run.stopping
+            }
             if not running:
                 continue
             try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.agent.prompts import PastTurn, title_from
@@ -39,6 +39,9 @@ SERVER_STOPPED = "the server running this turn stopped before the turn finished"
 NO_USAGE = {"duration_ms": 0.0, "total_input_tokens": None, "total_output_tokens": None, "turns": 0}
 # Earlier events read to rebuild the history a turn sends to the model.
 HISTORY_EVENTS = 64
+# Core statements on the tables: the ORM's statement handling costs more than these statements.
+_SESSIONS = cast(Table, ChatSession.__table__)
+_INSERT_EVENT = insert(cast(Table, ChatEvent.__table__))
 
 
 class TurnLost(Exception):
@@ -90,14 +93,18 @@ def begin_turn(
             "this request repeats the session's last prompt and carries a client retry count; "
             "the turn already ran (see GET /api/v1/chat/{session_id})"
         )
-    found = {
-        i.id: i
-        for i in session.scalars(
-            select(SearchIndex).where(
-                SearchIndex.project_id == scope.project_id, SearchIndex.id.in_(queried)
+    found = (
+        {
+            row.id: row
+            for row in session.execute(
+                select(
+                    SearchIndex.id, SearchIndex.last_synced_at, SearchIndex.export_config_id
+                ).where(SearchIndex.project_id == scope.project_id, SearchIndex.id.in_(queried))
             )
-        )
-    }
+        }
+        if queried
+        else {}
+    )
     usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
     user_input = {"type": "user_input", "content": prompt}
     chat.turn_id = new_id("turn")
@@ -142,18 +149,80 @@ def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
 
 
 def record_event(session: Session, plan: TurnPlan, seq: int, event: dict[str, Any]) -> bool:
-    """Append one event of a running turn; True when a cancel has been asked for. Answer
-    texts become searchable (whole, as the ``text`` event holds them; deltas are not stored)."""
-    cancel = _touch(session, plan)
-    _add_event(session, plan.session_id, seq, event)
-    if event["type"] == "text":
-        index_texts(
-            session,
-            project_id=plan.scope.project_id,
-            session_id=plan.session_id,
-            texts=[(seq, "answer", event["content"])],
+    """Append one event of a running turn; True when a cancel has been asked for."""
+    return _outcome(record_events(session, [EventWrite(plan, seq, event)])[0])
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """One stored event of a running turn; ``metadata`` (the run's job metadata) marks its
+    stop, which also frees the session for the next turn."""
+
+    plan: TurnPlan
+    seq: int
+    event: dict[str, Any]
+    metadata: dict[str, Any] | None = None
+
+
+def record_events(session: Session, writes: Sequence[EventWrite]) -> list[bool | TurnLost]:
+    """Append events of running turns, of many turns at once: one statement checks every turn
+    (still the session's? a cancel asked for?) and refreshes its heartbeat, one inserts every
+    event. For each write: True when its turn should cancel, or ``TurnLost`` (nothing stored).
+    Answer texts become searchable (whole, as the ``text`` event holds them)."""
+    # Turn ids are unique, so "id in these sessions and turn_id in these turns" matches each
+    # session only with its own turn.
+    cancels: dict[str, bool] = {
+        row[0]: bool(row[1])
+        for row in session.execute(
+            update(_SESSIONS)
+            .where(
+                _SESSIONS.c.id.in_({w.plan.session_id for w in writes}),
+                _SESSIONS.c.turn_id.in_({w.plan.turn_id for w in writes}),
+            )
+            .values(turn_heartbeat_at=database_clock(session))
+            .returning(_SESSIONS.c.id, _SESSIONS.c.turn_cancel_requested)
         )
-    return cancel
+    }
+    kept = [w for w in writes if w.plan.session_id in cancels]
+    now = utcnow()
+    if kept:
+        session.execute(
+            _INSERT_EVENT,
+            [
+                {
+                    "session_id": w.plan.session_id,
+                    "seq": w.seq,
+                    "type": w.event["type"],
+                    "payload": w.event,
+                    "created_at": now,
+                }
+                for w in kept
+            ],
+        )
+    for w in kept:
+        if w.event["type"] == "text":
+            index_texts(
+                session,
+                project_id=w.plan.scope.project_id,
+                session_id=w.plan.session_id,
+                texts=[(w.seq, "answer", w.event["content"])],
+            )
+        if w.metadata is not None:
+            session.execute(
+                update(_SESSIONS)
+                .where(_SESSIONS.c.id == w.plan.session_id)
+                .values(**_NO_TURN, job_metadata=w.metadata, last_updated_at=now)
+            )
+    return [
+        cancels[w.plan.session_id] if w.plan.session_id in cancels else TurnLost(w.plan.session_id)
+        for w in writes
+    ]
+
+
+def _outcome(outcome: bool | TurnLost) -> bool:
+    if isinstance(outcome, TurnLost):
+        raise outcome
+    return outcome
 
 
 def heartbeat(session: Session, running: dict[str, str]) -> None:
@@ -169,13 +238,7 @@ def finish_turn(
     session: Session, plan: TurnPlan, seq: int, stop: dict[str, Any], job_metadata: dict[str, Any]
 ) -> None:
     """Record the stop event and the run's metadata, and free the session for the next turn."""
-    _touch(session, plan)
-    _add_event(session, plan.session_id, seq, stop)
-    session.execute(
-        update(ChatSession)
-        .where(ChatSession.id == plan.session_id)
-        .values(**_NO_TURN, job_metadata=job_metadata, last_updated_at=utcnow())
-    )
+    _outcome(record_events(session, [EventWrite(plan, seq, stop, job_metadata)])[0])
 
 
 def request_cancel(
@@ -257,18 +320,6 @@ def stop_event(
     }
 
 
-def _touch(session: Session, plan: TurnPlan) -> bool:
-    cancel = session.execute(
-        update(ChatSession)
-        .where(ChatSession.id == plan.session_id, ChatSession.turn_id == plan.turn_id)
-        .values(turn_heartbeat_at=database_clock(session))
-        .returning(ChatSession.turn_cancel_requested)
-    ).scalar()
-    if cancel is None:
-        raise TurnLost(plan.session_id)
-    return bool(cancel)
-
-
 # The session columns that name a running turn, as they are when none runs.
 _NO_TURN: dict[str, Any] = {
     "turn_id": None,
@@ -338,13 +389,14 @@ def _add_event(session: Session, session_id: str, seq: int, payload: dict[str, A
     # A plain INSERT: the ORM's unit of work costs more than the statement for a row nobody
     # reads back in this transaction.
     session.execute(
-        insert(ChatEvent).values(
-            session_id=session_id,
-            seq=seq,
-            type=payload["type"],
-            payload=payload,
-            created_at=utcnow(),
-        )
+        _INSERT_EVENT,
+        {
+            "session_id": session_id,
+            "seq": seq,
+            "type": payload["type"],
+            "payload": payload,
+            "created_at": utcnow(),
+        },
     )
 
 

@@ -112,7 +112,8 @@ async def owned_stream(run: TurnRun, *, cancel_on_leave: bool) -> AsyncIterator[
     """The starting client's stream: if it goes away, the turn is cancelled (and says so),
     unless the client asked for the turn to go on without it."""
     try:
-        async for chunk in sse.encode(run.follow(keepalive_seconds=sse.KEEPALIVE_SECONDS)):
+        live = run.follow_batches(keepalive_seconds=sse.KEEPALIVE_SECONDS)
+        async for chunk in sse.encode_batches(live):
             yield chunk
     finally:
         if cancel_on_leave:
