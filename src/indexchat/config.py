@@ -43,8 +43,14 @@ class Settings(BaseSettings):
     blob_grace_seconds: float = Field(
         default=600,
         ge=0,
-        description="Age under which the bytes of a deleted file are kept even when no row "
-        "names them any more: an upload of the same bytes may be about to.",
+        description="Age under which stored bytes that no row names are kept: an upload of "
+        "the same bytes may be about to name them.",
+    )
+    blob_collect_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How often a worker removes stored bytes that no row names and that are "
+        "older than blob_grace_seconds; one worker of a fleet does at a time. 0: never.",
     )
     download_link_seconds: int = Field(
         default=3600,
@@ -188,6 +194,25 @@ class Settings(BaseSettings):
         le=3650,
         description="How long a browser stays signed in (the `session` cookie) after it last "
         "opened a page.",
+    )
+    rate_limit_requests: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests one API key or browser sign-in may make to the API per "
+        "rate_limit_window_seconds, counted by each server process; more answer 429 with "
+        "Retry-After. 0: no limit.",
+    )
+    rate_limit_window_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=86_400,
+        description="The window of rate_limit_requests (seconds).",
+    )
+    rate_limit_burst: int = Field(
+        default=1000,
+        ge=1,
+        description="Requests one API key or browser sign-in may make at once before the "
+        "pace of rate_limit_requests per window applies.",
     )
     share_link_turns_per_hour: int = Field(
         default=20,
