@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import llama_cloud
 import pytest
-from llama_cloud import LlamaCloud
 from conftest import LiveServer, live_server, make_tenant
+from llama_cloud import LlamaCloud
 from test_sign_ins import signed_in
 
 from indexchat.config import Settings
@@ -94,7 +94,9 @@ def test_limits_leave_pages_and_health_alone(strict: LiveServer) -> None:
         assert [http.get("/api/v1/chat").status_code for _ in range(2)] == [200, 200]
 
 
-def test_the_default_allowance_is_far_above_a_busy_client(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_default_allowance_is_far_above_a_busy_client(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     settings = Settings(data_dir=tmp_path_factory.mktemp("default-rate"))
     assert settings.rate_limit_requests and settings.rate_limit_burst >= 500
     with live_server(settings, "sqlite") as running:

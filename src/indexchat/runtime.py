@@ -19,8 +19,8 @@ from indexchat.search.sqlite import SqliteSearchStore
 from indexchat.search.store import SearchStore
 from indexchat.search.vector_cache import VectorCache
 from indexchat.services import tenancy
-from indexchat.services.retrieval import Reranking
 from indexchat.services.rate_limits import RateLimiter
+from indexchat.services.retrieval import Reranking
 from indexchat.services.sync import SyncDeps
 from indexchat.services.turn_runner import ChatDeps
 from indexchat.storage.blobs import BlobStore, LocalBlobStore

@@ -97,9 +97,7 @@ def open_link(session: Session, token: str) -> SharedView:
     return SharedView(link=link, scope=Scope(project.organization_id, project.id))
 
 
-def open_guarded(
-    session: Session, token: str, *, address: str, limiter: RateLimiter
-) -> SharedView:
+def open_guarded(session: Session, token: str, *, address: str, limiter: RateLimiter) -> SharedView:
     """``open_link`` for a client at ``address``: refused (RateLimited) once the address has
     failed too often this minute; a failure counts against it."""
     left = limiter.wait(address)
