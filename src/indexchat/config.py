@@ -159,6 +159,12 @@ class Settings(BaseSettings):
         description="Address space the process parsing a file may use (bytes, RLIMIT_AS); "
         "a file that needs more fails with a parse memory limit error.",
     )
+    parse_max_bytes: int = Field(
+        default=100 * 1024**2,
+        ge=1,
+        description="Largest file a sync parses (bytes); a larger one fails as too large "
+        "without being read.",
+    )
     parse_max_unzipped_bytes: int = Field(
         default=200 * 1024**2,
         ge=1,

@@ -107,6 +107,7 @@ class Runtime:
         settings = self.settings
         parse = replace(
             DEFAULT_LIMITS,
+            max_bytes=settings.parse_max_bytes,
             max_unzipped_bytes=settings.parse_max_unzipped_bytes,
             max_unzipped_member_bytes=settings.parse_max_unzipped_member_bytes,
         )
