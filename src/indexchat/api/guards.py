@@ -100,18 +100,24 @@ class RateLimit:
 
 def _credential(scope: Scope) -> tuple[str, int] | None:
     """What the request authenticates with, as the route would choose it (a Bearer key wins
-    over the cookie); hashed, so the limiter's table holds no secrets."""
-    authorization = _header(scope, b"authorization")
-    if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return ("key", hash(token.strip()))
-    cookies = _header(scope, b"cookie")
-    if cookies is not None and COOKIE in cookies:
-        token = cookie_parser(cookies).get(COOKIE)
-        if token:
-            return ("sign-in", hash(token))
+    over the cookie); hashed, so the limiter's table holds no secrets. Read from the raw
+    header bytes: this runs on every API request."""
+    cookies = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            token = value[7:].strip()
+            if value[:7].lower() == b"bearer " and token:
+                return ("key", hash(token))
+        elif name == b"cookie":
+            cookies = value
+    if cookies is not None and _COOKIE_NAME in cookies:
+        cookie = cookie_parser(cookies.decode("latin-1")).get(COOKIE)
+        if cookie:
+            return ("sign-in", hash(cookie))
     return None
+
+
+_COOKIE_NAME = COOKIE.encode()
 
 
 class BodyLimit:

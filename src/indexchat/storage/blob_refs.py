@@ -39,4 +39,4 @@ def referenced_among(session: Session, digests: Collection[str]) -> set[str]:
         return set()
     wanted = list(digests)
     query = union(*(select(column).where(column.in_(wanted)) for column in BLOB_COLUMNS))
-    return {digest for (digest,) in session.execute(query)}
+    return {digest for (digest,) in session.execute(query) if digest is not None}
