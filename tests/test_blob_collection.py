@@ -19,6 +19,7 @@ from indexchat.config import Settings
 from indexchat.services.backup import blob_path
 from indexchat.services.blob_collection import LEASE, collect
 from indexchat.storage import leases
+from indexchat.storage.blobs import LocalBlobStore
 from indexchat.storage.tables import Attachment, IndexedFile, StoredFile
 
 HOUR = 3600.0
@@ -169,3 +170,26 @@ def test_the_worker_collects_periodically(
             assert time.monotonic() < deadline, "the worker did not collect the orphan"
             time.sleep(0.1)
         assert running.runtime.blobs.exists(stored_digest(running, kept.id))
+
+
+def test_the_cli_collects_once(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from indexchat.cli import app
+    from indexchat.runtime import Runtime
+
+    data_dir = tmp_path / "data"
+    runtime = Runtime.open(Settings(data_dir=data_dir))
+    try:
+        orphan = runtime.blobs.put(b"left behind")
+        young = runtime.blobs.put(b"just written")
+        path = blob_path(data_dir / "blobs", orphan)
+        then = time.time() - 2 * HOUR
+        os.utime(path, (then, then))
+    finally:
+        runtime.close()
+    result = CliRunner().invoke(app, ["collect-blobs", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "Removed 1 unnamed blobs of 1" in result.output
+    blobs = LocalBlobStore(data_dir / "blobs")
+    assert not blobs.exists(orphan) and blobs.exists(young)
