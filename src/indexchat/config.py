@@ -215,7 +215,7 @@ class Settings(BaseSettings):
         description="The window of rate_limit_requests (seconds).",
     )
     rate_limit_burst: int = Field(
-        default=1000,
+        default=2000,
         ge=1,
         description="Requests one API key or browser sign-in may make at once before the "
         "pace of rate_limit_requests per window applies.",
