@@ -1,7 +1,7 @@
 """Sessions API throughput/latency vs a bare FastAPI endpoint, and deep-page cost.
 
     python bench/bench_sessions.py [--backend sqlite|postgres] [--duration 5] [--repeats 3]
-                                   [--deep-sessions 1000000]
+                                   [--deep-sessions 1000000] [--rate-limit 0]
 
 Needs `wrk` (Debian package) for the load. Both servers run the same way (one uvicorn process,
 same log level) and are loaded by the same wrk settings, one after the other, in one run.
@@ -103,10 +103,18 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--deep-sessions", type=int, default=1_000_000)
+    # The load comes from one key, far past any per-key allowance: off unless asked for (a
+    # huge allowance measures what checking it costs).
+    parser.add_argument("--rate-limit", type=int, default=0, help="requests per minute per key")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="indexchat-bench-"))
-    env = {**os.environ, "INDEXCHAT_DATA_DIR": str(work / "data")}
+    env = {
+        **os.environ,
+        "INDEXCHAT_DATA_DIR": str(work / "data"),
+        "INDEXCHAT_RATE_LIMIT_REQUESTS": str(args.rate_limit),
+        "INDEXCHAT_RATE_LIMIT_BURST": str(max(args.rate_limit, 1)),
+    }
     if args.backend == "postgres":
         env["INDEXCHAT_DATABASE_URL"] = start_postgres(work)
     key = (

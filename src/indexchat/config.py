@@ -43,8 +43,14 @@ class Settings(BaseSettings):
     blob_grace_seconds: float = Field(
         default=600,
         ge=0,
-        description="Age under which the bytes of a deleted file are kept even when no row "
-        "names them any more: an upload of the same bytes may be about to.",
+        description="Age under which stored bytes that no row names are kept: an upload of "
+        "the same bytes may be about to name them.",
+    )
+    blob_collect_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How often a worker removes stored bytes that no row names and that are "
+        "older than blob_grace_seconds; one worker of a fleet does at a time. 0: never.",
     )
     download_link_seconds: int = Field(
         default=3600,
@@ -153,6 +159,12 @@ class Settings(BaseSettings):
         description="Address space the process parsing a file may use (bytes, RLIMIT_AS); "
         "a file that needs more fails with a parse memory limit error.",
     )
+    parse_max_bytes: int = Field(
+        default=100 * 1024**2,
+        ge=1,
+        description="Largest file a sync parses (bytes); a larger one fails as too large "
+        "without being read.",
+    )
     parse_max_unzipped_bytes: int = Field(
         default=200 * 1024**2,
         ge=1,
@@ -188,6 +200,25 @@ class Settings(BaseSettings):
         le=3650,
         description="How long a browser stays signed in (the `session` cookie) after it last "
         "opened a page.",
+    )
+    rate_limit_requests: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests one API key or browser sign-in may make to the API per "
+        "rate_limit_window_seconds, counted by each server process; more answer 429 with "
+        "Retry-After. 0: no limit.",
+    )
+    rate_limit_window_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=86_400,
+        description="The window of rate_limit_requests (seconds).",
+    )
+    rate_limit_burst: int = Field(
+        default=2000,
+        ge=1,
+        description="Requests one API key or browser sign-in may make at once before the "
+        "pace of rate_limit_requests per window applies.",
     )
     share_link_turns_per_hour: int = Field(
         default=20,

@@ -20,8 +20,8 @@ from indexchat.search.sqlite import SqliteSearchStore
 from indexchat.search.store import SearchStore
 from indexchat.search.vector_cache import VectorCache
 from indexchat.services import tenancy
+from indexchat.services.rate_limits import RateLimiter
 from indexchat.services.retrieval import Reranking
-from indexchat.services.share_links import FailureLimiter
 from indexchat.services.sync import SyncDeps
 from indexchat.services.turn_runner import ChatDeps
 from indexchat.storage.blobs import BlobStore, LocalBlobStore
@@ -43,7 +43,7 @@ class Runtime:
     _search: SearchStore | None = None
     reranking: Reranking | None = None  # None: no rerank server configured
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _share_failures: FailureLimiter | None = None
+    _share_failures: RateLimiter | None = None
 
     @property
     def page_token_secret(self) -> bytes:
@@ -51,12 +51,12 @@ class Runtime:
         return self.keys.for_purpose("page-token")
 
     @property
-    def share_failures(self) -> FailureLimiter:
+    def share_failures(self) -> RateLimiter:
         """Failed share-link lookups per client address, counted in this process."""
         with self._lock:
             if self._share_failures is None:
                 per_minute = self.settings.share_link_failures_per_minute
-                self._share_failures = FailureLimiter(per_minute)
+                self._share_failures = RateLimiter(per_minute, 60.0)
             return self._share_failures
 
     @property
@@ -113,6 +113,7 @@ class Runtime:
         settings = self.settings
         parse = replace(
             DEFAULT_LIMITS,
+            max_bytes=settings.parse_max_bytes,
             max_unzipped_bytes=settings.parse_max_unzipped_bytes,
             max_unzipped_member_bytes=settings.parse_max_unzipped_member_bytes,
         )

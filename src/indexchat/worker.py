@@ -22,6 +22,7 @@ from typing import Any
 
 from indexchat.ingest.sandbox import ParseSandbox
 from indexchat.runtime import Runtime
+from indexchat.services.blob_collection import BlobCollector
 from indexchat.services.schedule import Scheduler
 from indexchat.services.sync import SyncCancelled, record_failure, run_sync
 from indexchat.storage import jobs
@@ -93,16 +94,28 @@ class Worker:
 
     def run(self, *, until_idle: bool = False) -> None:
         """Run jobs until ``stop`` is set (or, with ``until_idle``, until none is runnable);
-        a long-running worker also schedules syncs (when it holds the fleet's lease)."""
-        scheduler = None
+        a long-running worker also schedules syncs and collects unnamed blobs (each when it
+        holds the fleet's lease for it)."""
+        helpers: list[Scheduler | BlobCollector] = []
         if not until_idle:
-            scheduler = Scheduler(self.runtime.db, self.runtime.settings, self.worker_id)
-            scheduler.start()
+            runtime, settings = self.runtime, self.runtime.settings
+            helpers.append(Scheduler(runtime.db, settings, self.worker_id))
+            if settings.blob_collect_seconds > 0:
+                collector = BlobCollector(
+                    runtime.db,
+                    runtime.blobs,
+                    interval_seconds=settings.blob_collect_seconds,
+                    grace_seconds=settings.blob_grace_seconds,
+                    holder=self.worker_id,
+                )
+                helpers.append(collector)
+        for helper in helpers:
+            helper.start()
         try:
             self._run_jobs(until_idle)
         finally:
-            if scheduler is not None:
-                scheduler.close()
+            for helper in helpers:
+                helper.close()
 
     def _run_jobs(self, until_idle: bool) -> None:
         count = self.runtime.settings.worker_threads

@@ -15,7 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from indexchat import __version__
 from indexchat.api import errors, mcp
 from indexchat.api.deps import authenticate_first
-from indexchat.api.guards import BodyLimit, CredentialsFirst, QueryRules
+from indexchat.api.guards import BodyLimit, CredentialsFirst, QueryRules, RateLimit
 from indexchat.api.routes import (
     attachments,
     chat_turns,
@@ -33,6 +33,7 @@ from indexchat.api.routes import (
 from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
+from indexchat.services.rate_limits import RateLimiter
 from indexchat.services.turn_runner import TurnRunner
 from indexchat.web import routes as web
 from indexchat.worker import Worker
@@ -90,6 +91,11 @@ def create_app(
             400: {"model": ErrorBody, "description": "Malformed request"},
             413: {"model": ErrorBody, "description": "Request body too large"},
             414: {"model": ErrorBody, "description": "Request URL too long"},
+            429: {
+                "model": ErrorBody,
+                "description": "Too many requests with this credential; retry after the "
+                "seconds the retry-after header says",
+            },
             431: {"model": ErrorBody, "description": "Request headers too large"},
         },
     )
@@ -104,7 +110,7 @@ def create_app(
     app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)  # type: ignore[arg-type]
     web.install(app)
     # Each added one wraps the ones before: the body's size is checked last, the credential
-    # before it, and an unexpected error anywhere inside still answers 500.
+    # before it, its rate before that, and an unexpected error anywhere inside still answers 500.
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_json_body_bytes,
@@ -113,6 +119,13 @@ def create_app(
     )
     # (The MCP endpoint checks credentials itself before reading, answering in MCP's terms.)
     app.add_middleware(CredentialsFirst, authenticate=authenticate_first, prefixes=("/api/",))
+    if settings.rate_limit_requests:  # before the credential is looked up in the database
+        limiter = RateLimiter(
+            settings.rate_limit_requests,
+            settings.rate_limit_window_seconds,
+            burst=settings.rate_limit_burst,
+        )
+        app.add_middleware(RateLimit, limiter=limiter, prefixes=("/api/", mcp.PATH))
     app.add_middleware(QueryRules, repeatable=REPEATABLE_QUERY_PARAMS)
     app.add_middleware(errors.CatchUnexpected)
     if settings.trusted_proxies.strip():

@@ -1,6 +1,6 @@
-"""What a request must pass before a route reads it: its credential checked before its body is
-read, a body size bound by route whatever its content type, query parameters given once and
-without NUL characters.
+"""What a request must pass before a route reads it: its credential within its rate limit, its
+credential checked before its body is read, a body size bound by route whatever its content
+type, query parameters given once and without NUL characters.
 
 These are plain ASGI middlewares: they act on the raw request, before FastAPI parses a body or
 spools an upload to disk.
@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexchat.api.errors import error_response, known_error_response
 from indexchat.domain import Principal
-from indexchat.errors import IndexchatError
+from indexchat.errors import IndexchatError, RateLimited
+from indexchat.services.rate_limits import RateLimiter, whole_seconds
+from indexchat.web.auth import COOKIE
 
 # Where a request's already-checked principal is kept (``scope["state"]``, per request).
 PRINCIPAL_STATE = "indexchat.principal"
@@ -64,6 +66,58 @@ class CredentialsFirst:
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         await self.app(scope, receive, send)
+
+
+class RateLimit:
+    """Refuse (429 with Retry-After) the requests of one credential, an API key or a browser
+    sign-in's cookie, past its allowance. Checked on the raw request before anything else is
+    done for it (no database lookup), so the credential counted is the one sent: an unknown
+    key is counted too, and answered 401 while it has allowance left."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+            credential = _credential(scope)
+            if credential is not None:
+                wait = self.limiter.take(credential)
+                if wait > 0:
+                    await known_error_response(self._refusal(wait))(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, wait: float) -> RateLimited:
+        limiter, seconds = self.limiter, whole_seconds(wait)
+        return RateLimited(
+            f"too many requests with this credential (at most {limiter.requests} every "
+            f"{limiter.window_seconds:g} s); try again in {seconds} s",
+            retry_after_seconds=seconds,
+        )
+
+
+def _credential(scope: Scope) -> tuple[str, int] | None:
+    """What the request authenticates with, as the route would choose it (a Bearer key wins
+    over the cookie); hashed, so the limiter's table holds no secrets. Read from the raw
+    header bytes: this runs on every API request."""
+    cookies = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            token = value[7:].strip()
+            if value[:7].lower() == b"bearer " and token:
+                return ("key", hash(token))
+        elif name == b"cookie":
+            cookies = value
+    if cookies is not None and _COOKIE_NAME in cookies:
+        cookie = cookie_parser(cookies.decode("latin-1")).get(COOKIE)
+        if cookie:
+            return ("sign-in", hash(cookie))
+    return None
+
+
+_COOKIE_NAME = COOKIE.encode()
 
 
 class BodyLimit:

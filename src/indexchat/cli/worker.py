@@ -22,6 +22,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def register(app: typer.Typer) -> None:
     app.command(name="worker")(worker)
+    app.command(name="collect-blobs")(collect_blobs)
 
 
 def worker(
@@ -70,3 +71,38 @@ def _stop_on_signals(job_worker: Worker) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+
+def collect_blobs(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Remove stored bytes that no row names and that are older than INDEXCHAT_BLOB_GRACE_SECONDS.
+
+    Workers do it on their own every INDEXCHAT_BLOB_COLLECT_SECONDS; safe while they run.
+    """
+    import os
+    import socket
+
+    from indexchat.runtime import open_database
+    from indexchat.services.blob_collection import collect
+    from indexchat.storage.blobs import LocalBlobStore
+
+    settings = load_settings(data_dir, database_url)
+    try:
+        db = open_database(settings)
+    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
+        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+    try:
+        done = collect(
+            db,
+            LocalBlobStore(settings.data_dir / "blobs"),
+            grace_seconds=settings.blob_grace_seconds,
+            holder=f"{socket.gethostname()}:{os.getpid()}:cli"[:64],
+        )
+    finally:
+        db.dispose()
+    if done is None:
+        fail("another process is collecting blobs now; try again when it is done")
+    console.print(
+        f"Removed {done.removed} unnamed blobs of {done.examined} older than "
+        f"{settings.blob_grace_seconds:g} s, and {done.partial_writes} unfinished writes.",
+        highlight=False,
+    )

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, Forbidden, NotFound, RateLimited
+from indexchat.services.rate_limits import RateLimiter, whole_seconds
 from indexchat.services.sessions import SharedAccess, get_session
 from indexchat.services.tenancy import hash_key
 from indexchat.storage import attachments
@@ -100,46 +98,12 @@ def open_link(session: Session, token: str) -> SharedView:
     return SharedView(link=link, scope=Scope(project.organization_id, project.id))
 
 
-class FailureLimiter:
-    """Failed token lookups per client address in the last minute (this process's count)."""
-
-    WINDOW_SECONDS = 60.0
-    _MAX_ADDRESSES = 10_000
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, address: str) -> int | None:
-        """Seconds until ``address`` may try again, or None when it may now."""
-        now = time.monotonic()
-        with self._lock:
-            seen = self._failures.get(address)
-            if seen is None:
-                return None
-            while seen and seen[0] <= now - self.WINDOW_SECONDS:
-                seen.popleft()
-            if len(seen) < self.per_minute:
-                return None
-            return math.ceil(seen[-self.per_minute] + self.WINDOW_SECONDS - now)
-
-    def record(self, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) >= self._MAX_ADDRESSES:  # forget the quiet ones
-                cutoff = now - self.WINDOW_SECONDS
-                self._failures = {a: q for a, q in self._failures.items() if q and q[-1] > cutoff}
-            self._failures.setdefault(address, deque()).append(now)
-
-
-def open_guarded(
-    session: Session, token: str, *, address: str, limiter: FailureLimiter
-) -> SharedView:
+def open_guarded(session: Session, token: str, *, address: str, limiter: RateLimiter) -> SharedView:
     """``open_link`` for a client at ``address``: refused (RateLimited) once the address has
     failed too often this minute; a failure counts against it."""
-    wait = limiter.retry_after(address)
-    if wait is not None:
+    left = limiter.wait(address)
+    if left > 0:
+        wait = whole_seconds(left)
         raise RateLimited(
             f"too many unknown share links from this address; try again in {wait} s",
             retry_after_seconds=wait,

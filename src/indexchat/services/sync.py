@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from indexchat.domain import new_id, utcnow
 from indexchat.errors import ContentMissing
 from indexchat.ingest.chunking import TextChunk, chunk, full_text, page_offsets
-from indexchat.ingest.parsers import ParseError
+from indexchat.ingest.parsers import ParseError, too_large
 from indexchat.ingest.sandbox import ParseInterrupted, ParseOverrun, ParseSandbox
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import Entry, SearchStore
@@ -63,6 +63,7 @@ class SourceFile:
     name: str
     content_hash: str
     metadata: dict[str, Any]
+    size: int = 0
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _live_sources(session: Session, index: Index) -> list[SourceFile]:
     rows = files.live_sources(
         session, project_id=index.project_id, directory_id=index.source_directory_id
     )
-    return [SourceFile(r[0], r[1], r[3], r[2] or {}) for r in rows]
+    return [SourceFile(r[0], r[1], r[3], r[2] or {}, r[4]) for r in rows]
 
 
 def _broken_outputs(session: Session, blobs: BlobStore, index: Index) -> set[str]:
@@ -184,6 +185,10 @@ def _prepare(
     deps: SyncDeps, source: SourceFile, screenshots: bool, interrupted: Interrupted
 ) -> Prepared:
     prepared = Prepared(source=source)
+    limits = deps.parser.limits.parse
+    if source.size > limits.max_bytes:  # refused unread: the server never holds its bytes
+        prepared.error = too_large(source.size, limits)
+        return prepared
     try:
         data = deps.blobs.get(source.content_hash)
     except ContentMissing:

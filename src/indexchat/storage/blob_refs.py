@@ -4,6 +4,8 @@ may go only when no column listed here names it, whoever the row belongs to."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import CompoundSelect, exists, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -28,3 +30,13 @@ def is_referenced(session: Session, digest: str) -> bool:
     """Whether any row, in any project, names ``digest``."""
     query = select(or_(*(exists().where(column == digest) for column in BLOB_COLUMNS)))
     return bool(session.scalar(query))
+
+
+def referenced_among(session: Session, digests: Collection[str]) -> set[str]:
+    """Those of ``digests`` that some row, in any project, names (one query; each column's
+    index answers its part)."""
+    if not digests:
+        return set()
+    wanted = list(digests)
+    query = union(*(select(column).where(column.in_(wanted)) for column in BLOB_COLUMNS))
+    return {digest for (digest,) in session.execute(query) if digest is not None}

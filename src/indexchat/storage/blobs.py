@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -25,6 +26,10 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str:
         """Store ``data``; return its SHA-256 hex digest (its address)."""
 
+    def put_file(self, source: BinaryIO) -> tuple[str, int]:
+        """Store what ``source`` holds from where it stands, read in pieces (memory stays
+        small whatever its size); return its digest and size."""
+
     def get(self, digest: str) -> bytes:
         """The whole blob (raises ``ContentMissing`` if it is gone)."""
 
@@ -36,6 +41,12 @@ class BlobStore(Protocol):
     def delete_if_stale(self, digest: str, *, grace_seconds: float) -> bool:
         """Delete a blob no row references any more, unless it was written in the last
         ``grace_seconds`` (an upload of the same bytes may be about to reference it)."""
+
+    def older_than(self, seconds: float) -> Iterator[str]:
+        """The digests of the blobs written (or stored again) more than ``seconds`` ago."""
+
+    def remove_partial_writes(self, older_than_seconds: float) -> int:
+        """Remove what writes that never finished (a process killed mid-write) left behind."""
 
 
 class LocalBlobStore:
@@ -53,16 +64,10 @@ class LocalBlobStore:
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         path = self._path(digest)
-        if path.exists():
-            os.utime(path)  # refresh the grace period of a blob about to be referenced again
+        if self._refresh(path):
             return digest
         # Write-then-rename: readers never see a half-written blob.
-        tmp = path.with_name(f".{digest}.{uuid.uuid4().hex}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        except FileNotFoundError:  # the first blob under this prefix
-            private_dir(path.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        tmp, fd = self._temporary(path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -71,6 +76,48 @@ class LocalBlobStore:
             tmp.unlink(missing_ok=True)
             raise
         return digest
+
+    def put_file(self, source: BinaryIO) -> tuple[str, int]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp, fd = self._temporary(self.root)
+        hasher, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while piece := source.read(_PIECE):
+                    hasher.update(piece)
+                    out.write(piece)
+                    size += len(piece)
+            digest = hasher.hexdigest()
+            path = self._path(digest)
+            if self._refresh(path):
+                tmp.unlink()
+                return digest, size
+            private_dir(path.parent)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return digest, size
+
+    @staticmethod
+    def _refresh(path: Path) -> bool:
+        """Whether the blob is there, its grace period restarted: it is about to be named
+        again. (Collection moves a blob aside before it deletes it, so a blob whose time was
+        refreshed here is not deleted.)"""
+        try:
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    @staticmethod
+    def _temporary(folder: Path) -> tuple[Path, int]:
+        tmp = folder / f".{uuid.uuid4().hex}{_PARTIAL}"
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileNotFoundError:  # the first blob under this prefix
+            private_dir(folder)
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
 
     def get(self, digest: str) -> bytes:
         try:
@@ -93,7 +140,48 @@ class LocalBlobStore:
         try:
             if time.time() - path.stat().st_mtime < grace_seconds:
                 return False
-            path.unlink()
-            return True
+            # Moved aside first, then its time read again: a ``put`` of the same bytes that
+            # refreshed it in between wins (it goes back); one after the move writes anew.
+            aside = path.with_name(f".{digest}.{uuid.uuid4().hex}{_DOOMED}")
+            os.rename(path, aside)
         except FileNotFoundError:
             return False
+        if time.time() - aside.stat().st_mtime < grace_seconds:
+            os.replace(aside, path)
+            return False
+        aside.unlink()
+        return True
+
+    def older_than(self, seconds: float) -> Iterator[str]:
+        cutoff = time.time() - seconds
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if len(name) != 64 or name.startswith("."):
+                    continue
+                try:
+                    if os.stat(os.path.join(folder, name)).st_mtime < cutoff:
+                        yield name
+                except FileNotFoundError:
+                    continue
+
+    def remove_partial_writes(self, older_than_seconds: float) -> int:
+        cutoff, removed = time.time() - older_than_seconds, 0
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if not name.startswith(".") or not name.endswith((_PARTIAL, _DOOMED)):
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    if os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+
+# Pieces a streamed write reads at a time.
+_PIECE = 1024 * 1024
+# Names of files that are not blobs: a write under way, a blob being deleted.
+_PARTIAL = ".tmp"
+_DOOMED = ".deleting"

@@ -177,14 +177,16 @@ def directory_files(
 
 def live_sources(
     session: Session, *, project_id: str, directory_id: str
-) -> Sequence[Row[str, str, dict[str, Any] | None, str]]:
-    """(id, display name, metadata, content hash) of the directory's live files, oldest first."""
+) -> Sequence[Row[str, str, dict[str, Any] | None, str, int]]:
+    """(id, display name, metadata, content hash, size) of the directory's live files, oldest
+    first."""
     return session.execute(
         select(
             DirectoryFile.id,
             DirectoryFile.display_name,
             DirectoryFile.user_metadata,
             StoredFile.content_hash,
+            StoredFile.size_bytes,
         )
         .join(StoredFile, StoredFile.id == DirectoryFile.file_id)
         .where(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import or_, update
@@ -31,3 +31,12 @@ def hold(session: Session, name: str, *, holder: str, ttl: timedelta) -> bool:
         ),
     )
     return bool(result.rowcount)
+
+
+def release(session: Session, name: str, *, holder: str) -> None:
+    """Give up the lease ``name`` if ``holder`` has it, so another may take it at once."""
+    session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.holder == holder)
+        .values(holder=None, expires_at=datetime(1970, 1, 1))
+    )

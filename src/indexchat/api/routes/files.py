@@ -42,17 +42,26 @@ Purpose = Literal["user_data", "parse", "extract", "classify", "split", "sheet",
 
 
 async def read_upload(upload: UploadFile, caller: Caller) -> tuple[str, int]:
-    """Read an upload within the size limit and store its bytes; returns (digest, size)."""
+    """Store an upload within the size limit; returns (digest, size). The multipart parser
+    has spooled it to a temporary file: it is copied from there in pieces, so a large upload
+    costs the server no more memory than a small one."""
     limit = caller.runtime.settings.max_upload_bytes
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise LimitExceeded(f"file is larger than the {limit} byte limit")
     blobs = caller.runtime.blobs
-    if len(data) <= blobs.inline_put_limit:  # a thread hop would cost more than the write
+    too_large = LimitExceeded(f"file is larger than the {limit} byte limit")
+    if upload.size is not None and upload.size > limit:
+        raise too_large
+    if upload.size is not None and upload.size <= blobs.inline_put_limit:
+        # A thread hop would cost more than the write.
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise too_large
         return blobs.put(data), len(data)
+    await upload.seek(0)
     # Off the event loop: hashing and writing a large file takes a while.
-    digest = await run_in_threadpool(blobs.put, data)
-    return digest, len(data)
+    digest, size = await run_in_threadpool(blobs.put_file, upload.file)
+    if size > limit:  # a size the parser did not report; the bytes stay unnamed, collected later
+        raise too_large
+    return digest, size
 
 
 def presigned(
