@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     )
     parse_memory_bytes: int = Field(
         default=2 * 1024**3,
-        ge=512 * 1024**2,  # the parsers' libraries alone map ~300 MB
+        ge=512 * 1024**2,  # the parsers' libraries alone map a good part of it (BENCHMARKS.md)
         description="Address space the process parsing a file may use (bytes, RLIMIT_AS); "
         "a file that needs more fails with a parse memory limit error.",
     )

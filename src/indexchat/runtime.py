@@ -188,7 +188,7 @@ def make_reranking(settings: Settings) -> Reranking | None:
 
 def make_chat_model(settings: Settings) -> ChatModel:
     if settings.llm == "openai":
-        from indexchat.agent.openai_chat import OpenAIChatModel  # the SDK takes ~1 s to import
+        from indexchat.agent.openai_chat import OpenAIChatModel  # the SDK is slow to import
 
         return OpenAIChatModel(
             model=settings.llm_model,

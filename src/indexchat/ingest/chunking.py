@@ -59,9 +59,8 @@ def page_offsets(document: ParsedDocument) -> list[int]:
     return offsets
 
 
-# About 550 tokens of English: the embedding model reads the start of a chunk, full text search
-# all of it. On SciFact, 2,500 rather than 1,500 characters made 29% fewer chunks to embed and
-# raised hybrid nDCG@10 (0.735 -> 0.738 at 128 tokens; BENCHMARKS.md).
+# Longer than the embedding model reads: it reads the start of a chunk, full text search all of
+# it. Longer chunks mean fewer to embed, and ranked better on SciFact (BENCHMARKS.md).
 DEFAULT_MAX_CHARS = 2500
 
 

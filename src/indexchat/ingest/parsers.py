@@ -49,13 +49,15 @@ class ParseLimits:
     max_bytes: int = 100 * MB
     max_pages: int = 5000
     max_unzipped_bytes: int = 200 * MB  # total declared size of an Office file's members
-    # One member's declared size: parsing Word XML takes ~3.5 s and ~45 MB per MB of it.
+    # One member's declared size: parsing Word XML costs seconds and tens of times its size in
+    # memory per MB of it (BENCHMARKS.md).
     max_unzipped_member_bytes: int = 64 * MB
     max_zip_ratio: float = 100.0  # uncompressed / compressed, for members of the size below
     zip_ratio_min_member: int = 10 * MB  # small XML parts compress well and prove nothing
     max_zip_members: int = 10_000
-    # Deeper HTML is read as plain text: building and walking a tree that deep costs ~10 s and
-    # ~220 MB per MB of input, while a real page nests a few dozen elements.
+    # Deeper HTML is read as plain text: building and walking a tree that deep costs seconds and
+    # hundreds of times its size in memory (BENCHMARKS.md), while a real page nests a few dozen
+    # elements.
     max_html_depth: int = 512
 
 

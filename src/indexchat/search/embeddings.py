@@ -33,14 +33,14 @@ from indexchat.search.local_model import (
 )
 
 LOCAL_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-# What passages are truncated to by default: the model's own limit. On SciFact, 128 tokens embed
-# ~2x faster but lose 0.02 nDCG@10 dense-only (0.624 against 0.647) and 0.003-0.005 hybrid.
+# What passages are truncated to by default: the model's own limit. Fewer tokens embed faster but
+# rank worse (BENCHMARKS.md, "Embedding speed").
 DEFAULT_MAX_TOKENS = MODEL_MAX_TOKENS
 # The int8 model runs one passage at a time: its dynamic quantization scales each run's
 # activations by that run's range, so in a batch a passage's vector would depend on its
-# batch-mates (SciFact dense nDCG@10 moved by up to 0.005 from run to run). Alone, a passage
-# always gets the same vector, for ~15% less speed (74 against 88 passages/s at 256 tokens, 2
-# cores) and no padding. Float models give the same vectors in batches, which are faster.
+# batch-mates (SciFact dense nDCG@10 moved from run to run). Alone, a passage always gets the
+# same vector, for a little less speed (BENCHMARKS.md) and no padding. Float models give the same
+# vectors in batches, which are faster.
 INT8_BATCH_SIZE = 1
 FLOAT_BATCH_SIZE = 32
 LOCAL_BACKENDS = ("onnx-int8", "onnx", "torch")

@@ -18,7 +18,6 @@ words (stop words are not indexed).
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Literal
 
 import numpy as np
 from sqlalchemy import Connection
@@ -30,17 +29,10 @@ from indexchat.search.vector_cache import VectorCache
 K1 = 1.2
 B = 0.75
 
-Ranking = Literal["bm25", "ts_rank", "ts_rank_cd"]
-
 
 class PostgresSearchStore:
-    def __init__(
-        self, dimension: int, ranking: Ranking = "bm25", cache: VectorCache | None = None
-    ) -> None:
-        """``ranking`` other than BM25 (PostgreSQL's own ``ts_rank``/``ts_rank_cd``) is there to
-        compare against."""
+    def __init__(self, dimension: int, cache: VectorCache | None = None) -> None:
         self.dimension = dimension
-        self.ranking = ranking
         self.cache = cache
         self._table = entries_table(dimension)
 
@@ -99,18 +91,8 @@ class PostgresSearchStore:
         terms = query_terms(query)
         if not terms:
             return []
-        if self.ranking == "bm25":
-            sql, words = self._bm25_sql(), " ".join(terms)
-        else:
-            sql = (
-                f"SELECT chunk_id, {self.ranking}(terms, q) AS score "
-                f"FROM {self._table}, to_tsquery('english', %(words)s) q "
-                "WHERE index_id = %(index)s AND terms @@ q "
-                "ORDER BY score DESC, chunk_id LIMIT %(limit)s"
-            )
-            words = " | ".join(_tsquery_word(t) for t in terms)
         rows = connection.exec_driver_sql(
-            sql, {"words": words, "index": index_id, "limit": limit}
+            self._bm25_sql(), {"words": " ".join(terms), "index": index_id, "limit": limit}
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -178,11 +160,6 @@ def _allow_missing_embeddings(connection: Connection, table: str) -> None:
 
 def _literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
-
-
-def _tsquery_word(term: str) -> str:
-    # Quoted lexeme: any characters are literal inside to_tsquery.
-    return "'" + term.replace("'", "''").replace("\\", "\\\\") + "'"
 
 
 def _table_exists(connection: Connection, name: str) -> bool:

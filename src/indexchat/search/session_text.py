@@ -76,7 +76,7 @@ def snippets(connection: Connection, query: str, text_ids: Sequence[int]) -> dic
         return {}
     if connection.dialect.name == "sqlite":
         # Cut here: FTS5's snippet() reads the query's whole doclists again for every text,
-        # which for a common word cost more than the search itself (100 ms for 20 texts).
+        # which for a common word cost more than the search itself (BENCHMARKS.md).
         marks = ", ".join("?" for _ in text_ids)
         rows = connection.exec_driver_sql(
             f"SELECT id, text FROM session_texts WHERE id IN ({marks})", tuple(text_ids)
