@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,10 +38,15 @@ class Collected:
 
 
 def collect(
-    db: Database, blobs: BlobStore, *, grace_seconds: float, holder: str
+    db: Database,
+    blobs: BlobStore,
+    *,
+    grace_seconds: float,
+    holder: str,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> Collected | None:
     """Remove the blobs older than ``grace_seconds`` that no row names; None when another
-    process holds the lease (it is collecting now)."""
+    process holds the lease (it is collecting now). ``stopping`` is asked between batches."""
     if not _hold(db, holder):
         return None
     examined = removed = 0
@@ -57,6 +63,8 @@ def collect(
                     digest, grace_seconds=grace_seconds
                 ):
                     removed += 1
+            if stopping():
+                break
             if not _hold(db, holder):
                 log.warning("blob collection stopped: the lease went to another process")
                 break
@@ -101,7 +109,13 @@ class BlobCollector:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                done = collect(self.db, self.blobs, grace_seconds=self.grace, holder=self.holder)
+                done = collect(
+                    self.db,
+                    self.blobs,
+                    grace_seconds=self.grace,
+                    holder=self.holder,
+                    stopping=self._stop.is_set,
+                )
             except Exception:  # the next pass tries again
                 log.exception("collecting unnamed blobs failed")
                 continue

@@ -78,7 +78,7 @@ class LocalBlobStore:
         return digest
 
     def put_file(self, source: BinaryIO) -> tuple[str, int]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Written under the root until its digest is known, then renamed into its place.
         tmp, fd = self._temporary(self.root)
         hasher, size = hashlib.sha256(), 0
         try:
