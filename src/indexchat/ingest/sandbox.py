@@ -185,9 +185,12 @@ def _serve(fd: int, memory_bytes: int) -> None:
         reply = _parse_one(data, filename, screenshots, limits)
         try:
             conn.send(reply)
+            continue
         except MemoryError:  # the parse fitted, its pickled reply did not: same limit
-            del reply
-            conn.send(("memory", None, _rss_bytes()))
+            pass
+        # Outside the handler, so its traceback (which holds the reply) is freed first.
+        del reply
+        conn.send(("memory", None, _rss_bytes()))
 
 
 def _die_with_parent() -> None:

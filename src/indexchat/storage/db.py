@@ -17,15 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import sqlean
 import sqlite_vec
 from sqlalchemy import ColumnElement, DateTime, Engine, create_engine, event, func, literal
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.sql import Executable
 
 from indexchat.domain import utcnow
 from indexchat.storage.private import private_database
@@ -157,6 +159,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def rows_touched(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and count the rows it touched (its result is a CursorResult)."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def database_clock(session: Session) -> ColumnElement[datetime]:

@@ -8,13 +8,13 @@ share the queue; SQLite claims inside its single-writer transaction.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
+from indexchat.storage.db import rows_touched
 from indexchat.storage.tables import Job
 
 ACTIVE = ("queued", "running")
@@ -115,16 +115,13 @@ def renew(
     values: dict[str, Any] = {"locked_until": now + lease, "updated_at": now}
     if progress is not None:
         values["progress"] = progress
-    # An UPDATE returns a CursorResult, which counts the rows it touched.
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
-            .values(**values)
-        ),
+    touched = rows_touched(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
+        .values(**values),
     )
-    return bool(result.rowcount)
+    return bool(touched)
 
 
 def cancel_requested(session: Session, job_id: int) -> bool:
@@ -136,16 +133,13 @@ def finish(
 ) -> bool:
     """Record the outcome; False (nothing written) if the job is no longer this worker's."""
     now = utcnow()
-    # An UPDATE returns a CursorResult, which counts the rows it touched.
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
-            .values(status=status, error=error, finished_at=now, updated_at=now, locked_until=None)
-        ),
+    touched = rows_touched(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
+        .values(status=status, error=error, finished_at=now, updated_at=now, locked_until=None),
     )
-    return bool(result.rowcount)
+    return bool(touched)
 
 
 def finish_or_rerun(session: Session, job_id: int, *, worker_id: str) -> str:

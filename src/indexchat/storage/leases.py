@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 from sqlalchemy import or_, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
+from indexchat.storage.db import rows_touched
 from indexchat.storage.tables import Lease
 
 
@@ -21,16 +20,13 @@ def hold(session: Session, name: str, *, holder: str, ttl: timedelta) -> bool:
     end of the caller's transaction, so what the holder does under it is done once.
     """
     now = utcnow()
-    # An UPDATE returns a CursorResult, which counts the rows it touched.
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Lease)
-            .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
-            .values(holder=holder, expires_at=now + ttl)
-        ),
+    touched = rows_touched(
+        session,
+        update(Lease)
+        .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
+        .values(holder=holder, expires_at=now + ttl),
     )
-    return bool(result.rowcount)
+    return bool(touched)
 
 
 def release(session: Session, name: str, *, holder: str) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, insert, select, tuple_
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from indexchat.storage.db import rows_touched
 from indexchat.storage.tables import ChatEvent, ChatSession, Index
 
 _INSERT = insert(ChatSession)
@@ -81,16 +81,13 @@ def page(
 
 
 def remove(session: Session, *, project_id: str, session_id: str) -> bool:
-    # A DELETE returns a CursorResult, which counts the rows it touched.
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            delete(ChatSession).where(
-                ChatSession.id == session_id, ChatSession.project_id == project_id
-            )
+    touched = rows_touched(
+        session,
+        delete(ChatSession).where(
+            ChatSession.id == session_id, ChatSession.project_id == project_id
         ),
     )
-    return bool(result.rowcount)
+    return bool(touched)
 
 
 def events(session: Session, *, session_id: str) -> Sequence[ChatEvent]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from indexchat.storage.db import rows_touched
 from indexchat.storage.tables import ChatEvent, ShareFork, ShareLink
 
 
@@ -41,21 +40,18 @@ def of_session(session: Session, *, project_id: str, session_id: str) -> Sequenc
 def revoke(
     session: Session, *, project_id: str, session_id: str, link_id: str, now: datetime
 ) -> bool:
-    # An UPDATE returns a CursorResult, which counts the rows it touched.
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(ShareLink)
-            .where(
-                ShareLink.id == link_id,
-                ShareLink.project_id == project_id,
-                ShareLink.session_id == session_id,
-                ShareLink.revoked_at.is_(None),
-            )
-            .values(revoked_at=now)
-        ),
+    touched = rows_touched(
+        session,
+        update(ShareLink)
+        .where(
+            ShareLink.id == link_id,
+            ShareLink.project_id == project_id,
+            ShareLink.session_id == session_id,
+            ShareLink.revoked_at.is_(None),
+        )
+        .values(revoked_at=now),
     )
-    return bool(result.rowcount)
+    return bool(touched)
 
 
 def fork_of(session: Session, *, link_id: str, viewer_hash: str) -> str | None:

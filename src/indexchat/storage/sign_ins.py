@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
 
 from sqlalchemy import Row, bindparam, delete, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from indexchat.storage.db import rows_touched
 from indexchat.storage.tables import ApiKey, SignIn, SignInLink
 
 # Runs on every cookie request: one query, built once, on the plain Core connection. The key's
@@ -54,11 +53,7 @@ def extend(session: Session, sign_in_id: str, *, now: datetime, expires_at: date
 
 
 def delete_by_hash(session: Session, token_hash: str) -> int:
-    # A DELETE returns a CursorResult, which counts the rows it touched.
-    result = cast(
-        CursorResult[Any], session.execute(delete(SignIn).where(SignIn.token_hash == token_hash))
-    )
-    return result.rowcount
+    return rows_touched(session, delete(SignIn).where(SignIn.token_hash == token_hash))
 
 
 def delete_for_key(session: Session, api_key_id: str) -> None:
@@ -79,10 +74,6 @@ def take_link(session: Session, token_hash: str, now: datetime) -> Row[str, str]
     ).first()
     if found is None:
         return None
-    taken = cast(
-        CursorResult[Any],
-        session.execute(delete(SignInLink).where(SignInLink.token_hash == token_hash)),
-    )
-    if taken.rowcount != 1:
+    if rows_touched(session, delete(SignInLink).where(SignInLink.token_hash == token_hash)) != 1:
         return None
     return found
