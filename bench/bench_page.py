@@ -185,10 +185,10 @@ def store_sessions(data_dir: Path, api_key: str, count: int) -> None:
     from indexchat.services import sessions, tenancy
 
     db = open_database(Settings(data_dir=data_dir))
-    with db.write() as session:
-        scope = tenancy.resolve_scope(session, tenancy.authenticate(session, api_key))
+    with db.write() as tx:
+        scope = tenancy.resolve_scope(tx, tenancy.authenticate(tx, api_key))
         for _ in range(count):
-            sessions.create_session(session, scope, index_ids=None, shared_access="read_only")
+            sessions.create_session(tx, scope, index_ids=None, shared_access="read_only")
     db.dispose()
 
 

@@ -78,20 +78,20 @@ def tsquery_word(term: str) -> str:
 def build(db: Database, store: SearchStore, corpus: dict[str, str]) -> tuple[str, dict, float]:
     """An index holding the corpus's chunks; (index id, chunk id → doc id, seconds to store)."""
     upgrade(db.engine)
-    with db.write() as session:
-        tenancy.ensure_defaults(session)
-        project = tenancy.create_project(session, "bench", organization="bench")
+    with db.write() as tx:
+        tenancy.ensure_defaults(tx)
+        project = tenancy.create_project(tx, "bench", organization="bench")
         scope = Scope(organization_id=project.organization_id, project_id=project.id)
-        source = directories.create_directory(session, scope, name="scifact")
-        index_id = indexes.create_index(session, scope, source_directory_id=source.id).id
-        store.ensure_schema(session.connection())
+        source = directories.create_directory(tx, scope, name="scifact")
+        index_id = indexes.create_index(tx, scope, source_directory_id=source.id).id
+        store.ensure_schema(tx.connection())
     owner: dict[int, str] = {}
     # Random unit vectors: as large and as incompressible in a row as real embeddings.
     rng = np.random.default_rng(0)
     elapsed = 0.0
     docs = list(corpus.items())
     for start in range(0, len(docs), BATCH_DOCS):
-        with db.write() as session:
+        with db.write() as tx:
             entries = []
             for doc_id, text in docs[start : start + BATCH_DOCS]:
                 parsed = IndexedFile(
@@ -102,8 +102,8 @@ def build(db: Database, store: SearchStore, corpus: dict[str, str]) -> tuple[str
                     content_hash=doc_id,
                     status="parsed",
                 )
-                session.add(parsed)
-                session.flush()
+                tx.add(parsed)
+                tx.flush()
                 pieces = chunk(parse(text.encode(), f"{doc_id}.txt"))
                 rows = [
                     Chunk(
@@ -119,8 +119,8 @@ def build(db: Database, store: SearchStore, corpus: dict[str, str]) -> tuple[str
                     )
                     for c in pieces
                 ]
-                session.add_all(rows)
-                session.flush()
+                tx.add_all(rows)
+                tx.flush()
                 for row in rows:
                     owner[row.id] = doc_id
                     vector = rng.standard_normal(DIMENSION).astype(np.float32)
@@ -128,10 +128,10 @@ def build(db: Database, store: SearchStore, corpus: dict[str, str]) -> tuple[str
                         Entry(row.id, index_id, row.text, vector / np.linalg.norm(vector))
                     )
             t = time.perf_counter()
-            store.add(session.connection(), entries)
+            store.add(tx.connection(), entries)
             elapsed += time.perf_counter() - t
-    with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(Chunk)) == len(owner)
+    with db.read() as tx:
+        assert tx.scalar(select(func.count()).select_from(Chunk)) == len(owner)
     return index_id, owner, elapsed
 
 
@@ -215,8 +215,8 @@ def measure(runs: dict, queries: dict[str, str], qrels: dict, repeat: int) -> No
 
 def search(run: tuple[Database, SearchStore, str, dict[int, str]], text: str) -> tuple[list, float]:
     db, store, index_id, owner = run
-    with db.read() as session:
-        connection = session.connection()
+    with db.read() as tx:
+        connection = tx.connection()
         t = time.perf_counter()
         hits = store.text_search(connection, index_id, text, 100)
         ms = (time.perf_counter() - t) * 1000

@@ -125,9 +125,9 @@ def fill(env: dict[str, str], count: int, seed: int) -> tuple[str, Counter[str],
         data_dir=env["INDEXCHAT_DATA_DIR"], database_url=env.get("INDEXCHAT_DATABASE_URL")
     )
     db = open_database(settings)
-    with db.write() as session:
-        project = tenancy.create_project(session, "search-bench")
-        key = tenancy.create_key(session, project="search-bench").secret
+    with db.write() as tx:
+        project = tenancy.create_project(tx, "search-bench")
+        key = tenancy.create_key(tx, project="search-bench").secret
     pool, rng = sentences(), random.Random(seed)
     frequency: Counter[str] = Counter()
     answers: list[str] = []
@@ -142,10 +142,10 @@ def fill(env: dict[str, str], count: int, seed: int) -> tuple[str, Counter[str],
         for text in texts:
             frequency.update(set(re.findall(r"[a-z]+", text["text"].lower())))
         answers += [t["text"] for t in texts if t["kind"] == "answer"][:50]
-        with db.write() as session:
-            session.execute(insert(ChatSession), sessions)
-            session.execute(insert(ChatEvent), events)
-            session.execute(insert(SessionText), texts)
+        with db.write() as tx:
+            tx.execute(insert(ChatSession), sessions)
+            tx.execute(insert(ChatEvent), events)
+            tx.execute(insert(SessionText), texts)
         if offset % (BATCH * 10) == 0:
             elapsed = time.perf_counter() - started
             print(f"  {offset + BATCH:,} sessions, {elapsed:.0f}s", flush=True)
@@ -191,14 +191,14 @@ def write_cost(env: dict[str, str], rounds: int, answers: list[str]) -> None:
         data_dir=env["INDEXCHAT_DATA_DIR"], database_url=env.get("INDEXCHAT_DATABASE_URL")
     )
     db = open_database(settings)
-    with db.write() as session:
-        project = tenancy.create_project(session, "write-bench")
+    with db.write() as tx:
+        project = tenancy.create_project(tx, "write-bench")
     scope = Scope(organization_id=project.organization_id, project_id=project.id)
-    with db.write() as session:
-        chat = sessions.create_session(session, scope, index_ids=None, shared_access="read_only")
-    with db.write() as session:
+    with db.write() as tx:
+        chat = sessions.create_session(tx, scope, index_ids=None, shared_access="read_only")
+    with db.write() as tx:
         plan = turns.begin_turn(
-            session, scope, chat.id, owner=ProcessId.of_this_process(), index_ids=[],
+            tx, scope, chat.id, owner=ProcessId.of_this_process(), index_ids=[],
             prompt="What happened?", require_all_indexes=False,
         )  # fmt: skip
     timings: dict[str, list[float]] = {"text": [], "tool_result": []}
@@ -211,8 +211,8 @@ def write_cost(env: dict[str, str], rounds: int, answers: list[str]) -> None:
             event = {"type": kind, "call_id": "c", "name": "retrieve", "result": [event]}
         seq += 1
         t = time.perf_counter()
-        with db.write() as session:
-            turns.record_event(session, plan, seq, event)
+        with db.write() as tx:
+            turns.record_event(tx, plan, seq, event)
         timings[kind].append((time.perf_counter() - t) * 1000)
     db.dispose()
     text, other = (statistics.median(timings[k]) for k in ("text", "tool_result"))

@@ -225,10 +225,10 @@ def deep_page(base_url: str, env: dict[str, str], count: int) -> dict[str, tuple
     )
     db = open_database(settings)
     name = f"deep-{uuid.uuid4().hex[:6]}"
-    with db.write() as session:
-        project = tenancy.create_project(session, name)
-        key = tenancy.create_key(session, project=name).secret
-        secret = tenancy.page_token_secret(session)
+    with db.write() as tx:
+        project = tenancy.create_project(tx, name)
+        key = tenancy.create_key(tx, project=name).secret
+        secret = tenancy.page_token_secret(tx)
     start, t0 = datetime(2026, 1, 1), time.perf_counter()
     batch = 20_000
     for offset in range(0, count, batch):
@@ -243,12 +243,12 @@ def deep_page(base_url: str, env: dict[str, str], count: int) -> dict[str, tuple
             }
             for i in range(offset, min(offset + batch, count))
         ]
-        with db.write() as session:
-            session.execute(insert(ChatSession), rows)
+        with db.write() as tx:
+            tx.execute(insert(ChatSession), rows)
     print(f"inserted {count:,} sessions in {time.perf_counter() - t0:.1f}s", flush=True)
     page_size, token_number = 20, 10_000
-    with db.read() as session:  # the keyset of the last row on page #10,000 (bench-side only)
-        row = session.execute(
+    with db.read() as tx:  # the keyset of the last row on page #10,000 (bench-side only)
+        row = tx.execute(
             select(ChatSession.last_updated_at, ChatSession.id)
             .where(ChatSession.project_id == project.id)
             .order_by(ChatSession.last_updated_at.desc(), ChatSession.id.desc())

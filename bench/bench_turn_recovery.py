@@ -91,8 +91,8 @@ class Round:
         return chat.session_id, killed
 
     def mark_as_remote(self, session_id: str) -> None:
-        with self.deployment.db.write() as session:
-            session.execute(
+        with self.deployment.db.write() as tx:
+            tx.execute(
                 update(ChatSession)
                 .where(ChatSession.id == session_id)
                 .values(turn_owner_host="another-machine")

@@ -149,9 +149,9 @@ def make_tenant(
 ) -> Tenant:
     organization = organization or f"org-{uuid.uuid4().hex[:8]}"
     project = project or f"proj-{uuid.uuid4().hex[:8]}"
-    with server.runtime.db.write() as session:
-        created = tenancy.create_project(session, project, organization=organization)
-        issued = tenancy.create_key(session, project=project, organization=organization)
+    with server.runtime.db.write() as tx:
+        created = tenancy.create_project(tx, project, organization=organization)
+        issued = tenancy.create_key(tx, project=project, organization=organization)
     return Tenant(
         organization=organization,
         organization_id=created.organization_id,
@@ -170,9 +170,9 @@ def tenant(server: LiveServer) -> Tenant:
 
 def add_index(server: LiveServer, scope: Scope, name: str = "docs") -> str:
     """An index over a new, empty directory, made through the service layer."""
-    with server.runtime.db.write() as session:
-        source = directories.create_directory(session, scope, name=f"{name} files")
-        return indexes.create_index(session, scope, source_directory_id=source.id, name=name).id
+    with server.runtime.db.write() as tx:
+        source = directories.create_directory(tx, scope, name=f"{name} files")
+        return indexes.create_index(tx, scope, source_directory_id=source.id, name=name).id
 
 
 def documented_statuses(server: LiveServer, method: str, path: str) -> set[int]:
@@ -188,8 +188,8 @@ def count_sessions(server: LiveServer) -> int:
 
     from indexchat.storage.tables import ChatSession
 
-    with server.runtime.db.read() as session:
-        return int(session.scalar(select(func.count()).select_from(ChatSession)) or 0)
+    with server.runtime.db.read() as tx:
+        return int(tx.scalar(select(func.count()).select_from(ChatSession)) or 0)
 
 
 @pytest.fixture

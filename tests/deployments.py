@@ -53,8 +53,8 @@ class Deployment:
     def __post_init__(self) -> None:
         settings = Settings(data_dir=self.data_dir, database_url=self.database_url)
         self.db = open_database(settings)
-        with self.db.write() as session:
-            self.api_key = tenancy.create_key(session, project=None, organization=None).secret
+        with self.db.write() as tx:
+            self.api_key = tenancy.create_key(tx, project=None, organization=None).secret
 
     def env(self, **settings: object) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
@@ -112,8 +112,8 @@ class Deployment:
         return LlamaCloud(api_key=self.api_key, base_url=self.base_url, max_retries=0)
 
     def job(self, index_id: str) -> Job:
-        with self.db.read() as session:
-            job = jobs.latest_for_index(session, index_id)
+        with self.db.read() as tx:
+            job = jobs.latest_for_index(tx, index_id)
         assert job is not None
         return job
 

@@ -54,17 +54,17 @@ def source(tmp_path: Path, model_cache: Path) -> Iterator[Deployment]:
 def committed(db: Database) -> Snapshot:
     """What a database holds: each session's events, files with their bytes' address, indexes,
     chunks."""
-    with db.read() as session:
-        events: dict[str, list] = {s: [] for s in session.scalars(select(ChatSession.id))}
-        for session_id, payload in session.execute(
+    with db.read() as tx:
+        events: dict[str, list] = {s: [] for s in tx.scalars(select(ChatSession.id))}
+        for session_id, payload in tx.execute(
             select(ChatEvent.session_id, ChatEvent.payload).order_by(ChatEvent.seq)
         ):
             events[session_id].append(payload)
         return {
             "sessions": events,
-            "files": dict(session.execute(select(StoredFile.id, StoredFile.content_hash)).all()),
-            "indexes": {i: i for i in session.scalars(select(Index.id))},
-            "chunks": {c: c for c in session.scalars(select(Chunk.id))},
+            "files": dict(tx.execute(select(StoredFile.id, StoredFile.content_hash)).all()),
+            "indexes": {i: i for i in tx.scalars(select(Index.id))},
+            "chunks": {c: c for c in tx.scalars(select(Chunk.id))},
         }
 
 

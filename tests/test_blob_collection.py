@@ -50,8 +50,8 @@ def age_every_blob(server: LiveServer, seconds: float) -> None:
 
 
 def stored_digest(server: LiveServer, file_id: str) -> str:
-    with server.runtime.db.read() as session:
-        return session.get_one(StoredFile, file_id).content_hash
+    with server.runtime.db.read() as tx:
+        return tx.get_one(StoredFile, file_id).content_hash
 
 
 def test_unnamed_blobs_go_after_the_grace_period_and_named_ones_stay(quiet: LiveServer) -> None:
@@ -69,8 +69,8 @@ def test_unnamed_blobs_go_after_the_grace_period_and_named_ones_stay(quiet: Live
     # An upload whose row is gone without the API (deleted by hand, a restored database).
     lost = owner.client.files.create(file=("lost.txt", b"its row vanished"), purpose="user_data")
     lost_digest = stored_digest(quiet, lost.id)
-    with db.write() as session:
-        session.execute(delete(StoredFile).where(StoredFile.id == lost.id))
+    with db.write() as tx:
+        tx.execute(delete(StoredFile).where(StoredFile.id == lost.id))
     # A deleted file whose bytes were kept for their grace period at delete time.
     gone = owner.client.files.create(
         file=("gone.txt", b"deleted within grace"), purpose="user_data"
@@ -79,11 +79,11 @@ def test_unnamed_blobs_go_after_the_grace_period_and_named_ones_stay(quiet: Live
     owner.client.files.delete(gone.id)
     assert blobs.exists(gone_digest)
 
-    with db.read() as session:
-        named = set(session.scalars(select(StoredFile.content_hash)))
+    with db.read() as tx:
+        named = set(tx.scalars(select(StoredFile.content_hash)))
         texts = select(IndexedFile.text_hash).where(IndexedFile.text_hash.is_not(None))
-        named |= {digest for digest in session.scalars(texts) if digest}
-        named |= set(session.scalars(select(Attachment.content_hash)))
+        named |= {digest for digest in tx.scalars(texts) if digest}
+        named |= set(tx.scalars(select(Attachment.content_hash)))
     assert len(named) >= 5
     orphans = {crashed, lost_digest, gone_digest}
 
@@ -124,14 +124,14 @@ def test_one_process_of_a_fleet_collects_at_a_time(quiet: LiveServer) -> None:
     db, blobs = quiet.runtime.db, quiet.runtime.blobs
     orphan = blobs.put(b"an orphan the other process will collect")
     age_every_blob(quiet, 2 * HOUR)
-    with db.write() as session:
-        assert leases.hold(session, LEASE, holder="elsewhere", ttl=timedelta(minutes=1))
+    with db.write() as tx:
+        assert leases.hold(tx, LEASE, holder="elsewhere", ttl=timedelta(minutes=1))
     try:
         assert collect(db, blobs, grace_seconds=HOUR, holder="here") is None
         assert blobs.exists(orphan)
     finally:
-        with db.write() as session:
-            leases.release(session, LEASE, holder="elsewhere")
+        with db.write() as tx:
+            leases.release(tx, LEASE, holder="elsewhere")
     done = collect(db, blobs, grace_seconds=HOUR, holder="here")
     assert done is not None and not blobs.exists(orphan)
 

@@ -86,8 +86,8 @@ def test_deleting_a_copy_of_another_tenants_screenshot_or_text_keeps_theirs(
 def test_deleting_the_last_reference_removes_the_bytes(eager: LiveServer) -> None:
     tenant = make_tenant(eager)
     made = tenant.client.files.create(file=("solo.txt", b"only here"), purpose="user_data")
-    with eager.runtime.db.read() as session:
-        digest = session.get_one(StoredFile, made.id).content_hash
+    with eager.runtime.db.read() as tx:
+        digest = tx.get_one(StoredFile, made.id).content_hash
     assert eager.runtime.blobs.exists(digest)
     tenant.client.files.delete(made.id)
     assert not eager.runtime.blobs.exists(digest)
@@ -104,11 +104,11 @@ def test_missing_parsed_output_is_a_clear_error_until_a_sync_restores_it(
     index_id = synced(tenant)
     ids = parsed_ids(tenant, index_id)
     text = tenant.client.retrieval.read(index_id=index_id, file_id=ids["bread.md"]).content
-    with eager.runtime.db.read() as session:
-        parsed = session.get_one(ParsedFile, ids["bread.md"])
+    with eager.runtime.db.read() as tx:
+        parsed = tx.get_one(ParsedFile, ids["bread.md"])
         text_hash = parsed.text_hash
         assert text_hash != parsed.content_hash
-        screenshot = session.scalars(
+        screenshot = tx.scalars(
             select(Attachment.content_hash).where(Attachment.source_id == ids["fjords.pdf"])
         ).first()
     assert text_hash and screenshot

@@ -53,10 +53,10 @@ def test_projects_and_keys_admin_commands(data_dir: Path) -> None:
     assert secret.startswith("llx-") and " " not in secret
 
     db = open_database(Settings(data_dir=data_dir))
-    with db.read() as session:
-        principal = tenancy.authenticate(session, secret)
+    with db.read() as tx:
+        principal = tenancy.authenticate(tx, secret)
         assert principal.project_id == created["id"]
-        stored = [k.key_hash for k in tenancy.list_keys(session)]
+        stored = [k.key_hash for k in tenancy.list_keys(tx)]
     assert secret not in stored and tenancy.hash_key(secret) in stored
 
     code, out, _ = invoke("keys", "list", "--format", "json", "--data-dir", str(data_dir))
@@ -64,8 +64,8 @@ def test_projects_and_keys_admin_commands(data_dir: Path) -> None:
     assert secret not in out
     code, out, _ = invoke("keys", "revoke", key["id"], "--data-dir", str(data_dir))
     assert code == 0
-    with db.read() as session, pytest.raises(Exception, match="revoked"):
-        tenancy.authenticate(session, secret)
+    with db.read() as tx, pytest.raises(Exception, match="revoked"):
+        tenancy.authenticate(tx, secret)
     db.dispose()
 
     code, _, err = invoke("keys", "revoke", "key-nope", "--data-dir", str(data_dir))
@@ -257,8 +257,8 @@ def test_commands_take_index_names_and_project_ids(
     organization = f"org-{os.urandom(4).hex()}"
     first = make_tenant(server, organization=organization)
     second = make_tenant(server, organization=organization)
-    with server.runtime.db.write() as session:  # a key for every project of the organization
-        key = tenancy.create_key(session, project=None, organization=organization).secret
+    with server.runtime.db.write() as tx:  # a key for every project of the organization
+        key = tenancy.create_key(tx, project=None, organization=organization).secret
     env = {**sdk_env, "LLAMA_CLOUD_API_KEY": key}
     mine = add_index(server, second.scope, name="handbook")
     add_index(server, first.scope, name="handbook")

@@ -39,15 +39,13 @@ def with_query(url: str, **changes: str) -> str:
 def test_revoking_the_key_ends_the_links_it_made(server: LiveServer, tenant: Tenant) -> None:
     file_id = upload(tenant)
     url = tenant.client.files.content(file_id).url
-    with server.runtime.db.write() as session:
-        other = tenancy.create_key(
-            session, project=tenant.project, organization=tenant.organization
-        )
+    with server.runtime.db.write() as tx:
+        other = tenancy.create_key(tx, project=tenant.project, organization=tenant.organization)
     other_url = server.sdk(other.secret).files.content(file_id).url
     assert httpx.get(url).status_code == 200
 
-    with server.runtime.db.write() as session:
-        tenancy.revoke_key(session, tenant.key_id)
+    with server.runtime.db.write() as tx:
+        tenancy.revoke_key(tx, tenant.key_id)
 
     refused = httpx.get(url)
     assert refused.status_code == 403 and "revoked" in refused.json()["detail"]
@@ -97,11 +95,11 @@ def test_a_page_token_key_signs_no_download_link_and_the_download_key_no_page_to
 ) -> None:
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade(db.engine)
-    with db.write() as session:
-        tenancy.ensure_defaults(session)
-    with db.read() as session:
-        keys = tenancy.instance_keys(session)
-        assert tenancy.page_token_secret(session) == keys.for_purpose("page-token")
+    with db.write() as tx:
+        tenancy.ensure_defaults(tx)
+    with db.read() as tx:
+        keys = tenancy.instance_keys(tx)
+        assert tenancy.page_token_secret(tx) == keys.for_purpose("page-token")
     runtime = Runtime(
         settings=Settings(data_dir=tmp_path),
         db=db,

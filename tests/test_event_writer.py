@@ -68,11 +68,11 @@ def retrieve_then_answer(body: dict[str, Any]) -> Reply:
 
 
 def stored_count(db: Database, session_id: str) -> int:
-    with db.read() as session:
+    with db.read() as tx:
         query = (
             select(func.count()).select_from(ChatEvent).where(ChatEvent.session_id == session_id)
         )
-        return int(session.scalar(query) or 0)
+        return int(tx.scalar(query) or 0)
 
 
 def watch_turn(server: LiveServer, tenant: Tenant, index_id: str, session_id: str) -> list[dict]:
@@ -124,9 +124,9 @@ def start_turns(db: Database, tenant: Tenant, index_id: str, count: int) -> list
     plans = []
     for _ in range(count):
         session_id = tenant.client.chat.create(index_ids=[index_id]).session_id
-        with db.write() as session:
+        with db.write() as tx:
             plan = turns.begin_turn(
-                session,
+                tx,
                 tenant.scope,
                 session_id,
                 owner=ProcessId.of_this_process(),
@@ -150,9 +150,9 @@ class HeldWrites:
         assert self._locked.wait(10)
 
     def _hold(self, db: Database, session_ids: list[str]) -> None:
-        with db.write() as session:
+        with db.write() as tx:
             rows = select(ChatSession.id).where(ChatSession.id.in_(session_ids))
-            session.execute(rows.with_for_update()).all()
+            tx.execute(rows.with_for_update()).all()
             self._locked.set()
             self._release.wait(30)
 
@@ -168,8 +168,8 @@ def test_a_failing_write_fails_its_own_turn_only_and_nothing_shows_before_the_co
     db = server.runtime.db
     tenant, index_id = notes
     good, bad, lost = start_turns(db, tenant, index_id, 3)
-    with db.write() as session:  # as if another server had taken the third turn over
-        session.get_one(ChatSession, lost.session_id).turn_id = new_id("turn")
+    with db.write() as tx:  # as if another server had taken the third turn over
+        tx.get_one(ChatSession, lost.session_id).turn_id = new_id("turn")
     answer = {"type": "text", "content": "an answer"}
 
     async def scenario() -> list[Any]:
@@ -234,8 +234,8 @@ def test_shutdown_commits_queued_writes_then_refuses_more(
             "stop",
         ]
         assert tenant.client.chat.retrieve(plan.session_id)  # readable, and free for a new turn
-    with db.read() as session:
-        running = session.scalars(
+    with db.read() as tx:
+        running = tx.scalars(
             select(ChatSession.turn_id).where(ChatSession.id.in_([p.session_id for p in plans]))
         ).all()
     assert running == [None] * len(plans)

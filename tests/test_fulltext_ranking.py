@@ -46,9 +46,9 @@ def backend(
 
 def prepare(db: Database, store: SearchStore) -> None:
     upgrade(db.engine)
-    with db.write() as session:
-        tenancy.ensure_defaults(session)
-        store.ensure_schema(session.connection())
+    with db.write() as tx:
+        tenancy.ensure_defaults(tx)
+        store.ensure_schema(tx.connection())
 
 
 @pytest.fixture
@@ -60,16 +60,16 @@ def postgres(backend: tuple[Database, SearchStore]) -> tuple[Database, SearchSto
 
 def make_index(db: Database, store: SearchStore, texts: Sequence[str]) -> tuple[str, list[int]]:
     """A new index (in a new project) holding one chunk per text; (index id, chunk ids)."""
-    with db.write() as session:
-        project = tenancy.create_project(session, f"p-{uuid.uuid4().hex[:8]}")
+    with db.write() as tx:
+        project = tenancy.create_project(tx, f"p-{uuid.uuid4().hex[:8]}")
         scope = Scope(organization_id=project.organization_id, project_id=project.id)
-        source = directories.create_directory(session, scope, name="texts")
-        index_id = indexes.create_index(session, scope, source_directory_id=source.id).id
+        source = directories.create_directory(tx, scope, name="texts")
+        index_id = indexes.create_index(tx, scope, source_directory_id=source.id).id
     return index_id, add_chunks(db, store, index_id, texts)
 
 
 def add_chunks(db: Database, store: SearchStore, index_id: str, texts: Sequence[str]) -> list[int]:
-    with db.write() as session:
+    with db.write() as tx:
         parsed = ParsedFile(
             id=f"dfl-{uuid.uuid4().hex}",
             index_id=index_id,
@@ -78,8 +78,8 @@ def add_chunks(db: Database, store: SearchStore, index_id: str, texts: Sequence[
             content_hash="0" * 64,
             status="parsed",
         )
-        session.add(parsed)
-        session.flush()
+        tx.add(parsed)
+        tx.flush()
         rows = [
             Chunk(
                 index_id=index_id,
@@ -91,10 +91,10 @@ def add_chunks(db: Database, store: SearchStore, index_id: str, texts: Sequence[
             )
             for i, t in enumerate(texts)
         ]
-        session.add_all(rows)
-        session.flush()
+        tx.add_all(rows)
+        tx.flush()
         vector = np.ones(DIMENSION, dtype=np.float32)
-        store.add(session.connection(), [Entry(r.id, index_id, r.text, vector) for r in rows])
+        store.add(tx.connection(), [Entry(r.id, index_id, r.text, vector) for r in rows])
         return [r.id for r in rows]
 
 
@@ -102,14 +102,14 @@ def remove_chunks(
     db: Database, store: SearchStore, index_id: str, chunk_ids: Sequence[int]
 ) -> None:
     """As a re-sync drops a file's chunks: the store's entries first, then the chunks."""
-    with db.write() as session:
-        store.remove(session.connection(), index_id, chunk_ids)
-        session.execute(delete(Chunk).where(Chunk.id.in_(chunk_ids)))
+    with db.write() as tx:
+        store.remove(tx.connection(), index_id, chunk_ids)
+        tx.execute(delete(Chunk).where(Chunk.id.in_(chunk_ids)))
 
 
 def search(db: Database, store: SearchStore, index_id: str, query: str) -> list[tuple[int, float]]:
-    with db.read() as session:
-        return store.text_search(session.connection(), index_id, query, 50)
+    with db.read() as tx:
+        return store.text_search(tx.connection(), index_id, query, 50)
 
 
 def test_a_rare_word_outweighs_a_common_one(backend) -> None:
@@ -197,17 +197,17 @@ def test_counts_match_the_entries_after_every_way_of_removing(postgres) -> None:
 
     remove_chunks(db, store, a, [a_ids[0], more[1]])  # through the store
     assert_counts_exact(db, store)
-    with db.write() as session:  # a cascade from the chunks, bypassing the store
-        session.execute(delete(Chunk).where(Chunk.id == b_ids[1]))
+    with db.write() as tx:  # a cascade from the chunks, bypassing the store
+        tx.execute(delete(Chunk).where(Chunk.id == b_ids[1]))
     assert_counts_exact(db, store)
     assert search(db, store, b, "delta") == []
 
-    with db.write() as session:  # a cascade from the index itself
-        session.execute(text("DELETE FROM indexes WHERE id = :id"), {"id": b})
+    with db.write() as tx:  # a cascade from the index itself
+        tx.execute(text("DELETE FROM indexes WHERE id = :id"), {"id": b})
     assert_counts_exact(db, store)
-    with db.read() as session:
+    with db.read() as tx:
         t = f"chunk_search_{DIMENSION}"
-        left = session.execute(
+        left = tx.execute(
             text(f"SELECT count(*) FROM {t}_stats WHERE index_id = :id"), {"id": b}
         ).scalar()
         assert left == 0
@@ -219,12 +219,12 @@ def test_counts_are_built_for_entries_made_before_them(postgres) -> None:
     index_id, ids = make_index(db, store, ["basalt lava", "basalt", f"lava {FILLER}"])
     expected = search(db, store, index_id, "basalt lava")
     t = f"chunk_search_{DIMENSION}"
-    with db.write() as session:  # as a database from before BM25 ranking was
+    with db.write() as tx:  # as a database from before BM25 ranking was
         for trigger in ("added", "removed", "unchanged"):
-            session.execute(text(f"DROP TRIGGER {t}_{trigger} ON {t}"))
-        session.execute(text(f"DROP TABLE {t}_postings, {t}_stats"))
-    with db.write() as session:
-        store.ensure_schema(session.connection())
+            tx.execute(text(f"DROP TRIGGER {t}_{trigger} ON {t}"))
+        tx.execute(text(f"DROP TABLE {t}_postings, {t}_stats"))
+    with db.write() as tx:
+        store.ensure_schema(tx.connection())
     assert_counts_exact(db, store)
     assert search(db, store, index_id, "basalt lava") == expected
     assert [i for i, _ in expected][:1] == [ids[0]]
@@ -233,8 +233,8 @@ def test_counts_are_built_for_entries_made_before_them(postgres) -> None:
 def test_entries_cannot_be_updated_behind_the_counts(postgres) -> None:
     db, store = postgres
     index_id, ids = make_index(db, store, ["granite"])
-    with pytest.raises(Exception, match="not updated"), db.write() as session:
-        session.execute(
+    with pytest.raises(Exception, match="not updated"), db.write() as tx:
+        tx.execute(
             text(
                 f"UPDATE chunk_search_{DIMENSION} SET terms = to_tsvector('x') WHERE chunk_id = :i"
             ),
@@ -246,31 +246,31 @@ def test_entries_cannot_be_updated_behind_the_counts(postgres) -> None:
 def assert_counts_exact(db: Database, store: SearchStore) -> None:
     """The kept statistics equal ones computed afresh from the entries."""
     t = f"chunk_search_{DIMENSION}"
-    with db.read() as session:
-        kept = session.execute(
+    with db.read() as tx:
+        kept = tx.execute(
             text(f"SELECT index_id, chunks, total_length FROM {t}_stats WHERE chunks > 0")
         ).all()
-        fresh = session.execute(
+        fresh = tx.execute(
             text(
                 f"SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM {t} "
                 "GROUP BY index_id"
             )
         ).all()
         assert sorted(map(tuple, kept)) == sorted(map(tuple, fresh))
-        kept = session.execute(
+        kept = tx.execute(
             text(
                 f"SELECT s.index_id, p.lexeme, p.chunk_id, p.tf, p.length "
                 f"FROM {t}_postings p JOIN {t}_stats s USING (key)"
             )
         ).all()
-        fresh = session.execute(
+        fresh = tx.execute(
             text(
                 "SELECT c.index_id, u.lexeme, c.chunk_id, array_length(u.positions, 1), "
                 f"chunk_search_length(c.terms) FROM {t} c, unnest(c.terms) u"
             )
         ).all()
         assert sorted(map(tuple, kept)) == sorted(map(tuple, fresh))
-        orphans = session.execute(
+        orphans = tx.execute(
             text(
                 f"SELECT count(*) FROM {t}_postings p "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {t}_stats s WHERE s.key = p.key)"
@@ -297,8 +297,8 @@ def test_sqlite_databases_with_one_shared_full_text_table_are_split_per_index(
             connection.commit()
 
     migrate("0005")  # the layout before: one table, filled from the chunks
-    with db.read() as session:
-        connection = session.connection()
+    with db.read() as tx:
+        connection = tx.connection()
         assert sqlite_text_tables(connection) == []
         shared = connection.exec_driver_sql(
             "SELECT rowid FROM chunk_text WHERE chunk_text MATCH 'gamma'"
@@ -306,8 +306,8 @@ def test_sqlite_databases_with_one_shared_full_text_table_are_split_per_index(
         assert set(shared) == set(first_ids) | {second_ids[0]}
         assert search(db, store, first, "gamma") == []  # per-index tables are gone
     migrate("head")
-    with db.read() as session:
-        connection = session.connection()
+    with db.read() as tx:
+        connection = tx.connection()
         assert not connection.exec_driver_sql(
             "SELECT 1 FROM sqlite_master WHERE name = 'chunk_text'"
         ).first()

@@ -18,8 +18,8 @@ NO_SHARED_WORDS = "molten rock erupting mountains"
 
 
 def stored_vectors(server: LiveServer, index_id: str) -> int:
-    with server.runtime.db.read() as session:
-        connection = session.connection()
+    with server.runtime.db.read() as tx:
+        connection = tx.connection()
         if server.backend == "sqlite":
             sql = f"SELECT count(*) FROM chunk_vectors_{LOCAL_DIMENSION} WHERE index_id = ?"
         else:

@@ -113,8 +113,8 @@ def test_projects_list_shows_only_reachable_projects(world: World) -> None:
 
 def test_organization_wide_key_reaches_its_projects_only(server: LiveServer, world: World) -> None:
     a_one, a_two, b_one, _ = world.tenants
-    with server.runtime.db.write() as session:
-        issued = tenancy.create_key(session, organization=a_one.organization)
+    with server.runtime.db.write() as tx:
+        issued = tenancy.create_key(tx, organization=a_one.organization)
     client = server.sdk(issued.secret)
 
     assert {p.id for p in client.projects.list()} == {a_one.project_id, a_two.project_id}
@@ -141,8 +141,8 @@ ENDPOINTS = [
 @pytest.mark.parametrize("method,path", ENDPOINTS)
 def test_missing_bad_and_revoked_keys_are_401(server: LiveServer, method: str, path: str) -> None:
     tenant = make_tenant(server)
-    with server.runtime.db.write() as session:
-        tenancy.revoke_key(session, tenant.key_id)
+    with server.runtime.db.write() as tx:
+        tenancy.revoke_key(tx, tenant.key_id)
     before = count_sessions(server)
     for headers in (
         {},
@@ -162,7 +162,7 @@ def test_missing_bad_and_revoked_keys_are_401(server: LiveServer, method: str, p
 def test_sdk_raises_authentication_error_for_revoked_key(server: LiveServer) -> None:
     tenant = make_tenant(server)
     assert list(tenant.client.chat.list()) == []
-    with server.runtime.db.write() as session:
-        tenancy.revoke_key(session, tenant.key_id)
+    with server.runtime.db.write() as tx:
+        tenancy.revoke_key(tx, tenant.key_id)
     with pytest.raises(AuthenticationError):
         tenant.client.chat.list()

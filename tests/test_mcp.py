@@ -174,8 +174,8 @@ def test_bad_arguments_and_foreign_ids_are_tool_errors(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_revoked_key_is_refused(server: LiveServer, transport: str) -> None:
     tenant: Tenant = make_tenant(server)
-    with server.runtime.db.write() as session:
-        tenancy.revoke_key(session, tenant.key_id)
+    with server.runtime.db.write() as tx:
+        tenancy.revoke_key(tx, tenant.key_id)
     errors: list[str] = []
 
     async def body(client: Client) -> None:

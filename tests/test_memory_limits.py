@@ -82,8 +82,8 @@ def test_an_upload_keeps_its_bytes_and_digest(roomy: LiveServer) -> None:
     tenant = make_tenant(roomy)
     data = bytes(range(256)) * (12 * 4096)  # 12 MB: stored from the spooled file in pieces
     made = tenant.client.files.create(file=("blob.bin", data), purpose="user_data")
-    with roomy.runtime.db.read() as session:
-        stored = session.get_one(StoredFile, made.id)
+    with roomy.runtime.db.read() as tx:
+        stored = tx.get_one(StoredFile, made.id)
     assert stored.content_hash == hashlib.sha256(data).hexdigest()
     assert stored.size_bytes == len(data)
     assert roomy.runtime.blobs.get(stored.content_hash) == data

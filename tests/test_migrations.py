@@ -23,12 +23,12 @@ def test_a_sqlite_round_trip_through_every_revision_keeps_sessions_and_their_eve
     # to cascade into the tables that reference it (0007's downgrade emptied chat_events).
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade(db.engine)
-    with db.write() as session:
-        project = tenancy.create_project(session, "migrations")
+    with db.write() as tx:
+        project = tenancy.create_project(tx, "migrations")
         chat = ChatSession(id=uuid.uuid4().hex, project_id=project.id, shared_access="read_only")
-        session.add(chat)
-        session.flush()
-        session.add_all(
+        tx.add(chat)
+        tx.flush()
+        tx.add_all(
             ChatEvent(session_id=chat.id, seq=i, type="text", payload={"content": str(i)})
             for i in range(5)
         )
@@ -45,9 +45,9 @@ def test_a_sqlite_round_trip_through_every_revision_keeps_sessions_and_their_eve
             assert counts == 5, f"downgrade below {revision} lost events"
         command.upgrade(alembic_config(connection), "head")
         connection.commit()
-    with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(ChatEvent)) == 5
-        assert session.get(ChatSession, chat.id) is not None
+    with db.read() as tx:
+        assert tx.scalar(select(func.count()).select_from(ChatEvent)) == 5
+        assert tx.get(ChatSession, chat.id) is not None
     db.dispose()
 
 

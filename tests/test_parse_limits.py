@@ -193,12 +193,12 @@ def test_sync_fails_a_zip_bomb_and_a_slow_file_alone(deployment: Deployment, bom
     assert ["zq0001x" in hit.content for hit in hits][:1] == [True]
 
     # The file that overran is not parsed again by the next sync: it changed in nothing.
-    with deployment.db.read() as session:
-        before = session.scalar(select(ParsedFile).where(ParsedFile.file_name == "slow.docx"))
+    with deployment.db.read() as tx:
+        before = tx.scalar(select(ParsedFile).where(ParsedFile.file_name == "slow.docx"))
     assert before is not None
     assert failures(sync_and_wait(client, index_id)) == errors
-    with deployment.db.read() as session:
-        after = session.get(ParsedFile, before.id)
+    with deployment.db.read() as tx:
+        after = tx.get(ParsedFile, before.id)
     assert after is not None and after.updated_at == before.updated_at
 
 
@@ -222,9 +222,9 @@ def test_a_long_sync_of_one_project_leaves_other_projects_syncing(
 ) -> None:
     deployment.serve()
     slow_index = upload_index(deployment.client, {"slow.docx": docx(8)})
-    with deployment.db.write() as session:
-        tenancy.create_project(session, "other")
-        other_key = tenancy.create_key(session, project="other").secret
+    with deployment.db.write() as tx:
+        tenancy.create_project(tx, "other")
+        other_key = tenancy.create_key(tx, project="other").secret
     other = LlamaCloud(api_key=other_key, base_url=deployment.base_url, max_retries=0)
     quick_index = upload_index(other, {"notes.txt": b"The zq0003x marker."})
     assert deployment.client.indexes.sync(slow_index)["status"] == "started"
@@ -242,8 +242,8 @@ def test_a_sync_whose_worker_vanished_on_every_attempt_is_not_retried(
     deployment.serve(run_worker="false")
     index_id = upload_index(deployment.client, {"notes.txt": b"zq0004x"})
     assert deployment.client.indexes.sync(index_id)["status"] == "started"
-    with deployment.db.write() as session:
-        job = jobs.active_for_index(session, index_id)
+    with deployment.db.write() as tx:
+        job = jobs.active_for_index(tx, index_id)
         assert job is not None
         job.status, job.attempts, job.locked_by = "running", jobs.MAX_ATTEMPTS, "gone:1:x"
         job.locked_until = job.updated_at - timedelta(seconds=1)

@@ -57,9 +57,9 @@ def test_a_key_past_its_allowance_gets_429_with_retry_after(strict: LiveServer) 
     assert response.headers["retry-after"] == "1"
     assert "too many requests" in response.json()["detail"]
     # Another key of the same project has its own allowance.
-    with strict.runtime.db.write() as session:
+    with strict.runtime.db.write() as tx:
         other = tenancy.create_key(
-            session, project=tenant.project, organization=tenant.organization
+            tx, project=tenant.project, organization=tenant.organization
         ).secret
     assert len(strict.sdk(other).chat.list().items) == 1
 

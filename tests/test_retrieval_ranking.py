@@ -65,9 +65,9 @@ def test_fusion_weights_and_missing_candidates() -> None:
 def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path_factory.mktemp('ranking') / 'db.sqlite'}")
     upgrade(database.engine)
-    with database.write() as session:
-        tenancy.ensure_defaults(session)
-        SqliteSearchStore(DIMENSION).ensure_schema(session.connection())
+    with database.write() as tx:
+        tenancy.ensure_defaults(tx)
+        SqliteSearchStore(DIMENSION).ensure_schema(tx.connection())
     yield database
     database.dispose()
 
@@ -75,11 +75,11 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
 def make_index(db: Database, texts: list[str]) -> tuple[Scope, str, list[int]]:
     """An index of one file per text, one chunk each; chunk i's vector is i away from axis 0."""
     store = SqliteSearchStore(DIMENSION)
-    with db.write() as session:
-        project = tenancy.create_project(session, f"p-{uuid.uuid4().hex[:8]}")
+    with db.write() as tx:
+        project = tenancy.create_project(tx, f"p-{uuid.uuid4().hex[:8]}")
         scope = Scope(organization_id=project.organization_id, project_id=project.id)
-        source = directories.create_directory(session, scope, name="texts")
-        index_id = indexes.create_index(session, scope, source_directory_id=source.id).id
+        source = directories.create_directory(tx, scope, name="texts")
+        index_id = indexes.create_index(tx, scope, source_directory_id=source.id).id
         chunks = []
         for i, text in enumerate(texts):
             parsed = ParsedFile(
@@ -91,8 +91,8 @@ def make_index(db: Database, texts: list[str]) -> tuple[Scope, str, list[int]]:
                 status="parsed",
                 user_metadata={"n": i},
             )
-            session.add(parsed)
-            session.flush()
+            tx.add(parsed)
+            tx.flush()
             chunk = Chunk(
                 index_id=index_id,
                 parsed_file_id=parsed.id,
@@ -101,15 +101,15 @@ def make_index(db: Database, texts: list[str]) -> tuple[Scope, str, list[int]]:
                 start_char=0,
                 end_char=len(text),
             )
-            session.add(chunk)
+            tx.add(chunk)
             chunks.append(chunk)
-        session.flush()
+        tx.flush()
         entries = []
         for i, chunk in enumerate(chunks):
             vector = np.zeros(DIMENSION, dtype=np.float32)
             vector[0], vector[1] = 1.0, 0.1 * i
             entries.append(Entry(chunk.id, index_id, chunk.text, vector / np.linalg.norm(vector)))
-        store.add(session.connection(), entries)
+        store.add(tx.connection(), entries)
         return scope, index_id, [c.id for c in chunks]
 
 
@@ -118,10 +118,10 @@ def test_stop_words_do_not_make_every_chunk_a_candidate(db: Database) -> None:
     _, index_id, ids = make_index(
         db, ["the tide and the moon", "the bread of the baker", "a volcano of the north"]
     )
-    with db.read() as session:
-        hits = store.text_search(session.connection(), index_id, "the moon of the tides", 10)
+    with db.read() as tx:
+        hits = store.text_search(tx.connection(), index_id, "the moon of the tides", 10)
         assert [i for i, _ in hits] == [ids[0]]  # "the" and "of" alone match nothing
-        only_stop = store.text_search(session.connection(), index_id, "of the", 10)
+        only_stop = store.text_search(tx.connection(), index_id, "of the", 10)
         assert {i for i, _ in only_stop} == set(ids)  # stop words only: kept
 
 
@@ -137,9 +137,9 @@ def test_retrieve_reads_only_the_rows_it_returns(db: Database) -> None:
 
     event.listen(db.engine, "after_cursor_execute", record)
     try:
-        with db.read() as session:
+        with db.read() as tx:
             hits = retrieval.retrieve(
-                session, scope, store, embedder, index_id, "harbour",
+                tx, scope, store, embedder, index_id, "harbour",
                 retrieval.SearchOptions(top_k=8),
             )  # fmt: skip
     finally:
@@ -150,20 +150,20 @@ def test_retrieve_reads_only_the_rows_it_returns(db: Database) -> None:
     # 60 candidates, one batch of the 8 wanted read (the ids are bound as parameters).
     assert len(statements) == 1 and len(statements[0]) == 8
 
-    with db.read() as session:
+    with db.read() as tx:
         kept = retrieval.retrieve(
-            session, scope, store, embedder, index_id, "harbour",
+            tx, scope, store, embedder, index_id, "harbour",
             retrieval.SearchOptions(top_k=5, keep=lambda _c, f: f.user_metadata["n"] % 7 == 0),
         )  # fmt: skip
         assert [h.file.user_metadata["n"] for h in kept] == [0, 7, 14, 21, 28]
         cut = hits[3].score
         above = retrieval.retrieve(
-            session, scope, store, embedder, index_id, "harbour",
+            tx, scope, store, embedder, index_id, "harbour",
             retrieval.SearchOptions(top_k=50, score_threshold=cut),
         )  # fmt: skip
         assert [h.chunk.id for h in above] == ids[:4]
         shallow = retrieval.retrieve(
-            session, scope, store, embedder, index_id, "harbour",
+            tx, scope, store, embedder, index_id, "harbour",
             retrieval.SearchOptions(top_k=50, candidates=10),
         )  # fmt: skip
         assert len(shallow) == 10

@@ -35,9 +35,9 @@ def word() -> str:
 def add_turn(server: LiveServer, scope: Scope, session_id: str, prompt: str, answer: str) -> None:
     """One finished turn written as the turn runner writes it (prompt, text event, stop)."""
     db = server.runtime.db
-    with db.write() as session:
+    with db.write() as tx:
         plan = turns.begin_turn(
-            session,
+            tx,
             scope,
             session_id,
             owner=ProcessId.of_this_process(),
@@ -46,10 +46,10 @@ def add_turn(server: LiveServer, scope: Scope, session_id: str, prompt: str, ans
             require_all_indexes=False,
         )
     seq = plan.user_input_seq
-    with db.write() as session:
-        turns.record_event(session, plan, seq + 1, {"type": "text", "content": answer})
-    with db.write() as session:
-        turns.finish_turn(session, plan, seq + 2, turns.stop_event(None), dict(turns.NO_USAGE))
+    with db.write() as tx:
+        turns.record_event(tx, plan, seq + 1, {"type": "text", "content": answer})
+    with db.write() as tx:
+        turns.finish_turn(tx, plan, seq + 2, turns.stop_event(None), dict(turns.NO_USAGE))
 
 
 def new_chat(server: LiveServer, tenant: Tenant, *turn_texts: tuple[str, str]) -> str:
@@ -127,8 +127,8 @@ def test_a_deleted_session_is_forgotten(server: LiveServer, tenant: Tenant) -> N
     tenant.client.chat.delete(gone)
 
     assert [i["session_id"] for i in found(tenant, rare)] == [kept]
-    with server.runtime.db.read() as session:
-        left = session.connection().exec_driver_sql(
+    with server.runtime.db.read() as tx:
+        left = tx.connection().exec_driver_sql(
             "SELECT count(*) FROM session_texts WHERE session_id = '" + gone + "'"
         )
         assert left.scalar() == 0
@@ -196,19 +196,19 @@ def test_the_migration_makes_existing_sessions_searchable(tmp_path: Path) -> Non
     with db.engine.connect() as connection:
         command.downgrade(alembic_config(connection), "0011")  # the revision before search
         connection.commit()
-    with db.write() as session:
-        project = tenancy.create_project(session, "backfill")
+    with db.write() as tx:
+        project = tenancy.create_project(tx, "backfill")
         chat = ChatSession(
             id="ses-old", project_id=project.id, shared_access="read_only", generated_title="Old"
         )
-        session.add(chat)
-        session.flush()
+        tx.add(chat)
+        tx.flush()
         payloads = [
             {"type": "user_input", "content": "Old question about puffins"},
             {"type": "text", "content": "Puffins nest in burrows on cliffs."},
             {"type": "stop", "is_error": False},
         ]
-        session.add_all(
+        tx.add_all(
             ChatEvent(session_id=chat.id, seq=n + 1, type=p["type"], payload=p)
             for n, p in enumerate(payloads)
         )
@@ -216,10 +216,10 @@ def test_the_migration_makes_existing_sessions_searchable(tmp_path: Path) -> Non
         command.upgrade(alembic_config(connection), "head")
         connection.commit()
     scope = Scope(organization_id=project.organization_id, project_id=project.id)
-    with db.read() as session:
-        page = session_search.search_sessions(session, scope, "burrows", after=None, page_size=5)
+    with db.read() as tx:
+        page = session_search.search_sessions(tx, scope, "burrows", after=None, page_size=5)
         assert [(f.session.id, f.event_index) for f in page.items] == [("ses-old", 1)]
-        titled = session_search.search_sessions(session, scope, "old", after=None, page_size=5)
+        titled = session_search.search_sessions(tx, scope, "old", after=None, page_size=5)
         assert [f.event_index for f in titled.items] == [0]
     db.dispose()
 

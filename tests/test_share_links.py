@@ -62,8 +62,8 @@ def test_create_list_revoke(server: LiveServer, tenant: Tenant) -> None:
     listed = tenant.client.get(links_path(chat.session_id), cast_to=object)
     assert [link["id"] for link in listed["items"]] == [other["id"], made["id"]]
     assert all("url" not in link and token not in json.dumps(link) for link in listed["items"])
-    with server.runtime.db.read() as session:  # stored hashed, never in clear
-        stored = session.get(ShareLink, made["id"])
+    with server.runtime.db.read() as tx:  # stored hashed, never in clear
+        stored = tx.get(ShareLink, made["id"])
         assert stored is not None and stored.token_hash == hash_key(token) != token
 
     tenant.client.delete(f"{links_path(chat.session_id)}/{made['id']}", cast_to=object)
@@ -181,7 +181,7 @@ def _two_screenshots(
     """Two stored page screenshots; the session's history cites the first only."""
     index_id = add_index(server, tenant.scope)
     made = []
-    with server.runtime.db.write() as session:
+    with server.runtime.db.write() as tx:
         for name, data in (("cited", b"\x89PNG cited"), ("other", b"\x89PNG other")):
             made.append(
                 Attachment(
@@ -193,9 +193,9 @@ def _two_screenshots(
                     size_bytes=len(data),
                 )
             )
-        session.add_all(made)
+        tx.add_all(made)
         hit = {"file_id": made[0].source_id, "file_name": "a.pdf", "page_start": 1, "page_end": 1}
-        session.add_all(
+        tx.add_all(
             [
                 ChatEvent(
                     session_id=session_id,
@@ -216,8 +216,8 @@ def _two_screenshots(
                 ),
             ]
         )
-        session.flush()
-        session.expunge_all()
+        tx.flush()
+        tx.expunge_all()
     return made[0], made[1]
 
 
@@ -292,8 +292,8 @@ def test_expired_revoked_and_unknown_links_show_the_same_page(
     expired = create_link(client, chat.session_id, expires_in_seconds=60)
     revoked = create_link(client, chat.session_id)
     client.delete(f"{links_path(chat.session_id)}/{revoked['id']}", cast_to=object)
-    with server.runtime.db.write() as session:
-        row = session.get(ShareLink, expired["id"])
+    with server.runtime.db.write() as tx:
+        row = tx.get(ShareLink, expired["id"])
         assert row is not None
         row.expires_at = row.created_at
     pages = []

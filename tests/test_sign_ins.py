@@ -39,20 +39,18 @@ def signed_in(server: LiveServer, api_key: str) -> httpx.Client:
 
 def sign_in_row(server: LiveServer, token: str) -> SignIn | None:
     digest = hashlib.sha256(token.encode()).hexdigest()
-    with server.runtime.db.read() as session:
-        return session.scalar(select(SignIn).where(SignIn.token_hash == digest))
+    with server.runtime.db.read() as tx:
+        return tx.scalar(select(SignIn).where(SignIn.token_hash == digest))
 
 
 def count_sign_ins(server: LiveServer) -> int:
-    with server.runtime.db.read() as session:
-        return int(session.scalar(select(func.count()).select_from(SignIn)) or 0)
+    with server.runtime.db.read() as tx:
+        return int(tx.scalar(select(func.count()).select_from(SignIn)) or 0)
 
 
 def new_link(server: LiveServer, tenant: Tenant) -> str:
-    with server.runtime.db.write() as session:
-        return sign_ins.create_link(
-            session, organization=tenant.organization, project=tenant.project
-        )
+    with server.runtime.db.write() as tx:
+        return sign_ins.create_link(tx, organization=tenant.organization, project=tenant.project)
 
 
 def test_a_key_signs_in_with_an_httponly_cookie_whose_hash_alone_is_stored(
@@ -158,8 +156,8 @@ def test_revoking_a_key_ends_its_sign_ins_but_not_those_made_from_a_link(
     assert from_link.get("/login", params={"token": new_link(server, tenant)}).status_code == 303
     assert with_key.get("/api/v1/chat").status_code == 200
 
-    with server.runtime.db.write() as session:
-        tenancy.revoke_key(session, tenant.key_id)
+    with server.runtime.db.write() as tx:
+        tenancy.revoke_key(tx, tenant.key_id)
 
     assert with_key.get("/api/v1/chat").status_code == 401
     assert from_link.get("/api/v1/chat").status_code == 200
@@ -172,8 +170,8 @@ def test_a_sign_in_link_works_once_within_ten_minutes_and_needs_no_key(
 ) -> None:
     chat = tenant.client.chat.create()
     token = new_link(server, tenant)
-    with server.runtime.db.read() as session:
-        link = session.get(SignInLink, hashlib.sha256(token.encode()).hexdigest())
+    with server.runtime.db.read() as tx:
+        link = tx.get(SignInLink, hashlib.sha256(token.encode()).hexdigest())
         assert link is not None and link.expires_at - link.created_at == timedelta(minutes=10)
 
     browser = httpx.Client(base_url=server.base_url)
@@ -189,8 +187,8 @@ def test_a_sign_in_link_works_once_within_ten_minutes_and_needs_no_key(
     assert "set-cookie" not in second.headers
 
     late = new_link(server, tenant)
-    with server.runtime.db.write() as session:
-        session.execute(update(SignInLink).values(expires_at=utcnow() - timedelta(seconds=1)))
+    with server.runtime.db.write() as tx:
+        tx.execute(update(SignInLink).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert httpx.get(f"{server.base_url}/login", params={"token": late}).status_code == 400
     browser.close()
 
@@ -203,8 +201,8 @@ def test_an_expired_sign_in_is_refused_and_opening_a_page_extends_one(
     digest = hashlib.sha256(token.encode()).hexdigest()
 
     def set_expiry(delta: timedelta) -> None:
-        with server.runtime.db.write() as session:
-            session.execute(
+        with server.runtime.db.write() as tx:
+            tx.execute(
                 update(SignIn)
                 .where(SignIn.token_hash == digest)
                 .values(expires_at=utcnow() + delta)

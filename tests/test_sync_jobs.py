@@ -88,28 +88,28 @@ def wait_for_sync(
 
 def search_entry_ids(db: Database) -> set[int]:
     """Chunk ids held by the search store, text and vectors alike."""
-    with db.read() as session:
+    with db.read() as tx:
         if db.is_sqlite:
-            connection = session.connection()
+            connection = tx.connection()
             words = [
                 rowid
                 for table in sqlite_text_tables(connection)
                 for rowid in connection.exec_driver_sql(f"SELECT rowid FROM {table}").scalars()
             ]
-            vectors = session.execute(
+            vectors = tx.execute(
                 text(f"SELECT rowid FROM chunk_vectors_{LOCAL_DIMENSION}")
             ).scalars()
             found = set(words)
             assert set(vectors) == found, "text and vector entries differ"
             return found
         return set(
-            session.execute(text(f"SELECT chunk_id FROM chunk_search_{LOCAL_DIMENSION}")).scalars()
+            tx.execute(text(f"SELECT chunk_id FROM chunk_search_{LOCAL_DIMENSION}")).scalars()
         )
 
 
 def indexed_markers(db: Database, index_id: str) -> tuple[list[str], set[int]]:
-    with db.read() as session:
-        rows = session.execute(select(Chunk.id, Chunk.text).where(Chunk.index_id == index_id)).all()
+    with db.read() as tx:
+        rows = tx.execute(select(Chunk.id, Chunk.text).where(Chunk.index_id == index_id)).all()
     markers = sorted(m for _, chunk_text in rows for m in re.findall(r"zq\d{4}x", chunk_text))
     return markers, {chunk_id for chunk_id, _ in rows}
 
@@ -143,8 +143,8 @@ def assert_indexed_once(
 
 def assert_store_matches_tables(deployment: Deployment) -> None:
     """No search entry without its chunk (nothing left behind by an interrupted batch)."""
-    with deployment.db.read() as session:
-        chunk_ids = set(session.scalars(select(Chunk.id)))
+    with deployment.db.read() as tx:
+        chunk_ids = set(tx.scalars(select(Chunk.id)))
     assert search_entry_ids(deployment.db) == chunk_ids
 
 
@@ -264,22 +264,22 @@ def test_rerun_requests_are_decided_with_the_finish(deployment: Deployment) -> N
     deployment.serve(run_worker=False)  # no worker: this test plays it
     index = deployment.client.indexes.get(make_index(deployment.client, range(1)))
     index_id = index.id
-    with deployment.db.write() as session:
-        job = jobs.enqueue(session, kind="sync", project_id=index.project_id, index_id=index_id)
-        claimed = jobs.claim(session, worker_id="w", lease=timedelta(seconds=60))
+    with deployment.db.write() as tx:
+        job = jobs.enqueue(tx, kind="sync", project_id=index.project_id, index_id=index_id)
+        claimed = jobs.claim(tx, worker_id="w", lease=timedelta(seconds=60))
         assert claimed is not None and claimed.id == job.id
-    with deployment.db.write() as session:
-        active = jobs.active_for_index(session, index_id, lock=True)
+    with deployment.db.write() as tx:
+        active = jobs.active_for_index(tx, index_id, lock=True)
         assert active is not None
-        jobs.request_rerun(session, active)
-    with deployment.db.write() as session:
-        assert jobs.finish_or_rerun(session, job.id, worker_id="other") == "lost"
-        assert jobs.finish_or_rerun(session, job.id, worker_id="w") == "rerun"
-    with deployment.db.write() as session:
-        assert jobs.finish_or_rerun(session, job.id, worker_id="w") == "finished"
-    with deployment.db.read() as session:
-        assert jobs.active_for_index(session, index_id) is None
-        finished = session.get(Job, job.id)
+        jobs.request_rerun(tx, active)
+    with deployment.db.write() as tx:
+        assert jobs.finish_or_rerun(tx, job.id, worker_id="other") == "lost"
+        assert jobs.finish_or_rerun(tx, job.id, worker_id="w") == "rerun"
+    with deployment.db.write() as tx:
+        assert jobs.finish_or_rerun(tx, job.id, worker_id="w") == "finished"
+    with deployment.db.read() as tx:
+        assert jobs.active_for_index(tx, index_id) is None
+        finished = tx.get(Job, job.id)
         assert finished is not None
         assert (finished.status, finished.rerun_requested) == ("succeeded", False)
 
@@ -316,9 +316,9 @@ def test_two_workers_share_the_queue(deployment: Deployment) -> None:
     once, on one worker, and both complete."""
     workers = [deployment.worker(f"worker-{n}", worker_threads=1) for n in (1, 2)]
     deployment.serve(run_worker="false")
-    with deployment.db.write() as session:
-        tenancy.create_project(session, "other")
-        other_key = tenancy.create_key(session, project="other").secret
+    with deployment.db.write() as tx:
+        tenancy.create_project(tx, "other")
+        other_key = tenancy.create_key(tx, project="other").secret
     clients = {
         "a": deployment.client,
         "b": LlamaCloud(api_key=other_key, base_url=deployment.base_url, max_retries=0),

@@ -45,8 +45,8 @@ def fast_server(
 
 
 def sync_jobs(server: LiveServer, index_id: str) -> list[Job]:
-    with server.runtime.db.read() as session:
-        return list(session.scalars(select(Job).where(Job.index_id == index_id).order_by(Job.id)))
+    with server.runtime.db.read() as tx:
+        return list(tx.scalars(select(Job).where(Job.index_id == index_id).order_by(Job.id)))
 
 
 def synced_files(tenant: Tenant, index_id: str, files: int) -> dict:
@@ -116,13 +116,13 @@ def test_two_workers_on_postgres_schedule_each_sync_once(
     tenant = make_tenant(server)
     from indexchat.services import directories, indexes
 
-    with runtimes[0].db.write() as session:
+    with runtimes[0].db.write() as tx:
         index_ids = []
         for n in range(5):
-            source = directories.create_directory(session, tenant.scope, name=f"src {n}")
+            source = directories.create_directory(tx, tenant.scope, name=f"src {n}")
             index_ids.append(
                 indexes.create_index(
-                    session,
+                    tx,
                     tenant.scope,
                     source_directory_id=source.id,
                     sync_frequency="on_source_change",
@@ -137,8 +137,8 @@ def test_two_workers_on_postgres_schedule_each_sync_once(
 
     def race(worker: Worker) -> None:
         while not stop.is_set():
-            with worker.runtime.db.write() as session:
-                queued.extend(schedule.tick(session, holder=worker.worker_id, timing=timing))
+            with worker.runtime.db.write() as tx:
+                queued.extend(schedule.tick(tx, holder=worker.worker_id, timing=timing))
 
     threads = [threading.Thread(target=race, args=(w,)) for w in workers]
     for t in threads:
@@ -149,8 +149,8 @@ def test_two_workers_on_postgres_schedule_each_sync_once(
         t.join()
     try:
         assert sorted(queued) == sorted(index_ids)
-        with runtimes[1].db.read() as session:
-            counts = session.execute(
+        with runtimes[1].db.read() as tx:
+            counts = tx.execute(
                 select(Job.index_id, func.count())
                 .where(Job.index_id.in_(index_ids))
                 .group_by(Job.index_id)

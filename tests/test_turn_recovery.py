@@ -183,8 +183,8 @@ def test_a_live_turn_of_another_server_is_left_alone(deployment: Deployment, fak
 
 
 def mark_as_remote(deployment: Deployment, session_id: str) -> None:
-    with deployment.db.write() as session:
-        session.execute(
+    with deployment.db.write() as tx:
+        tx.execute(
             update(ChatSession)
             .where(ChatSession.id == session_id)
             .values(turn_owner_host="another-machine")
@@ -192,5 +192,5 @@ def mark_as_remote(deployment: Deployment, session_id: str) -> None:
 
 
 def history_in_db(deployment: Deployment, session_id: str) -> list[dict]:
-    with deployment.db.read() as session:
-        return [e.payload for e in stored_events(session, session_id=session_id)]
+    with deployment.db.read() as tx:
+        return [e.payload for e in stored_events(tx, session_id=session_id)]

@@ -128,8 +128,8 @@ class Runtime:
     def open(cls, settings: Settings) -> Runtime:
         """Connect, migrate to the newest schema and make sure the defaults exist."""
         db = open_database(settings)
-        with db.read() as session:
-            keys = tenancy.instance_keys(session)
+        with db.read() as tx:
+            keys = tenancy.instance_keys(tx)
         blobs = LocalBlobStore(settings.data_dir / "blobs")
         runtime = cls(
             settings=settings,
@@ -138,8 +138,8 @@ class Runtime:
             blobs=blobs,
             reranking=make_reranking(settings),
         )
-        with db.write() as session:
-            runtime.search.ensure_schema(session.connection())
+        with db.write() as tx:
+            runtime.search.ensure_schema(tx.connection())
         return runtime
 
     def warm_up(self) -> None:
@@ -169,8 +169,8 @@ def open_database(settings: Settings) -> Database:
     private_dir(settings.data_dir)  # the database, the blobs: no other local user may look in
     db = Database(settings.resolved_database_url())
     upgrade(db.engine)
-    with db.write() as session:
-        tenancy.ensure_defaults(session)
+    with db.write() as tx:
+        tenancy.ensure_defaults(tx)
     return db
 
 

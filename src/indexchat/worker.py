@@ -63,9 +63,9 @@ class _Heartbeat:
         while not self._stop.wait(self.worker.lease.total_seconds() / 3):
             try:
                 worker = self.worker
-                with worker.runtime.db.write() as session:
+                with worker.runtime.db.write() as tx:
                     alive = jobs.renew(
-                        session, self.job_id, worker_id=worker.worker_id, lease=worker.lease
+                        tx, self.job_id, worker_id=worker.worker_id, lease=worker.lease
                     )
             except Exception:  # a missed beat is retried; the lease has room for two
                 log.exception("renewing the lease of job %s failed", self.job_id)
@@ -151,11 +151,11 @@ class Worker:
         if parser is None:
             with self.runtime.parse_sandbox() as own:
                 return self.run_once(own)
-        with self.runtime.db.write() as session:
-            for gone in jobs.give_up_exhausted(session):
+        with self.runtime.db.write() as tx:
+            for gone in jobs.give_up_exhausted(tx):
                 if gone is not None:
-                    record_failure(session, gone, "failed", jobs.GAVE_UP)
-            job = jobs.claim(session, worker_id=self.worker_id, lease=self.lease)
+                    record_failure(tx, gone, "failed", jobs.GAVE_UP)
+            job = jobs.claim(tx, worker_id=self.worker_id, lease=self.lease)
             if job is None:
                 return False
             job_id, kind, index_id, attempt = job.id, job.kind, job.index_id, job.attempts
@@ -173,11 +173,11 @@ class Worker:
                         self._checkpoint(job_id, heartbeat),
                         self._interrupted(job_id, heartbeat),
                     )
-                    with self.runtime.db.write() as session:
-                        outcome = jobs.finish_or_rerun(session, job_id, worker_id=self.worker_id)
+                    with self.runtime.db.write() as tx:
+                        outcome = jobs.finish_or_rerun(tx, job_id, worker_id=self.worker_id)
         except _Stopping:
-            with self.runtime.db.write() as session:
-                jobs.requeue(session, job_id, worker_id=self.worker_id)
+            with self.runtime.db.write() as tx:
+                jobs.requeue(tx, job_id, worker_id=self.worker_id)
             log.info("job %s handed back to the queue: worker stopping", job_id)
         except _LeaseLost:
             log.warning("job %s dropped: no longer ours (lease taken over, or deleted)", job_id)
@@ -199,15 +199,15 @@ class Worker:
 
     def _checkpoint(self, job_id: int, heartbeat: _Heartbeat) -> Any:
         def checkpoint(progress: dict[str, Any]) -> None:
-            with self.runtime.db.write() as session:
+            with self.runtime.db.write() as tx:
                 alive = jobs.renew(
-                    session,
+                    tx,
                     job_id,
                     worker_id=self.worker_id,
                     lease=self.lease,
                     progress=dict(progress),
                 )
-                cancelled = jobs.cancel_requested(session, job_id)
+                cancelled = jobs.cancel_requested(tx, job_id)
             if heartbeat.lost or not alive:
                 raise _LeaseLost
             if self.stop.is_set():
@@ -228,8 +228,8 @@ class Worker:
                 return True
             now = time.monotonic()
             if now - last["at"] >= CANCEL_POLL_SECONDS:
-                with self.runtime.db.read() as session:
-                    last["cancelled"] = jobs.cancel_requested(session, job_id)
+                with self.runtime.db.read() as tx:
+                    last["cancelled"] = jobs.cancel_requested(tx, job_id)
                 last["at"] = now
             return bool(last["cancelled"])
 
@@ -238,10 +238,8 @@ class Worker:
     def _finish(
         self, job_id: int, status: str, error: str | None, index_id: str | None = None
     ) -> None:
-        with self.runtime.db.write() as session:
-            mine = jobs.finish(
-                session, job_id, worker_id=self.worker_id, status=status, error=error
-            )
+        with self.runtime.db.write() as tx:
+            mine = jobs.finish(tx, job_id, worker_id=self.worker_id, status=status, error=error)
             if mine and index_id is not None and status != "succeeded":
-                record_failure(session, index_id, status, error)
+                record_failure(tx, index_id, status, error)
         log.info("job %s %s", job_id, status if mine else f"{status}, but no longer ours")

@@ -61,9 +61,9 @@ class Served:
 
     def new_project_key(self) -> str:
         """A key for a new project of its own, so a test sees only what it made."""
-        with self.db.write() as session:
-            project = tenancy.create_project(session, f"proj-{uuid.uuid4().hex[:8]}")
-            return tenancy.create_key(session, project=project.name).secret
+        with self.db.write() as tx:
+            project = tenancy.create_project(tx, f"proj-{uuid.uuid4().hex[:8]}")
+            return tenancy.create_key(tx, project=project.name).secret
 
     def sdk(self, api_key: str) -> LlamaCloud:
         return LlamaCloud(api_key=api_key, base_url=self.base_url, max_retries=0)

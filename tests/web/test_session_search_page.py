@@ -23,28 +23,28 @@ def write_chat(served: Served, scope: Scope, texts: list[tuple[str, str]]) -> st
     """A chat of finished turns, written as the server writes them."""
     from indexchat.services import sessions
 
-    with served.db.write() as session:
-        chat_id = sessions.create_session(session, scope, index_ids=None, shared_access="query").id
+    with served.db.write() as tx:
+        chat_id = sessions.create_session(tx, scope, index_ids=None, shared_access="query").id
     for prompt, answer in texts:
-        with served.db.write() as session:
+        with served.db.write() as tx:
             plan = turns.begin_turn(
-                session, scope, chat_id, owner=ProcessId.of_this_process(), index_ids=[],
+                tx, scope, chat_id, owner=ProcessId.of_this_process(), index_ids=[],
                 prompt=prompt, require_all_indexes=False,
             )  # fmt: skip
         seq = plan.user_input_seq
-        with served.db.write() as session:
-            turns.record_event(session, plan, seq + 1, {"type": "text", "content": answer})
-        with served.db.write() as session:
-            turns.finish_turn(session, plan, seq + 2, turns.stop_event(None), dict(turns.NO_USAGE))
+        with served.db.write() as tx:
+            turns.record_event(tx, plan, seq + 1, {"type": "text", "content": answer})
+        with served.db.write() as tx:
+            turns.finish_turn(tx, plan, seq + 2, turns.stop_event(None), dict(turns.NO_USAGE))
     return chat_id
 
 
 def test_typing_in_the_search_box_finds_chats_and_opens_one_at_the_matching_turn(
     extractive: Served, browser: Browser, screenshots: Path
 ) -> None:
-    with extractive.db.write() as session:
-        project = tenancy.create_project(session, f"proj-{uuid.uuid4().hex[:8]}")
-        key = tenancy.create_key(session, project=project.name).secret
+    with extractive.db.write() as tx:
+        project = tenancy.create_project(tx, f"proj-{uuid.uuid4().hex[:8]}")
+        key = tenancy.create_key(tx, project=project.name).secret
     scope = Scope(organization_id=project.organization_id, project_id=project.id)
     meeting = [(f"What happened at meeting {n}?", f"{FILLER} Nothing new.") for n in range(8)]
     meeting[5] = ("And the sixth one?", f"{FILLER} They approved the lighthouse repairs. {FILLER}")

@@ -27,15 +27,15 @@ def cookie_of(browser: Browser, served: Served) -> dict[str, Any]:
 
 def sign_in_row(served: Served, token: str) -> SignIn | None:
     digest = hashlib.sha256(token.encode()).hexdigest()
-    with served.db.read() as session:
-        return session.scalar(select(SignIn).where(SignIn.token_hash == digest))
+    with served.db.read() as tx:
+        return tx.scalar(select(SignIn).where(SignIn.token_hash == digest))
 
 
 def test_the_link_serve_prints_signs_in_once_with_no_key_in_existence(
     newcomer: Served, chromium: Any, screenshots: Path
 ) -> None:
-    with newcomer.db.read() as session:
-        assert session.scalar(select(func.count()).select_from(ApiKey)) == 0
+    with newcomer.db.read() as tx:
+        assert tx.scalar(select(func.count()).select_from(ApiKey)) == 0
     first = Browser(chromium)
     page = first.page
     page.goto(newcomer.link)

@@ -109,11 +109,11 @@ class Caller:
 
     async def check(self) -> Scope:
         """Authenticate and pick the project, before accepting anything costly (an upload)."""
-        return await self.reading(lambda _session, scope: scope)
+        return await self.reading(lambda _tx, scope: scope)
 
     async def authenticated(self) -> Principal:
         """The caller's principal, checked in a read transaction."""
-        return await replace(self, write=False)._dispatch(lambda _session, who: who, False)
+        return await replace(self, write=False)._dispatch(lambda _tx, who: who, False)
 
     async def as_principal(self, work: Callable[[Session, Principal], T]) -> T:
         """Run ``work`` in one transaction with the authenticated key (no project picked)."""
@@ -131,21 +131,21 @@ class Caller:
 
     def _run(self, work: Callable[[Session, Any], T], scoped: bool, wait: bool = True) -> T:
         db = self.runtime.db
-        with db.write(wait=wait) if self.write else db.read() as session:
+        with db.write(wait=wait) if self.write else db.read() as tx:
             principal = self.principal or (
-                auth.principal(session, self.sign_in_token)
+                auth.principal(tx, self.sign_in_token)
                 if self.sign_in_token is not None
-                else tenancy.authenticate(session, self.api_key)
+                else tenancy.authenticate(tx, self.api_key)
             )
             if not scoped:
-                return work(session, principal)
+                return work(tx, principal)
             scope = tenancy.resolve_scope(
-                session,
+                tx,
                 principal,
                 organization_id=self.organization_id,
                 project_id=self.project_id,
             )
-            return work(session, scope)
+            return work(tx, scope)
 
 
 def heavy_page(page_size: int) -> bool:

@@ -108,15 +108,15 @@ class ServiceBackend:
     async def ask(self, prompt: str, index_ids: list[str], session_id: str | None) -> Answer:
         shared_access = self.caller.runtime.settings.default_shared_access
 
-        def begin(session: Session, scope: ProjectScope) -> turns.TurnPlan:
+        def begin(tx: Session, scope: ProjectScope) -> turns.TurnPlan:
             chat_id = session_id
             if chat_id is None:
                 chat = sessions.create_session(
-                    session, scope, index_ids=index_ids, shared_access=shared_access
+                    tx, scope, index_ids=index_ids, shared_access=shared_access
                 )
                 chat_id = chat.id
             return turns.begin_turn(
-                session,
+                tx,
                 scope,
                 chat_id,
                 owner=self.runner.owner,
@@ -134,11 +134,11 @@ class ServiceBackend:
         return Answer(plan.session_id, events)
 
 
-def _all_indexes(session: Session, scope: ProjectScope) -> list[Json]:
+def _all_indexes(tx: Session, scope: ProjectScope) -> list[Json]:
     found: list[Json] = []
     after: list[Any] | None = None
     while True:
-        rows, after = indexes.list_indexes(session, scope, after=after, page_size=_LIST_PAGE)
+        rows, after = indexes.list_indexes(tx, scope, after=after, page_size=_LIST_PAGE)
         found += [IndexOut.of(index).model_dump(mode="json") for index in rows]
         if after is None:
             return found
@@ -148,4 +148,4 @@ def _dumping(
     work: Callable[[Session, ProjectScope], BaseModel],
 ) -> Callable[[Session, ProjectScope], Json]:
     """The work, its answer dumped in the same worker thread (a page of matches is big)."""
-    return lambda session, scope: work(session, scope).model_dump(mode="json")
+    return lambda tx, scope: work(tx, scope).model_dump(mode="json")

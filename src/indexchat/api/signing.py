@@ -82,8 +82,8 @@ class LinkParams:
         signer = UrlSigner(runtime.keys.for_purpose("download-link"))
         return signer.verify(_resource(route, path), self.expires, self.signature, self.holder)
 
-    def require_active(self, session: Session) -> None:
-        if not tenancy.credential_is_active(session, self.holder):
+    def require_active(self, tx: Session) -> None:
+        if not tenancy.credential_is_active(tx, self.holder):
             raise Forbidden(ENDED_LINK)
 
 

@@ -75,8 +75,8 @@ def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[S
     except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
         fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
     try:
-        with db.write() as session:
-            yield session
+        with db.write() as tx:
+            yield tx
     except IndexchatError as exc:
         fail(exc.message)
     finally:
@@ -167,8 +167,8 @@ def serve(
     def print_sign_in_link(runtime: Runtime) -> None:
         from indexchat.services import sign_ins
 
-        with runtime.db.write() as session:
-            token = sign_ins.create_link(session)
+        with runtime.db.write() as tx:
+            token = sign_ins.create_link(tx)
         _print_link(url, token)
 
     if workers > 1:
@@ -246,8 +246,8 @@ def sign_in_link(
     from indexchat.services import sign_ins
 
     settings = load_settings(data_dir, database_url)
-    with admin_session(data_dir, database_url) as session:
-        token = sign_ins.create_link(session, organization=org, project=project)
+    with admin_session(data_dir, database_url) as tx:
+        token = sign_ins.create_link(tx, organization=org, project=project)
     _print_link((url or server_url(settings.host, settings.port)).rstrip("/"), token)
 
 
@@ -279,8 +279,8 @@ def create_project(
     """Create a project (and its organization, if new)."""
     from indexchat.services import tenancy
 
-    with admin_session(data_dir, database_url) as session:
-        project = tenancy.create_project(session, name, organization=org)
+    with admin_session(data_dir, database_url) as tx:
+        project = tenancy.create_project(tx, name, organization=org)
         print_json(
             {"id": project.id, "name": project.name, "organization_id": project.organization_id}
         )
@@ -292,7 +292,7 @@ def list_projects(
     """List every project of every organization."""
     from indexchat.services import tenancy
 
-    with admin_session(data_dir, database_url) as session:
+    with admin_session(data_dir, database_url) as tx:
         rows = [
             {
                 "id": p.id,
@@ -301,7 +301,7 @@ def list_projects(
                 "organization_id": o.id,
                 "is_default": p.is_default,
             }
-            for p, o in tenancy.list_all_projects(session)
+            for p, o in tenancy.list_all_projects(tx)
         ]
     _render("Projects", rows, format)
 
@@ -323,8 +323,8 @@ def create_key(
     """Create an API key. The key is printed alone on the last line, once; only its hash is kept."""
     from indexchat.services import tenancy
 
-    with admin_session(data_dir, database_url) as session:
-        issued = tenancy.create_key(session, project=project, organization=org, name=name)
+    with admin_session(data_dir, database_url) as tx:
+        issued = tenancy.create_key(tx, project=project, organization=org, name=name)
     reach = (
         f"project {issued.key.project_id}"
         if issued.key.project_id
@@ -343,7 +343,7 @@ def list_keys(
     """List API keys (prefixes only; keys themselves are never stored)."""
     from indexchat.services import tenancy
 
-    with admin_session(data_dir, database_url) as session:
+    with admin_session(data_dir, database_url) as tx:
         rows = [
             {
                 "id": k.id,
@@ -354,7 +354,7 @@ def list_keys(
                 "created_at": k.created_at.isoformat(),
                 "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
             }
-            for k in tenancy.list_keys(session)
+            for k in tenancy.list_keys(tx)
         ]
     _render("API keys", rows, format)
 
@@ -367,8 +367,8 @@ def revoke_key(
     """Revoke an API key: requests with it get 401 from now on."""
     from indexchat.services import tenancy
 
-    with admin_session(data_dir, database_url) as session:
-        key = tenancy.revoke_key(session, key_id)
+    with admin_session(data_dir, database_url) as tx:
+        key = tenancy.revoke_key(tx, key_id)
     console.print(f"Revoked {key.id}.")
 
 

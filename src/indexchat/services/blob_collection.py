@@ -56,8 +56,8 @@ def collect(
             examined += len(batch)
             # Read just before deleting: a row committed since names its blob, and the put()
             # before it restarted the grace period, which delete_if_stale checks once more.
-            with db.read() as session:
-                named = referenced_among(session, batch)
+            with db.read() as tx:
+                named = referenced_among(tx, batch)
             for digest in batch:
                 if digest not in named and blobs.delete_if_stale(
                     digest, grace_seconds=grace_seconds
@@ -71,14 +71,14 @@ def collect(
         # A write under way is younger than this; one a killed process left is not.
         partial = blobs.remove_partial_writes(max(grace_seconds, PARTIAL_WRITE_SECONDS))
     finally:
-        with db.write() as session:
-            leases.release(session, LEASE, holder=holder)
+        with db.write() as tx:
+            leases.release(tx, LEASE, holder=holder)
     return Collected(examined=examined, removed=removed, partial_writes=partial)
 
 
 def _hold(db: Database, holder: str) -> bool:
-    with db.write() as session:
-        return leases.hold(session, LEASE, holder=holder, ttl=LEASE_TTL)
+    with db.write() as tx:
+        return leases.hold(tx, LEASE, holder=holder, ttl=LEASE_TTL)
 
 
 class BlobCollector:

@@ -88,12 +88,12 @@ class IndexTools:
         self, run: Callable[[Session, Any], ToolOutcome], arguments: Any
     ) -> ToolOutcome:
         try:
-            with self.db.read() as session:
-                return run(session, arguments)
+            with self.db.read() as tx:
+                return run(tx, arguments)
         except IndexchatError as exc:
             raise ToolError(exc.message) from exc
 
-    def _retrieve(self, session: Session, args: RetrieveArguments) -> ToolOutcome:
+    def _retrieve(self, tx: Session, args: RetrieveArguments) -> ToolOutcome:
         keep = None
         if args.file_id is not None:
             wanted = args.file_id
@@ -103,7 +103,7 @@ class IndexTools:
             hit
             for index_id in self.index_ids
             for hit in retrieval.retrieve(
-                session,
+                tx,
                 self.scope,
                 self.store,
                 self.embedder,
@@ -135,11 +135,11 @@ class IndexTools:
         )
         return ToolOutcome(result, image)
 
-    def _find(self, session: Session, args: FindArguments) -> ToolOutcome:
+    def _find(self, tx: Session, args: FindArguments) -> ToolOutcome:
         found: list[dict[str, Any]] = []
         for index_id in self.index_ids:
             files, _ = retrieval.find_files(
-                session,
+                tx,
                 self.scope,
                 index_id,
                 file_name=args.name if args.exact else None,
@@ -160,8 +160,8 @@ class IndexTools:
                 break
         return ToolOutcome(found)
 
-    def _grep(self, session: Session, args: GrepArguments) -> ToolOutcome:
-        file, text = self._text(session, args.file_id)
+    def _grep(self, tx: Session, args: GrepArguments) -> ToolOutcome:
+        file, text = self._text(tx, args.file_id)
         matches, _ = retrieval.grep(
             text,
             args.pattern,
@@ -180,8 +180,8 @@ class IndexTools:
             }
         )
 
-    def _read(self, session: Session, args: ReadArguments) -> ToolOutcome:
-        file, text = self._text(session, args.file_id)
+    def _read(self, tx: Session, args: ReadArguments) -> ToolOutcome:
+        file, text = self._text(tx, args.file_id)
         end = min(len(text), args.offset + args.max_length)
         return ToolOutcome(
             {
@@ -193,17 +193,17 @@ class IndexTools:
             }
         )
 
-    def _text(self, session: Session, file_id: str) -> tuple[ParsedFile, str]:
+    def _text(self, tx: Session, file_id: str) -> tuple[ParsedFile, str]:
         """A parsed file of one of this turn's indexes, and its text."""
         file = indexes.parsed_file(
-            session,
+            tx,
             project_id=self.scope.project_id,
             index_ids=self.index_ids,
             parsed_file_id=file_id,
         )
         if file is None:
             raise ToolError(f"no file {file_id!r} in the indexes of this chat")
-        text = retrieval.parsed_text(session, self.scope, self.blobs, file.index_id, file.id)
+        text = retrieval.parsed_text(tx, self.scope, self.blobs, file.index_id, file.id)
         return file, text
 
 

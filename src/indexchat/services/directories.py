@@ -31,7 +31,7 @@ class DuplicateSubscription(Conflict):
 
 
 def create_directory(
-    session: Session,
+    tx: Session,
     scope: Scope,
     *,
     name: str,
@@ -42,7 +42,7 @@ def create_directory(
 ) -> Directory:
     if connector_subscription_id is not None:
         existing = store.directory_by_subscription(
-            session, project_id=scope.project_id, subscription_id=connector_subscription_id
+            tx, project_id=scope.project_id, subscription_id=connector_subscription_id
         )
         if existing is not None:
             raise DuplicateSubscription(existing.id)
@@ -58,20 +58,20 @@ def create_directory(
         created_at=now,
         updated_at=now,
     )
-    session.add(directory)
-    session.flush()
+    tx.add(directory)
+    tx.flush()
     return directory
 
 
-def get_directory(session: Session, scope: Scope, directory_id: str) -> Directory:
-    found = store.directory(session, project_id=scope.project_id, directory_id=directory_id)
+def get_directory(tx: Session, scope: Scope, directory_id: str) -> Directory:
+    found = store.directory(tx, project_id=scope.project_id, directory_id=directory_id)
     if found is None:
         raise NotFound(f"directory {directory_id!r} not found")
     return found
 
 
 def list_directories(
-    session: Session,
+    tx: Session,
     scope: Scope,
     *,
     after: Sequence[Any] | None,
@@ -81,7 +81,7 @@ def list_directories(
     include_deleted: bool = False,
 ) -> tuple[list[Directory], list[Any] | None]:
     rows = store.directories(
-        session,
+        tx,
         project_id=scope.project_id,
         after=after,
         limit=page_size + 1,
@@ -93,14 +93,14 @@ def list_directories(
 
 
 def update_directory(
-    session: Session,
+    tx: Session,
     scope: Scope,
     directory_id: str,
     *,
     name: str | None = UNSET,
     description: str | None = UNSET,
 ) -> Directory:
-    directory = get_directory(session, scope, directory_id)
+    directory = get_directory(tx, scope, directory_id)
     if name is not UNSET:
         if name is None:
             raise InvalidInput("name cannot be null")
@@ -108,21 +108,21 @@ def update_directory(
     if description is not UNSET:
         directory.description = description
     directory.updated_at = utcnow()
-    session.flush()
+    tx.flush()
     return directory
 
 
-def delete_directory(session: Session, scope: Scope, directory_id: str) -> None:
-    directory = get_directory(session, scope, directory_id)
-    users = store.indexes_using_directory(session, directory_id=directory_id)
+def delete_directory(tx: Session, scope: Scope, directory_id: str) -> None:
+    directory = get_directory(tx, scope, directory_id)
+    users = store.indexes_using_directory(tx, directory_id=directory_id)
     if users:
         raise Conflict(f"directory {directory_id!r} is used by index {users[0]!r}; delete it first")
-    session.delete(directory)
-    session.flush()
+    tx.delete(directory)
+    tx.flush()
 
 
 def add_file(
-    session: Session,
+    tx: Session,
     scope: Scope,
     directory_id: str,
     *,
@@ -132,12 +132,12 @@ def add_file(
     external_file_id: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> DirectoryFile:
-    directory = get_directory(session, scope, directory_id)
-    stored = store.file(session, project_id=scope.project_id, file_id=file_id)
+    directory = get_directory(tx, scope, directory_id)
+    stored = store.file(tx, project_id=scope.project_id, file_id=file_id)
     if stored is None:
         raise NotFound(f"file {file_id!r} not found")
     return _place(
-        session,
+        tx,
         directory,
         stored,
         display_name=display_name or stored.name,
@@ -148,7 +148,7 @@ def add_file(
 
 
 def _place(
-    session: Session,
+    tx: Session,
     directory: Directory,
     stored: StoredFile,
     *,
@@ -157,7 +157,7 @@ def _place(
     external_file_id: str | None,
     metadata: dict[str, Any],
 ) -> DirectoryFile:
-    if store.live_unique_id_taken(session, directory_id=directory.id, unique_id=unique_id):
+    if store.live_unique_id_taken(tx, directory_id=directory.id, unique_id=unique_id):
         raise Conflict(f"unique_id {unique_id!r} is already used in directory {directory.id!r}")
     now = utcnow()
     placed = DirectoryFile(
@@ -172,14 +172,14 @@ def _place(
         created_at=now,
         updated_at=now,
     )
-    session.add(placed)
+    tx.add(placed)
     directory.updated_at = now
-    session.flush()
+    tx.flush()
     return placed
 
 
 def place_uploaded(
-    session: Session,
+    tx: Session,
     scope: Scope,
     directory_id: str,
     stored: StoredFile,
@@ -188,9 +188,9 @@ def place_uploaded(
     unique_id: str | None,
     metadata: dict[str, Any] | None,
 ) -> DirectoryFile:
-    directory = get_directory(session, scope, directory_id)
+    directory = get_directory(tx, scope, directory_id)
     return _place(
-        session,
+        tx,
         directory,
         stored,
         display_name=display_name or stored.name,
@@ -200,12 +200,10 @@ def place_uploaded(
     )
 
 
-def get_file(
-    session: Session, scope: Scope, directory_id: str, directory_file_id: str
-) -> DirectoryFile:
-    get_directory(session, scope, directory_id)
+def get_file(tx: Session, scope: Scope, directory_id: str, directory_file_id: str) -> DirectoryFile:
+    get_directory(tx, scope, directory_id)
     found = store.directory_file(
-        session,
+        tx,
         project_id=scope.project_id,
         directory_id=directory_id,
         directory_file_id=directory_file_id,
@@ -216,7 +214,7 @@ def get_file(
 
 
 def list_files(
-    session: Session,
+    tx: Session,
     scope: Scope,
     directory_id: str,
     *,
@@ -230,9 +228,9 @@ def list_files(
     updated_on_or_after: datetime | None = None,
     updated_on_or_before: datetime | None = None,
 ) -> tuple[list[DirectoryFile], list[Any] | None]:
-    get_directory(session, scope, directory_id)
+    get_directory(tx, scope, directory_id)
     rows = store.directory_files(
-        session,
+        tx,
         project_id=scope.project_id,
         directory_id=directory_id,
         after=after,
@@ -249,7 +247,7 @@ def list_files(
 
 
 def update_file(
-    session: Session,
+    tx: Session,
     scope: Scope,
     directory_id: str,
     directory_file_id: str,
@@ -259,7 +257,7 @@ def update_file(
     metadata: dict[str, Any] | None = UNSET,
     target_directory_id: str | None = UNSET,
 ) -> DirectoryFile:
-    placed = get_file(session, scope, directory_id, directory_file_id)
+    placed = get_file(tx, scope, directory_id, directory_file_id)
     if placed.deleted_at is not None:
         raise NotFound(f"directory file {directory_file_id!r} not found")
     if display_name is not UNSET and display_name is not None:
@@ -268,36 +266,36 @@ def update_file(
         placed.user_metadata = metadata or {}  # replaces the user metadata layer
     target = placed.directory_id
     if target_directory_id is not UNSET and target_directory_id is not None:
-        target = get_directory(session, scope, target_directory_id).id
+        target = get_directory(tx, scope, target_directory_id).id
     new_unique = unique_id if unique_id is not UNSET and unique_id is not None else placed.unique_id
     if (target, new_unique) != (
         placed.directory_id,
         placed.unique_id,
     ) and store.live_unique_id_taken(
-        session, directory_id=target, unique_id=new_unique, except_id=placed.id
+        tx, directory_id=target, unique_id=new_unique, except_id=placed.id
     ):
         raise Conflict(f"unique_id {new_unique!r} is already used in directory {target!r}")
-    _touch(session, placed.directory_id, target)  # both sides changed for their indexes
+    _touch(tx, placed.directory_id, target)  # both sides changed for their indexes
     placed.directory_id, placed.unique_id = target, new_unique
     placed.updated_at = utcnow()
-    session.flush()
+    tx.flush()
     return placed
 
 
-def delete_file(session: Session, scope: Scope, directory_id: str, directory_file_id: str) -> None:
+def delete_file(tx: Session, scope: Scope, directory_id: str, directory_file_id: str) -> None:
     """Soft delete: the row stays (with ``deleted_at``) so a sync can remove its chunks."""
-    placed = get_file(session, scope, directory_id, directory_file_id)
+    placed = get_file(tx, scope, directory_id, directory_file_id)
     if placed.deleted_at is not None:
         raise NotFound(f"directory file {directory_file_id!r} not found")
     placed.deleted_at = placed.updated_at = utcnow()
-    _touch(session, directory_id)
-    session.flush()
+    _touch(tx, directory_id)
+    tx.flush()
 
 
-def _touch(session: Session, *directory_ids: str) -> None:
+def _touch(tx: Session, *directory_ids: str) -> None:
     """A directory's ``updated_at`` moves with its files: indexes that follow it see it."""
     now = utcnow()
     for directory_id in set(directory_ids):
-        directory = session.get(Directory, directory_id)
+        directory = tx.get(Directory, directory_id)
         if directory is not None:
             directory.updated_at = now

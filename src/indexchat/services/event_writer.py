@@ -109,8 +109,8 @@ class EventWriter:
         if len(writes) == 1:
             return [self._commit_one(writes[0])]
         try:
-            with self._db.write() as session:
-                outcomes: list[bool | BaseException] = [*turns.record_events(session, writes)]
+            with self._db.write() as tx:
+                outcomes: list[bool | BaseException] = [*turns.record_events(tx, writes)]
             self.batches += 1
             return outcomes
         except Exception:
@@ -119,8 +119,8 @@ class EventWriter:
 
     def _commit_one(self, write: turns.EventWrite) -> bool | BaseException:
         try:
-            with self._db.write() as session:
-                (outcome,) = turns.record_events(session, [write])
+            with self._db.write() as tx:
+                (outcome,) = turns.record_events(tx, [write])
             self.batches += 1
             return outcome
         except Exception as exc:

@@ -46,7 +46,7 @@ def file_type_of(name: str) -> str | None:
 
 
 def record_file(
-    session: Session,
+    tx: Session,
     scope: Scope,
     *,
     digest: str,
@@ -72,20 +72,20 @@ def record_file(
         created_at=now,
         last_modified_at=now,
     )
-    session.add(stored)
-    session.flush()
+    tx.add(stored)
+    tx.flush()
     return stored
 
 
-def get_file(session: Session, scope: Scope, file_id: str) -> StoredFile:
-    found = store.file(session, project_id=scope.project_id, file_id=file_id)
+def get_file(tx: Session, scope: Scope, file_id: str) -> StoredFile:
+    found = store.file(tx, project_id=scope.project_id, file_id=file_id)
     if found is None:
         raise NotFound(f"file {file_id!r} not found")
     return found
 
 
 def list_files(
-    session: Session,
+    tx: Session,
     scope: Scope,
     *,
     order_by: str,
@@ -97,7 +97,7 @@ def list_files(
 ) -> tuple[list[StoredFile], list[Any] | None]:
     order = store.FILE_ORDERS[order_by]
     rows = store.files(
-        session,
+        tx,
         project_id=scope.project_id,
         order=order,
         after=after,
@@ -110,14 +110,14 @@ def list_files(
 
 
 def delete_file(
-    session: Session, scope: Scope, blobs: BlobStore, file_id: str, *, grace_seconds: float
+    tx: Session, scope: Scope, blobs: BlobStore, file_id: str, *, grace_seconds: float
 ) -> None:
     """Delete the file; its bytes go too unless any row of any project still names them (the
     same bytes uploaded elsewhere, a page screenshot, parsed text) or they are younger than
     ``grace_seconds`` (an upload of the same bytes may not have committed its row yet)."""
-    found = get_file(session, scope, file_id)
+    found = get_file(tx, scope, file_id)
     digest = found.content_hash
-    session.delete(found)
-    session.flush()
-    if not is_referenced(session, digest):
+    tx.delete(found)
+    tx.flush()
+    if not is_referenced(tx, digest):
         blobs.delete_if_stale(digest, grace_seconds=grace_seconds)

@@ -24,7 +24,7 @@ VECTOR_TARGETS = frozenset({"DEFAULT", "DISABLED"})
 
 
 def create_index(
-    session: Session,
+    tx: Session,
     scope: Scope,
     *,
     source_directory_id: str,
@@ -36,7 +36,7 @@ def create_index(
     vector_target: str = "DEFAULT",
 ) -> Index:
     """Create an index over a directory, with its own output directory and config ids."""
-    source = directories.get_directory(session, scope, source_directory_id)
+    source = directories.get_directory(tx, scope, source_directory_id)
     unknown = set(store_attachments or ()) - ATTACHMENT_KINDS
     if unknown:
         raise InvalidInput(f"store_attachments kind {sorted(unknown)[0]!r} is not supported")
@@ -47,9 +47,7 @@ def create_index(
     if vector_target not in VECTOR_TARGETS:
         raise InvalidInput("vector_target must be DEFAULT or DISABLED")
     index_name = name or source.name
-    output = directories.create_directory(
-        session, scope, name=f"{index_name} (parsed)", type="index"
-    )
+    output = directories.create_directory(tx, scope, name=f"{index_name} (parsed)", type="index")
     now = utcnow()
     index = Index(
         id=new_id("idx"),
@@ -68,20 +66,20 @@ def create_index(
         created_at=now,
         updated_at=now,
     )
-    session.add(index)
-    session.flush()
+    tx.add(index)
+    tx.flush()
     return index
 
 
-def get_index(session: Session, scope: Scope, index_id: str) -> Index:
-    found = store.get(session, project_id=scope.project_id, index_id=index_id)
+def get_index(tx: Session, scope: Scope, index_id: str) -> Index:
+    found = store.get(tx, project_id=scope.project_id, index_id=index_id)
     if found is None:
         raise NotFound(f"index {index_id!r} not found")
     return found
 
 
 def list_indexes(
-    session: Session,
+    tx: Session,
     scope: Scope,
     *,
     after: Sequence[Any] | None,
@@ -89,7 +87,7 @@ def list_indexes(
     source_directory_id: str | None = None,
 ) -> tuple[list[Index], list[Any] | None]:
     rows = store.page(
-        session,
+        tx,
         project_id=scope.project_id,
         after=after,
         limit=page_size + 1,
@@ -98,53 +96,53 @@ def list_indexes(
     return split_page(rows, page_size, INDEX_ORDER)
 
 
-def start_sync(session: Session, scope: Scope, index_id: str) -> dict[str, Any]:
+def start_sync(tx: Session, scope: Scope, index_id: str) -> dict[str, Any]:
     """Queue a sync, or report the one already queued or running.
 
     A running sync is asked for one more pass when its current one ends, so files added while
     it ran are picked up without waiting for it and starting another.
     """
-    index = get_index(session, scope, index_id)
-    job = jobs.active_for_index(session, index.id, lock=True)
+    index = get_index(tx, scope, index_id)
+    job = jobs.active_for_index(tx, index.id, lock=True)
     if job is not None:
-        jobs.request_rerun(session, job)
+        jobs.request_rerun(tx, job)
         return {"index_id": index.id, "status": "already_running", "job_id": job.id}
-    job = jobs.enqueue(session, kind="sync", project_id=scope.project_id, index_id=index.id)
+    job = jobs.enqueue(tx, kind="sync", project_id=scope.project_id, index_id=index.id)
     return {"index_id": index.id, "status": "started", "job_id": job.id}
 
 
-def cancel_sync(session: Session, scope: Scope, index_id: str) -> dict[str, Any]:
-    index = get_index(session, scope, index_id)
-    job = jobs.active_for_index(session, index.id)
+def cancel_sync(tx: Session, scope: Scope, index_id: str) -> dict[str, Any]:
+    index = get_index(tx, scope, index_id)
+    job = jobs.active_for_index(tx, index.id)
     if job is None:
         raise Conflict(f"no sync is running for index {index_id!r}")
-    jobs.request_cancel(session, job)
+    jobs.request_cancel(tx, job)
     return {"index_id": index.id, "status": "cancelling", "job_id": job.id}
 
 
-def sync_progress(session: Session, index_id: str) -> dict[str, Any] | None:
+def sync_progress(tx: Session, index_id: str) -> dict[str, Any] | None:
     """The running (or queued) sync's status and the progress of its current pass, if any."""
-    job = jobs.active_for_index(session, index_id)
+    job = jobs.active_for_index(tx, index_id)
     if job is None:
         return None
     return {"status": job.status, **(job.progress or {})}
 
 
-def delete_index(session: Session, scope: Scope, index_id: str, search: SearchStore) -> None:
+def delete_index(tx: Session, scope: Scope, index_id: str, search: SearchStore) -> None:
     """Delete the index, its output directory and everything built from it."""
-    index = get_index(session, scope, index_id)
-    active = jobs.active_for_index(session, index.id)
+    index = get_index(tx, scope, index_id)
+    active = jobs.active_for_index(tx, index.id)
     if active is not None:
-        jobs.request_cancel(session, active)
-    remove_index_content(session, search, index)
+        jobs.request_cancel(tx, active)
+    remove_index_content(tx, search, index)
     output = files.directory(
-        session,
+        tx,
         project_id=index.project_id,
         directory_id=index.output_directory_id,
         include_deleted=True,
     )
-    session.delete(index)
-    session.flush()
+    tx.delete(index)
+    tx.flush()
     if output is not None:
-        session.delete(output)
-        session.flush()
+        tx.delete(output)
+        tx.flush()

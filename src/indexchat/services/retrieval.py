@@ -105,7 +105,7 @@ class SearchOptions:
 
 
 def retrieve(
-    session: Session,
+    tx: Session,
     scope: Scope,
     store: SearchStore,
     embedder: Embedder,
@@ -116,12 +116,12 @@ def retrieve(
 ) -> list[Hit]:
     """The best chunks of one index for ``query``: hybrid search, then the reranker (when one
     is given and ``options.rerank``) over the best ``reranking.candidates`` of them."""
-    index = get_index(session, scope, index_id)
+    index = get_index(tx, scope, index_id)
     if not query.strip():
         raise InvalidInput("query must not be empty")
     if index.vector_target == "DISABLED":  # it has no vectors: full text decides alone
         options = replace(options, vector_weight=0.0, text_weight=1.0)
-    connection = session.connection()
+    connection = tx.connection()
     limit = options.candidates or (
         max(CANDIDATES, options.top_k * 2) if options.keep is None else FILTERED_CANDIDATES
     )
@@ -140,17 +140,17 @@ def retrieve(
     wanted = min(options.top_k, options.rerank_top_n or TOP_K_MAX)
     reranking = reranking if options.rerank else None
     pool = max(wanted, reranking.candidates) if reranking is not None else wanted
-    hits = _select(session, fused, options, pool)
+    hits = _select(tx, fused, options, pool)
     if reranking is not None:
         hits = _reranked(reranking.reranker, query, hits, wanted)
     # Screenshots exist only for indexes made to store them (a setting fixed at creation).
     if "screenshots" not in (index.store_attachments or ()):
         return hits
-    return _with_attachments(session, hits)
+    return _with_attachments(tx, hits)
 
 
 def _select(
-    session: Session, fused: Sequence[tuple[int, float]], options: SearchOptions, wanted: int
+    tx: Session, fused: Sequence[tuple[int, float]], options: SearchOptions, wanted: int
 ) -> list[Hit]:
     """The best candidates that pass the threshold and filters, up to ``wanted``.
 
@@ -163,7 +163,7 @@ def _select(
         size = (wanted - len(hits)) * (1 if options.keep is None else 4)
         batch = fused[position : position + max(size, 8)]
         position += len(batch)
-        rows = _load(session, [chunk_id for chunk_id, _ in batch])
+        rows = _load(tx, [chunk_id for chunk_id, _ in batch])
         for chunk_id, score in batch:
             if options.score_threshold is not None and score < options.score_threshold:
                 return hits
@@ -201,10 +201,10 @@ _read_hit_rows = chunks.reader_with_parsed_files(
 _CHUNK_COLUMNS = len(fields(HitChunk))
 
 
-def _load(session: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[HitChunk, HitFile]]:
+def _load(tx: Session, chunk_ids: Sequence[int]) -> dict[int, tuple[HitChunk, HitFile]]:
     if not chunk_ids:
         return {}
-    rows = _read_hit_rows(session, chunk_ids)
+    rows = _read_hit_rows(tx, chunk_ids)
     files: dict[str, HitFile] = {}  # one per file, however many of its chunks hit
     loaded = {}
     for row in rows:
@@ -223,13 +223,13 @@ def _screenshot(hit: Hit) -> tuple[str, str]:
     return hit.file.id, f"screenshots/page_{hit.chunk.page_start}.png"
 
 
-def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
+def _with_attachments(tx: Session, hits: list[Hit]) -> list[Hit]:
     """Attach the screenshot of each hit's first page, when one was stored."""
     wanted = {_screenshot(h) for h in hits}
     if not wanted:
         return hits
     found = attachment_store.stored_names(
-        session,
+        tx,
         source_ids={source for source, _ in wanted},
         names={name for _, name in wanted},
     )
@@ -239,7 +239,7 @@ def _with_attachments(session: Session, hits: list[Hit]) -> list[Hit]:
 
 
 def find_files(
-    session: Session,
+    tx: Session,
     scope: Scope,
     index_id: str,
     *,
@@ -248,9 +248,9 @@ def find_files(
     after: Sequence[Any] | None,
     page_size: int,
 ) -> tuple[list[ParsedFile], list[Any] | None]:
-    index = get_index(session, scope, index_id)
+    index = get_index(tx, scope, index_id)
     rows = indexes.find_parsed_files(
-        session,
+        tx,
         project_id=scope.project_id,
         index_id=index.id,
         file_name=file_name,
@@ -261,12 +261,10 @@ def find_files(
     return split_page(rows, page_size, FIND_ORDER)
 
 
-def parsed_text(
-    session: Session, scope: Scope, blobs: BlobStore, index_id: str, file_id: str
-) -> str:
-    index = get_index(session, scope, index_id)
+def parsed_text(tx: Session, scope: Scope, blobs: BlobStore, index_id: str, file_id: str) -> str:
+    index = get_index(tx, scope, index_id)
     parsed = indexes.parsed_file(
-        session, project_id=scope.project_id, index_ids=[index.id], parsed_file_id=file_id
+        tx, project_id=scope.project_id, index_ids=[index.id], parsed_file_id=file_id
     )
     if parsed is None:
         raise NotFound(f"file {file_id!r} not found in index {index_id!r}")
@@ -314,42 +312,40 @@ def grep(
     return matches, None
 
 
-def attachment(session: Session, scope: Scope, source_id: str, name: str) -> Attachment:
+def attachment(tx: Session, scope: Scope, source_id: str, name: str) -> Attachment:
     """One attachment of a parsed file (``source_id``: see ``attachments``)."""
-    for parsed_id in _parsed_ids(session, scope, source_id):
+    for parsed_id in _parsed_ids(tx, scope, source_id):
         found = attachment_store.get(
-            session, project_id=scope.project_id, source_id=parsed_id, name=name
+            tx, project_id=scope.project_id, source_id=parsed_id, name=name
         )
         if found is not None:
             return found
     raise NotFound(f"attachment {name!r} not found for {source_id!r}")
 
 
-def attachment_for_download(session: Session, attachment_id: int) -> Attachment:
+def attachment_for_download(tx: Session, attachment_id: int) -> Attachment:
     """The attachment a signed download link names (the signature stands for the project)."""
-    found = attachment_store.get_for_download(session, attachment_id)
+    found = attachment_store.get_for_download(tx, attachment_id)
     if found is None:
         raise NotFound(f"attachment {attachment_id} not found")
     return found
 
 
-def attachments(session: Session, scope: Scope, source_id: str) -> list[Attachment]:
+def attachments(tx: Session, scope: Scope, source_id: str) -> list[Attachment]:
     """The attachments of a parsed file, pages in page order (page_2 before page_10).
     ``source_id`` is the parsed file's id (``parsed_directory_file_id`` in retrieval results),
     or the directory file or uploaded file it was parsed from: then its newest parse."""
-    for parsed_id in _parsed_ids(session, scope, source_id):
-        found = attachment_store.of_source(
-            session, project_id=scope.project_id, source_id=parsed_id
-        )
+    for parsed_id in _parsed_ids(tx, scope, source_id):
+        found = attachment_store.of_source(tx, project_id=scope.project_id, source_id=parsed_id)
         if found:
             return sorted(found, key=lambda a: _natural_key(a.name))
     return []
 
 
-def _parsed_ids(session: Session, scope: Scope, source_id: str) -> Sequence[str]:
+def _parsed_ids(tx: Session, scope: Scope, source_id: str) -> Sequence[str]:
     """The parsed files ``source_id`` may name: itself, else those parsed from the directory
     file or the uploaded file of that id (newest first)."""
-    parsed = indexes.parsed_file_ids_from(session, project_id=scope.project_id, source_id=source_id)
+    parsed = indexes.parsed_file_ids_from(tx, project_id=scope.project_id, source_id=source_id)
     return [source_id, *parsed]
 
 

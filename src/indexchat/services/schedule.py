@@ -63,11 +63,11 @@ def next_run(index: Index, source_changed_at: datetime | None, timing: Timing) -
     return None
 
 
-def next_run_of(session: Session, index: Index, timing: Timing) -> datetime | None:
+def next_run_of(tx: Session, index: Index, timing: Timing) -> datetime | None:
     if index.sync_frequency == "manual":
         return None
     source = files.directory(
-        session,
+        tx,
         project_id=index.project_id,
         directory_id=index.source_directory_id,
         include_deleted=True,
@@ -75,12 +75,12 @@ def next_run_of(session: Session, index: Index, timing: Timing) -> datetime | No
     return next_run(index, source.updated_at if source else None, timing)
 
 
-def tick(session: Session, *, holder: str, timing: Timing) -> list[str]:
+def tick(tx: Session, *, holder: str, timing: Timing) -> list[str]:
     """Queue every due sync, if this holder has the lease; the ids of the indexes queued."""
-    if not leases.hold(session, LEASE, holder=holder, ttl=timing.lease):
+    if not leases.hold(tx, LEASE, holder=holder, ttl=timing.lease):
         return []
     now = utcnow()
-    rows = indexes.scheduled_for_job(session)
+    rows = indexes.scheduled_for_job(tx)
     queued = []
     for index, changed_at in rows:
         due = next_run(index, changed_at, timing)
@@ -89,13 +89,13 @@ def tick(session: Session, *, holder: str, timing: Timing) -> list[str]:
         if index.sync_frequency == "on_source_change":
             index.schedule_seen_change_at = changed_at
         index.last_scheduled_at = now
-        active = jobs.active_for_index(session, index.id, lock=True)
+        active = jobs.active_for_index(tx, index.id, lock=True)
         if active is not None:  # it may have read the source before this change
-            jobs.request_rerun(session, active)
+            jobs.request_rerun(tx, active)
             continue
-        jobs.enqueue(session, kind="sync", project_id=index.project_id, index_id=index.id)
+        jobs.enqueue(tx, kind="sync", project_id=index.project_id, index_id=index.id)
         queued.append(index.id)
-    session.flush()
+    tx.flush()
     return queued
 
 
@@ -118,8 +118,8 @@ class Scheduler:
     def _run(self) -> None:
         while not self._stop.wait(self.timing.tick.total_seconds()):
             try:
-                with self.db.write() as session:
-                    queued = tick(session, holder=self.holder, timing=self.timing)
+                with self.db.write() as tx:
+                    queued = tick(tx, holder=self.holder, timing=self.timing)
             except Exception:  # the next tick tries again
                 log.exception("scheduling syncs failed")
                 continue

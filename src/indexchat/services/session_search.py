@@ -31,16 +31,16 @@ class FoundPage:
 
 
 def search_sessions(
-    session: Session, scope: Scope, query: str, *, after: Position | None, page_size: int
+    tx: Session, scope: Scope, query: str, *, after: Position | None, page_size: int
 ) -> FoundPage:
     """One page of the sessions whose texts match ``query``, best first."""
-    connection = session.connection()
+    connection = tx.connection()
     hits = session_text.search(
         connection, scope.project_id, query, after=after, limit=page_size + 1
     )
     more = len(hits) > page_size
     hits = hits[:page_size]
-    rows = store.by_ids(session, project_id=scope.project_id, ids=[h.session_id for h in hits])
+    rows = store.by_ids(tx, project_id=scope.project_id, ids=[h.session_id for h in hits])
     marked = session_text.snippets(connection, query, [h.text_id for h in hits])
     items = [
         Found(rows[h.session_id], marked.get(h.text_id, ""), h.seq - 1)
@@ -52,7 +52,7 @@ def search_sessions(
 
 
 def index_texts(
-    session: Session, *, project_id: str, session_id: str, texts: Sequence[tuple[int, str, str]]
+    tx: Session, *, project_id: str, session_id: str, texts: Sequence[tuple[int, str, str]]
 ) -> None:
     """Make (seq, kind, text) of a session searchable, in the caller's transaction."""
-    session_texts.add(session, project_id=project_id, session_id=session_id, texts=texts)
+    session_texts.add(tx, project_id=project_id, session_id=session_id, texts=texts)

@@ -27,7 +27,7 @@ class SessionPage:
 
 
 def create_session(
-    session: Session,
+    tx: Session,
     scope: Scope,
     *,
     index_ids: list[str] | None,
@@ -35,7 +35,7 @@ def create_session(
 ) -> ChatSession:
     if index_ids is not None:
         index_ids = list(dict.fromkeys(index_ids))  # drop repeats, keep the caller's order
-        known = store.existing_index_ids(session, project_id=scope.project_id, index_ids=index_ids)
+        known = store.existing_index_ids(tx, project_id=scope.project_id, index_ids=index_ids)
         missing = [i for i in index_ids if i not in known]
         if missing:
             raise NotFound(f"index {missing[0]!r} not found")
@@ -48,33 +48,33 @@ def create_session(
         created_at=now,
         last_updated_at=now,
     )
-    store.add(session, chat)
+    store.add(tx, chat)
     return chat
 
 
-def get_session(session: Session, scope: Scope, session_id: str) -> ChatSession:
-    chat = store.get(session, project_id=scope.project_id, session_id=session_id)
+def get_session(tx: Session, scope: Scope, session_id: str) -> ChatSession:
+    chat = store.get(tx, project_id=scope.project_id, session_id=session_id)
     if chat is None:
         raise NotFound(f"chat session {session_id!r} not found")
     return chat
 
 
-def session_events(session: Session, scope: Scope, session_id: str) -> Sequence[ChatEvent]:
-    get_session(session, scope, session_id)
-    return store.events(session, session_id=session_id)
+def session_events(tx: Session, scope: Scope, session_id: str) -> Sequence[ChatEvent]:
+    get_session(tx, scope, session_id)
+    return store.events(tx, session_id=session_id)
 
 
 def list_sessions(
-    session: Session, scope: Scope, *, after: Keyset | None, page_size: int
+    tx: Session, scope: Scope, *, after: Keyset | None, page_size: int
 ) -> SessionPage:
     """One page, newest ``last_updated_at`` first (keyset: no OFFSET, so depth is free)."""
-    rows = store.page(session, project_id=scope.project_id, after=after, limit=page_size + 1)
+    rows = store.page(tx, project_id=scope.project_id, after=after, limit=page_size + 1)
     if len(rows) <= page_size:
         return SessionPage(sessions=rows, next_after=None)
     last = rows[page_size - 1]
     return SessionPage(sessions=rows[:page_size], next_after=(last.last_updated_at, last.id))
 
 
-def delete_session(session: Session, scope: Scope, session_id: str) -> None:
-    if not store.remove(session, project_id=scope.project_id, session_id=session_id):
+def delete_session(tx: Session, scope: Scope, session_id: str) -> None:
+    if not store.remove(tx, project_id=scope.project_id, session_id=session_id):
         raise NotFound(f"chat session {session_id!r} not found")

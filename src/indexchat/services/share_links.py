@@ -50,7 +50,7 @@ class SharedView:
 
 
 def create_link(
-    session: Session,
+    tx: Session,
     scope: Scope,
     session_id: str,
     *,
@@ -59,7 +59,7 @@ def create_link(
 ) -> IssuedLink:
     """A new link; without ``shared_access`` it grants what the session's ``shared_access``
     says."""
-    chat = get_session(session, scope, session_id)
+    chat = get_session(tx, scope, session_id)
     now = utcnow()
     token = secrets.token_urlsafe(TOKEN_BYTES)
     link = ShareLink(
@@ -71,34 +71,34 @@ def create_link(
         created_at=now,
         expires_at=now + expires_in if expires_in is not None else None,
     )
-    session.add(link)
-    session.flush()
+    tx.add(link)
+    tx.flush()
     return IssuedLink(link=link, token=token)
 
 
-def list_links(session: Session, scope: Scope, session_id: str) -> Sequence[ShareLink]:
-    get_session(session, scope, session_id)
-    return store.of_session(session, project_id=scope.project_id, session_id=session_id)
+def list_links(tx: Session, scope: Scope, session_id: str) -> Sequence[ShareLink]:
+    get_session(tx, scope, session_id)
+    return store.of_session(tx, project_id=scope.project_id, session_id=session_id)
 
 
-def revoke_link(session: Session, scope: Scope, session_id: str, link_id: str) -> None:
+def revoke_link(tx: Session, scope: Scope, session_id: str, link_id: str) -> None:
     found = store.revoke(
-        session, project_id=scope.project_id, session_id=session_id, link_id=link_id, now=utcnow()
+        tx, project_id=scope.project_id, session_id=session_id, link_id=link_id, now=utcnow()
     )
     if not found:
         raise NotFound(f"share link {link_id!r} not found")
 
 
-def open_link(session: Session, token: str) -> SharedView:
+def open_link(tx: Session, token: str) -> SharedView:
     """The view a token opens. Unknown, revoked and expired tokens fail alike."""
-    link = store.by_hash(session, hash_key(token), now=utcnow()) if token else None
-    project = tenancy_store.project_by_id(session, link.project_id) if link else None
+    link = store.by_hash(tx, hash_key(token), now=utcnow()) if token else None
+    project = tenancy_store.project_by_id(tx, link.project_id) if link else None
     if link is None or project is None:
         raise NotFound("this share link does not exist, was revoked or has expired")
     return SharedView(link=link, scope=Scope(project.organization_id, project.id))
 
 
-def open_guarded(session: Session, token: str, *, address: str, limiter: RateLimiter) -> SharedView:
+def open_guarded(tx: Session, token: str, *, address: str, limiter: RateLimiter) -> SharedView:
     """``open_link`` for a client at ``address``: refused (RateLimited) once the address has
     failed too often this minute; a failure counts against it."""
     left = limiter.wait(address)
@@ -109,34 +109,32 @@ def open_guarded(session: Session, token: str, *, address: str, limiter: RateLim
             retry_after_seconds=wait,
         )
     try:
-        return open_link(session, token)
+        return open_link(tx, token)
     except NotFound:
         limiter.record(address)
         raise
 
 
-def viewer_fork(session: Session, view: SharedView, viewer_token: str | None) -> str | None:
+def viewer_fork(tx: Session, view: SharedView, viewer_token: str | None) -> str | None:
     """The session id of the fork this viewer (its cookie's token) made through the link."""
     if not viewer_token:
         return None
-    return store.fork_of(session, link_id=view.link.id, viewer_hash=hash_key(viewer_token))
+    return store.fork_of(tx, link_id=view.link.id, viewer_hash=hash_key(viewer_token))
 
 
-def fork_for_turn(
-    session: Session, view: SharedView, viewer_token: str, *, turns_per_hour: int
-) -> str:
+def fork_for_turn(tx: Session, view: SharedView, viewer_token: str, *, turns_per_hour: int) -> str:
     """The viewer's fork to ask in, made now if it has none. Refused on a ``read_only`` link
     (Forbidden) and past the link's hourly allowance (RateLimited)."""
     if view.link.shared_access != "query":
         raise Forbidden("this share link is read-only: it does not allow asking questions")
-    _check_allowance(session, view.link, turns_per_hour)
-    found = viewer_fork(session, view, viewer_token)
-    return found if found is not None else _fork(session, view, hash_key(viewer_token))
+    _check_allowance(tx, view.link, turns_per_hour)
+    found = viewer_fork(tx, view, viewer_token)
+    return found if found is not None else _fork(tx, view, hash_key(viewer_token))
 
 
-def _check_allowance(session: Session, link: ShareLink, turns_per_hour: int) -> None:
+def _check_allowance(tx: Session, link: ShareLink, turns_per_hour: int) -> None:
     now = utcnow()
-    asked = store.turns_since(session, link_id=link.id, since=now - TURN_WINDOW)
+    asked = store.turns_since(tx, link_id=link.id, since=now - TURN_WINDOW)
     if len(asked) < turns_per_hour:
         return
     # The window frees a place when the oldest question in it turns an hour old.
@@ -148,9 +146,9 @@ def _check_allowance(session: Session, link: ShareLink, turns_per_hour: int) -> 
     )
 
 
-def _fork(session: Session, view: SharedView, viewer_hash: str) -> str:
-    source = get_session(session, view.scope, view.link.session_id)
-    events = _finished_events(session_store.events(session, session_id=source.id))
+def _fork(tx: Session, view: SharedView, viewer_hash: str) -> str:
+    source = get_session(tx, view.scope, view.link.session_id)
+    events = _finished_events(session_store.events(tx, session_id=source.id))
     now = utcnow()
     fork = ChatSession(
         id=new_id("ses"),
@@ -168,16 +166,16 @@ def _fork(session: Session, view: SharedView, viewer_hash: str) -> str:
         created_at=now,
         last_updated_at=now,
     )
-    session_store.add(session, fork)
-    session.add_all(
+    session_store.add(tx, fork)
+    tx.add_all(
         ChatEvent(
             session_id=fork.id, seq=e.seq, type=e.type, payload=e.payload, created_at=e.created_at
         )
         for e in events
     )
     try:
-        with session.begin_nested():  # another request of this browser may be forking now
-            session.add(
+        with tx.begin_nested():  # another request of this browser may be forking now
+            tx.add(
                 ShareFork(
                     link_id=view.link.id,
                     viewer_hash=viewer_hash,
@@ -200,14 +198,14 @@ def _finished_events(events: Sequence[ChatEvent]) -> Sequence[ChatEvent]:
 
 
 def cited_attachment(
-    session: Session, view: SharedView, viewer_token: str | None, source_id: str, name: str
+    tx: Session, view: SharedView, viewer_token: str | None, source_id: str, name: str
 ) -> Attachment:
     """An attachment the shared session's events (or the viewer's fork's) cite; nothing else."""
     sessions = [view.link.session_id]
-    fork = viewer_fork(session, view, viewer_token)
+    fork = viewer_fork(tx, view, viewer_token)
     if fork is not None:
         sessions.append(fork)
-    payloads = session.scalars(
+    payloads = tx.scalars(
         select(ChatEvent.payload).where(
             ChatEvent.session_id.in_(sessions), ChatEvent.type == "tool_result"
         )
@@ -215,7 +213,7 @@ def cited_attachment(
     found = None
     if any((source_id, name) in _citations(p) for p in payloads):
         found = attachments.get(
-            session, project_id=view.scope.project_id, source_id=source_id, name=name
+            tx, project_id=view.scope.project_id, source_id=source_id, name=name
         )
     if found is None:
         raise NotFound(f"attachment {name!r} of {source_id!r} is not part of this chat")

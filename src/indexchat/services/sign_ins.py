@@ -33,13 +33,13 @@ class IssuedSignIn:
     expires_at: datetime
 
 
-def sign_in_with_key(session: Session, secret: str, *, lifetime: timedelta) -> IssuedSignIn:
-    principal = tenancy.authenticate(session, secret)
-    return _issue(session, principal, lifetime)
+def sign_in_with_key(tx: Session, secret: str, *, lifetime: timedelta) -> IssuedSignIn:
+    principal = tenancy.authenticate(tx, secret)
+    return _issue(tx, principal, lifetime)
 
 
 def create_link(
-    session: Session,
+    tx: Session,
     *,
     organization: str | None = None,
     project: str | None = None,
@@ -47,18 +47,18 @@ def create_link(
 ) -> str:
     """A one-time sign-in token for a project (by name; the organization's default project
     when None) of an organization (the default one when None)."""
-    org = tenancy.organization_named(session, organization)
+    org = tenancy.organization_named(tx, organization)
     found = (
-        tenancy_store.project_by_name(session, organization_id=org.id, name=project)
+        tenancy_store.project_by_name(tx, organization_id=org.id, name=project)
         if project is not None
-        else tenancy_store.default_project(session, organization_id=org.id)
+        else tenancy_store.default_project(tx, organization_id=org.id)
     )
     if found is None:
         raise NotFound(f"project {project!r} not found in organization {org.name!r}")
     now = utcnow()
-    store.delete_expired(session, now)
+    store.delete_expired(tx, now)
     token = secrets.token_urlsafe(_TOKEN_BYTES)
-    session.add(
+    tx.add(
         SignInLink(
             token_hash=hash_key(token),
             organization_id=org.id,
@@ -67,41 +67,41 @@ def create_link(
             expires_at=now + lifetime,
         )
     )
-    session.flush()
+    tx.flush()
     return token
 
 
-def sign_in_with_link(session: Session, token: str, *, lifetime: timedelta) -> IssuedSignIn:
-    link = store.take_link(session, hash_key(token), utcnow()) if token else None
+def sign_in_with_link(tx: Session, token: str, *, lifetime: timedelta) -> IssuedSignIn:
+    link = store.take_link(tx, hash_key(token), utcnow()) if token else None
     if link is None:
         raise Unauthenticated("this sign-in link has expired or was already used")
     principal = Principal(
         key_id=None, organization_id=link.organization_id, project_id=link.project_id
     )
-    return _issue(session, principal, lifetime)
+    return _issue(tx, principal, lifetime)
 
 
-def authenticate(session: Session, token: str) -> Principal:
+def authenticate(tx: Session, token: str) -> Principal:
     """The principal of a signed-in browser: one query, the key's revocation included."""
-    return _principal(_lookup(session, token))
+    return _principal(_lookup(tx, token))
 
 
-def refresh(session: Session, token: str, *, lifetime: timedelta) -> Principal:
+def refresh(tx: Session, token: str, *, lifetime: timedelta) -> Principal:
     """Like ``authenticate``, and the sign-in lasts ``lifetime`` from now (a page was opened)."""
-    row = _lookup(session, token)
+    row = _lookup(tx, token)
     now = utcnow()
-    store.extend(session, row.id, now=now, expires_at=now + lifetime)
+    store.extend(tx, row.id, now=now, expires_at=now + lifetime)
     return _principal(row)
 
 
-def sign_out(session: Session, token: str) -> None:
+def sign_out(tx: Session, token: str) -> None:
     """End the sign-in, if there is one (signing out twice is not an error)."""
     if token:
-        store.delete_by_hash(session, hash_key(token))
+        store.delete_by_hash(tx, hash_key(token))
 
 
-def _lookup(session: Session, token: str) -> store.SignInRow:
-    row = store.sign_in_by_hash(session, hash_key(token)) if token else None
+def _lookup(tx: Session, token: str) -> store.SignInRow:
+    row = store.sign_in_by_hash(tx, hash_key(token)) if token else None
     if row is None or row.expires_at <= utcnow() or row.revoked_at is not None:
         raise Unauthenticated("not signed in, or the sign-in has expired: sign in again")
     return row
@@ -116,11 +116,11 @@ def _principal(row: store.SignInRow) -> Principal:
     )
 
 
-def _issue(session: Session, principal: Principal, lifetime: timedelta) -> IssuedSignIn:
+def _issue(tx: Session, principal: Principal, lifetime: timedelta) -> IssuedSignIn:
     now = utcnow()
-    store.delete_expired(session, now)
+    store.delete_expired(tx, now)
     token = secrets.token_urlsafe(_TOKEN_BYTES)
-    session.add(
+    tx.add(
         SignIn(
             id=new_id("sgn"),
             token_hash=hash_key(token),
@@ -132,5 +132,5 @@ def _issue(session: Session, principal: Principal, lifetime: timedelta) -> Issue
             expires_at=now + lifetime,
         )
     )
-    session.flush()
+    tx.flush()
     return IssuedSignIn(token=token, expires_at=now + lifetime)

@@ -94,15 +94,15 @@ def run_sync(
     deps: SyncDeps, index_id: str, checkpoint: Checkpoint, interrupted: Interrupted = _never
 ) -> dict[str, Any]:
     """Bring the index up to date with its source directory; returns the new build state."""
-    with deps.db.read() as session:
-        index = indexes.get_for_job(session, index_id)
+    with deps.db.read() as tx:
+        index = indexes.get_for_job(tx, index_id)
         if index is None:
             return {}
-        sources = _live_sources(session, index)
-        existing = {f.source_file_id: f for f in indexes.parsed_files(session, index_id=index_id)}
+        sources = _live_sources(tx, index)
+        existing = {f.source_file_id: f for f in indexes.parsed_files(tx, index_id=index_id)}
         screenshots = "screenshots" in (index.store_attachments or [])
         embed = index.vector_target != "DISABLED"  # full text only: no vectors to make
-        broken = _broken_outputs(session, deps.blobs, index)
+        broken = _broken_outputs(tx, deps.blobs, index)
     todo = [
         s
         for s in sources
@@ -116,10 +116,10 @@ def run_sync(
     progress = {"files_total": len(todo), "files_done": 0, "files_removed": len(gone)}
     checkpoint(progress)
     if gone:
-        with deps.db.write() as session:
+        with deps.db.write() as tx:
             for parsed in gone:
-                _remove_parsed(session, deps.store, index, parsed.id)
-            indexes.touch(session, index_id=index_id)
+                _remove_parsed(tx, deps.store, index, parsed.id)
+            indexes.touch(tx, index_id=index_id)
     for start in range(0, len(todo), BATCH_FILES):
         batch = []
         for source in todo[start : start + BATCH_FILES]:
@@ -127,34 +127,34 @@ def run_sync(
                 deps, source, screenshots, interrupted, progress, checkpoint
             )
             if prepared.overran:  # written at once: a retried job must not parse it again
-                with deps.db.write() as session:
-                    _write_batch(session, deps, index_id, [prepared], None)
+                with deps.db.write() as tx:
+                    _write_batch(tx, deps, index_id, [prepared], None)
             else:
                 batch.append(prepared)
         texts = [c.text for p in batch for c in p.chunks]
         vectors = deps.embedder.embed_documents(texts) if texts and embed else None
-        with deps.db.write() as session:
-            _write_batch(session, deps, index_id, batch, vectors)
+        with deps.db.write() as tx:
+            _write_batch(tx, deps, index_id, batch, vectors)
         progress["files_done"] += min(BATCH_FILES, len(todo) - start)
         checkpoint(progress)
-    with deps.db.write() as session:
-        return _finish(session, index_id)
+    with deps.db.write() as tx:
+        return _finish(tx, index_id)
 
 
-def _live_sources(session: Session, index: Index) -> list[SourceFile]:
+def _live_sources(tx: Session, index: Index) -> list[SourceFile]:
     rows = files.live_sources(
-        session, project_id=index.project_id, directory_id=index.source_directory_id
+        tx, project_id=index.project_id, directory_id=index.source_directory_id
     )
     return [SourceFile(r[0], r[1], r[3], r[2] or {}, r[4]) for r in rows]
 
 
-def _broken_outputs(session: Session, blobs: BlobStore, index: Index) -> set[str]:
+def _broken_outputs(tx: Session, blobs: BlobStore, index: Index) -> set[str]:
     """Parsed files whose output is gone (its text or a screenshot missing from the blob store,
     or its published file deleted): parsed again, whatever their source says."""
-    texts = indexes.text_hashes(session, index_id=index.id)
-    artefacts = attachments.hashes_of_index(session, index_id=index.id)
+    texts = indexes.text_hashes(tx, index_id=index.id)
+    artefacts = attachments.hashes_of_index(tx, index_id=index.id)
     unpublished = files.ids_without_file(
-        session, project_id=index.project_id, directory_id=index.output_directory_id
+        tx, project_id=index.project_id, directory_id=index.output_directory_id
     )
     named = [*texts, *artefacts]
     # text_hash is selected non-null above.
@@ -211,16 +211,16 @@ def _prepare(
 
 
 def _write_batch(
-    session: Session, deps: SyncDeps, index_id: str, batch: list[Prepared], vectors: Any
+    tx: Session, deps: SyncDeps, index_id: str, batch: list[Prepared], vectors: Any
 ) -> None:
-    index = indexes.get_for_job(session, index_id)
+    index = indexes.get_for_job(tx, index_id)
     if index is None:  # deleted while we worked
         return
     index.updated_at = utcnow()  # its search entries change: in-memory copies must reload
-    connection = session.connection()
+    connection = tx.connection()
     offset = 0
     for prepared in batch:
-        parsed_id = _upsert_parsed(session, deps, index, prepared)
+        parsed_id = _upsert_parsed(tx, deps, index, prepared)
         rows = [
             Chunk(
                 index_id=index_id,
@@ -236,8 +236,8 @@ def _write_batch(
             )
             for c in prepared.chunks
         ]
-        session.add_all(rows)
-        session.flush()
+        tx.add_all(rows)
+        tx.flush()
         deps.store.add(
             connection,
             [
@@ -247,7 +247,7 @@ def _write_batch(
         )
         offset += len(rows)
         for page, png in prepared.screenshots:
-            session.add(
+            tx.add(
                 Attachment(
                     project_id=index.project_id,
                     index_id=index_id,
@@ -257,22 +257,22 @@ def _write_batch(
                     size_bytes=len(png),
                 )
             )
-    session.flush()
+    tx.flush()
 
 
-def _upsert_parsed(session: Session, deps: SyncDeps, index: Index, prepared: Prepared) -> str:
+def _upsert_parsed(tx: Session, deps: SyncDeps, index: Index, prepared: Prepared) -> str:
     """Create or refresh the parsed file (keeping its id), dropping its old chunks."""
     source = prepared.source
     parsed = indexes.parsed_file_of_source(
-        session, index_id=index.id, source_file_id=source.directory_file_id
+        tx, index_id=index.id, source_file_id=source.directory_file_id
     )
     if parsed is None:
         parsed = ParsedFile(
             id=new_id("dfl"), index_id=index.id, source_file_id=source.directory_file_id
         )
-        session.add(parsed)
+        tx.add(parsed)
     else:
-        _drop_content(session, deps.store, index.id, parsed.id)
+        _drop_content(tx, deps.store, index.id, parsed.id)
     text_hash = deps.blobs.put(prepared.text.encode()) if prepared.error is None else None
     parsed.file_name = source.name
     parsed.content_hash = source.content_hash
@@ -285,18 +285,18 @@ def _upsert_parsed(session: Session, deps: SyncDeps, index: Index, prepared: Pre
     parsed.page_starts = prepared.page_starts
     parsed.user_metadata = source.metadata
     parsed.updated_at = utcnow()
-    session.flush()
-    _publish_output(session, index, parsed, text_hash, len(prepared.text.encode()))
+    tx.flush()
+    _publish_output(tx, index, parsed, text_hash, len(prepared.text.encode()))
     return parsed.id
 
 
 def _publish_output(
-    session: Session, index: Index, parsed: ParsedFile, text_hash: str | None, size: int
+    tx: Session, index: Index, parsed: ParsedFile, text_hash: str | None, size: int
 ) -> None:
     """Mirror the parsed file into the index's output directory (same id)."""
-    output = _output_of(session, index, parsed.id)
+    output = _output_of(tx, index, parsed.id)
     if output is not None and output.file_id is not None:
-        files.remove_file(session, project_id=index.project_id, file_id=output.file_id)
+        files.remove_file(tx, project_id=index.project_id, file_id=output.file_id)
     stored_id = None
     if text_hash is not None:
         stored = StoredFile(
@@ -308,11 +308,11 @@ def _publish_output(
             content_hash=text_hash,
             size_bytes=size,
         )
-        session.add(stored)
-        session.flush()
+        tx.add(stored)
+        tx.flush()
         stored_id = stored.id
     if output is None:
-        session.add(
+        tx.add(
             DirectoryFile(
                 id=parsed.id,
                 directory_id=index.output_directory_id,
@@ -326,47 +326,47 @@ def _publish_output(
     else:
         output.file_id, output.display_name = stored_id, parsed.file_name
         output.user_metadata, output.updated_at = parsed.user_metadata, utcnow()
-    session.flush()
+    tx.flush()
 
 
-def _output_of(session: Session, index: Index, parsed_id: str) -> DirectoryFile | None:
+def _output_of(tx: Session, index: Index, parsed_id: str) -> DirectoryFile | None:
     """The parsed file's mirror in the index's output directory (it has the same id)."""
     return files.directory_file(
-        session,
+        tx,
         project_id=index.project_id,
         directory_id=index.output_directory_id,
         directory_file_id=parsed_id,
     )
 
 
-def _drop_content(session: Session, store: SearchStore, index_id: str, parsed_id: str) -> None:
-    chunk_ids = chunks.ids_of_parsed_file(session, parsed_id)
-    store.remove(session.connection(), index_id, chunk_ids)
-    chunks.remove_of_parsed_file(session, parsed_id)
-    attachments.remove_of_source(session, parsed_id)
+def _drop_content(tx: Session, store: SearchStore, index_id: str, parsed_id: str) -> None:
+    chunk_ids = chunks.ids_of_parsed_file(tx, parsed_id)
+    store.remove(tx.connection(), index_id, chunk_ids)
+    chunks.remove_of_parsed_file(tx, parsed_id)
+    attachments.remove_of_source(tx, parsed_id)
 
 
-def _remove_parsed(session: Session, store: SearchStore, index: Index, parsed_id: str) -> None:
-    _drop_content(session, store, index.id, parsed_id)
-    output = _output_of(session, index, parsed_id)
+def _remove_parsed(tx: Session, store: SearchStore, index: Index, parsed_id: str) -> None:
+    _drop_content(tx, store, index.id, parsed_id)
+    output = _output_of(tx, index, parsed_id)
     if output is not None and output.file_id is not None:
-        files.remove_file(session, project_id=index.project_id, file_id=output.file_id)
-    indexes.remove_parsed_file(session, parsed_id)
-    files.remove_directory_file(session, project_id=index.project_id, directory_file_id=parsed_id)
+        files.remove_file(tx, project_id=index.project_id, file_id=output.file_id)
+    indexes.remove_parsed_file(tx, parsed_id)
+    files.remove_directory_file(tx, project_id=index.project_id, directory_file_id=parsed_id)
 
 
-def remove_index_content(session: Session, store: SearchStore, index: Index) -> None:
+def remove_index_content(tx: Session, store: SearchStore, index: Index) -> None:
     """Everything an index has built, for deleting the index."""
-    for parsed_id in indexes.parsed_file_ids(session, index_id=index.id):
-        _remove_parsed(session, store, index, parsed_id)
-    store.drop_index(session.connection(), index.id)
+    for parsed_id in indexes.parsed_file_ids(tx, index_id=index.id):
+        _remove_parsed(tx, store, index, parsed_id)
+    store.drop_index(tx.connection(), index.id)
 
 
-def _finish(session: Session, index_id: str) -> dict[str, Any]:
-    index = indexes.get_for_job(session, index_id)
+def _finish(tx: Session, index_id: str) -> dict[str, Any]:
+    index = indexes.get_for_job(tx, index_id)
     if index is None:
         return {}
-    parsed = indexes.parsed_files(session, index_id=index_id)
+    parsed = indexes.parsed_files(tx, index_id=index_id)
     failed = [f for f in parsed if f.status == "failed"]
     state = {
         "files_total": len(parsed),
@@ -382,13 +382,13 @@ def _finish(session: Session, index_id: str) -> dict[str, Any]:
     now = utcnow()
     index.build_state = state
     index.last_synced_at = index.last_exported_at = index.updated_at = now
-    session.flush()
+    tx.flush()
     return state
 
 
-def record_failure(session: Session, index_id: str, status: str, error: str | None) -> None:
+def record_failure(tx: Session, index_id: str, status: str, error: str | None) -> None:
     """Keep the last sync's outcome in the index's build state (counts stay as they were)."""
-    index = indexes.get_for_job(session, index_id)
+    index = indexes.get_for_job(tx, index_id)
     if index is not None:
         index.build_state = {
             **(index.build_state or {}),
@@ -396,4 +396,4 @@ def record_failure(session: Session, index_id: str, status: str, error: str | No
             "last_error": error,
         }
         index.updated_at = utcnow()
-        session.flush()
+        tx.flush()

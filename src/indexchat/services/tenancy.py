@@ -39,62 +39,62 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def ensure_defaults(session: Session) -> None:
+def ensure_defaults(tx: Session) -> None:
     """A fresh database gets a default organization and project, and its signing secret."""
-    if store.any_organization(session) is None:
+    if store.any_organization(tx) is None:
         org = Organization(id=str(uuid.uuid4()), name=DEFAULT_ORGANIZATION)
-        session.add(org)
-        session.flush()
-        session.add(
+        tx.add(org)
+        tx.flush()
+        tx.add(
             Project(
                 id=str(uuid.uuid4()), organization_id=org.id, name=DEFAULT_PROJECT, is_default=True
             )
         )
-    if store.secret(session, PAGE_TOKEN_SECRET) is None:
-        session.add(InstanceSecret(name=PAGE_TOKEN_SECRET, value=secrets.token_hex(32)))
-    session.flush()
+    if store.secret(tx, PAGE_TOKEN_SECRET) is None:
+        tx.add(InstanceSecret(name=PAGE_TOKEN_SECRET, value=secrets.token_hex(32)))
+    tx.flush()
 
 
-def instance_keys(session: Session) -> Keys:
+def instance_keys(tx: Session) -> Keys:
     """The keys derived from the instance secret (stored under its historical name)."""
-    value = store.secret(session, PAGE_TOKEN_SECRET)
+    value = store.secret(tx, PAGE_TOKEN_SECRET)
     if value is None:
         raise RuntimeError("database not initialised: run migrations and ensure_defaults first")
     return Keys(bytes.fromhex(value))
 
 
-def page_token_secret(session: Session) -> bytes:
+def page_token_secret(tx: Session) -> bytes:
     """The key that signs page tokens."""
-    return instance_keys(session).for_purpose("page-token")
+    return instance_keys(tx).for_purpose("page-token")
 
 
-def organization_named(session: Session, name: str | None) -> Organization:
-    org = store.organization_by_name(session, name or DEFAULT_ORGANIZATION)
+def organization_named(tx: Session, name: str | None) -> Organization:
+    org = store.organization_by_name(tx, name or DEFAULT_ORGANIZATION)
     if org is None:
         raise NotFound(f"organization {name!r} not found")
     return org
 
 
-def create_project(session: Session, name: str, *, organization: str | None = None) -> Project:
+def create_project(tx: Session, name: str, *, organization: str | None = None) -> Project:
     """Create a project, and its organization if that is new."""
     name = _clean_name(name, "project")
     org_name = _clean_name(organization or DEFAULT_ORGANIZATION, "organization")
-    org = store.organization_by_name(session, org_name)
+    org = store.organization_by_name(tx, org_name)
     if org is None:
         org = Organization(id=str(uuid.uuid4()), name=org_name)
-        session.add(org)
-        session.flush()
-    if store.project_by_name(session, organization_id=org.id, name=name) is not None:
+        tx.add(org)
+        tx.flush()
+    if store.project_by_name(tx, organization_id=org.id, name=name) is not None:
         raise Conflict(f"project {name!r} already exists in organization {org_name!r}")
-    first = store.default_project(session, organization_id=org.id) is None
+    first = store.default_project(tx, organization_id=org.id) is None
     project = Project(id=str(uuid.uuid4()), organization_id=org.id, name=name, is_default=first)
-    session.add(project)
-    session.flush()
+    tx.add(project)
+    tx.flush()
     return project
 
 
 def create_key(
-    session: Session,
+    tx: Session,
     *,
     project: str | None = None,
     organization: str | None = None,
@@ -102,17 +102,17 @@ def create_key(
 ) -> IssuedKey:
     """Issue a key for one project (by name), or for a whole organization when ``project`` is None
     and ``organization`` is given. With neither, the key is for the default project."""
-    org = organization_named(session, organization)
+    org = organization_named(tx, organization)
     project_id: str | None
     if project is not None:
-        found = store.project_by_name(session, organization_id=org.id, name=project)
+        found = store.project_by_name(tx, organization_id=org.id, name=project)
         if found is None:
             raise NotFound(f"project {project!r} not found in organization {org.name!r}")
         project_id = found.id
     elif organization is not None:
         project_id = None
     else:
-        default = store.default_project(session, organization_id=org.id)
+        default = store.default_project(tx, organization_id=org.id)
         if default is None:
             raise NotFound(f"organization {org.name!r} has no project")
         project_id = default.id
@@ -125,55 +125,55 @@ def create_key(
         key_hash=hash_key(secret),
         key_prefix=secret[:10],
     )
-    session.add(key)
-    session.flush()
+    tx.add(key)
+    tx.flush()
     return IssuedKey(key=key, secret=secret)
 
 
-def revoke_key(session: Session, key_id: str) -> ApiKey:
-    key = store.api_key_by_id(session, key_id)
+def revoke_key(tx: Session, key_id: str) -> ApiKey:
+    key = store.api_key_by_id(tx, key_id)
     if key is None:
         raise NotFound(f"API key {key_id!r} not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        sign_in_store.delete_for_key(session, key.id)  # the browsers signed in with it
-        session.flush()
+        sign_in_store.delete_for_key(tx, key.id)  # the browsers signed in with it
+        tx.flush()
     return key
 
 
-def list_keys(session: Session) -> Sequence[ApiKey]:
-    return store.api_keys(session)
+def list_keys(tx: Session) -> Sequence[ApiKey]:
+    return store.api_keys(tx)
 
 
-def list_all_projects(session: Session) -> list[tuple[Project, Organization]]:
-    orgs = {org.id: org for org in store.organizations(session)}
-    return [(p, orgs[p.organization_id]) for p in store.projects(session)]
+def list_all_projects(tx: Session) -> list[tuple[Project, Organization]]:
+    orgs = {org.id: org for org in store.organizations(tx)}
+    return [(p, orgs[p.organization_id]) for p in store.projects(tx)]
 
 
-def authenticate(session: Session, secret: str | None) -> Principal:
+def authenticate(tx: Session, secret: str | None) -> Principal:
     if not secret:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
     digest = hash_key(secret)
-    key = store.api_key_by_hash(session, digest)
+    key = store.api_key_by_hash(tx, digest)
     # The lookup is by hash; the constant-time compare keeps the final check timing-flat too.
     if key is None or not hmac.compare_digest(key.key_hash, digest) or key.revoked_at:
         raise Unauthenticated("invalid or revoked API key")
     return Principal(key_id=key.id, organization_id=key.organization_id, project_id=key.project_id)
 
 
-def credential_is_active(session: Session, credential: str) -> bool:
+def credential_is_active(tx: Session, credential: str) -> bool:
     """Whether the key or sign-in named by ``Principal.credential`` still works."""
     kind, _, ident = credential.partition(":")
     if kind == "key":
-        key = store.api_key_by_id(session, ident)
+        key = store.api_key_by_id(tx, ident)
         return key is not None and key.revoked_at is None
     if kind == "sign-in":
-        return sign_in_store.sign_in_is_active(session, ident, utcnow())
+        return sign_in_store.sign_in_is_active(tx, ident, utcnow())
     return False
 
 
 def resolve_scope(
-    session: Session,
+    tx: Session,
     principal: Principal,
     *,
     organization_id: str | None = None,
@@ -186,21 +186,21 @@ def resolve_scope(
     if project_id is None:
         project_id = principal.project_id
         if project_id is None:
-            default = store.default_project(session, organization_id=org_id)
+            default = store.default_project(tx, organization_id=org_id)
             if default is None:
                 raise NotFound("the organization has no project")
             project_id = default.id
         return Scope(org_id, project_id, principal.credential)
     if principal.project_id is not None and project_id != principal.project_id:
         raise NotFound(f"project {project_id!r} not found")
-    project = store.project_by_id(session, project_id)
+    project = store.project_by_id(tx, project_id)
     if project is None or project.organization_id != org_id:
         raise NotFound(f"project {project_id!r} not found")
     return Scope(org_id, project_id, principal.credential)
 
 
 def reachable_projects(
-    session: Session,
+    tx: Session,
     principal: Principal,
     *,
     organization_id: str | None = None,
@@ -208,19 +208,17 @@ def reachable_projects(
 ) -> Sequence[Project]:
     if organization_id is not None and organization_id != principal.organization_id:
         return []
-    found = store.projects(session, organization_id=principal.organization_id, name=name)
+    found = store.projects(tx, organization_id=principal.organization_id, name=name)
     if principal.project_id is not None:
         return [p for p in found if p.id == principal.project_id]
     return found
 
 
 def reachable_project(
-    session: Session, principal: Principal, project_id: str, *, organization_id: str | None = None
+    tx: Session, principal: Principal, project_id: str, *, organization_id: str | None = None
 ) -> Project:
-    scope = resolve_scope(
-        session, principal, organization_id=organization_id, project_id=project_id
-    )
-    project = store.project_by_id(session, scope.project_id)
+    scope = resolve_scope(tx, principal, organization_id=organization_id, project_id=project_id)
+    project = store.project_by_id(tx, scope.project_id)
     if project is None:  # deleted between the two reads
         raise NotFound(f"project {project_id!r} not found")
     return project

@@ -151,8 +151,8 @@ class TurnRunner:
     def close_abandoned(self, db: Database) -> None:
         """Close the turns whose server process is gone (killed, machine lost), each with a
         ``stop`` event: what a server does as it starts."""
-        with db.write() as session:
-            closed = turns.close_abandoned_turns(session, owner=self.owner)
+        with db.write() as tx:
+            closed = turns.close_abandoned_turns(tx, owner=self.owner)
         if closed:
             log.warning("closed %d chat turns whose server had stopped", closed)
 
@@ -313,10 +313,10 @@ class TurnRunner:
 
 
 def _write(db: Database, step: Callable[..., Any], *args: Any) -> Any:
-    with db.write() as session:
-        return step(session, *args)
+    with db.write() as tx:
+        return step(tx, *args)
 
 
 def _read(db: Database, step: Callable[..., Any], *args: Any) -> Any:
-    with db.read() as session:
-        return step(session, *args)
+    with db.read() as tx:
+        return step(tx, *args)

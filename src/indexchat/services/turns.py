@@ -64,7 +64,7 @@ class TurnPlan:
 
 
 def begin_turn(
-    session: Session,
+    tx: Session,
     scope: Scope,
     session_id: str,
     *,
@@ -77,7 +77,7 @@ def begin_turn(
     """Start a turn run by ``owner`` (this process). A turn still running answers 409; one
     whose process is gone is closed first."""
     now = utcnow()
-    chat, clock = _locked(session, scope, session_id)
+    chat, clock = _locked(tx, scope, session_id)
     queried = _queried_indexes(chat, index_ids)
     if chat.turn_id is not None:
         if _owner_alive(owner, chat, clock):
@@ -85,9 +85,9 @@ def begin_turn(
                 f"a turn is already running in chat session {session_id!r}; wait for its stop "
                 "event or cancel it"
             )
-        _close_abandoned(session, chat)
-    last_seq = _last_seq(session, chat.id)
-    history = _history(session, chat.id)
+        _close_abandoned(tx, chat)
+    last_seq = _last_seq(tx, chat.id)
+    history = _history(tx, chat.id)
     if is_retry and history and history[-1].prompt == prompt:
         raise Conflict(
             "this request repeats the session's last prompt and carries a client retry count; "
@@ -96,7 +96,7 @@ def begin_turn(
     found = (
         {
             row.id: row
-            for row in session.execute(
+            for row in tx.execute(
                 select(
                     SearchIndex.id, SearchIndex.last_synced_at, SearchIndex.export_config_id
                 ).where(SearchIndex.project_id == scope.project_id, SearchIndex.id.in_(queried))
@@ -117,8 +117,8 @@ def begin_turn(
     if chat.generated_title is None:
         chat.generated_title = title_from(prompt)
         searchable.append((last_seq + 1, "title", chat.generated_title))
-    _add_event(session, chat.id, last_seq + 1, user_input)
-    index_texts(session, project_id=scope.project_id, session_id=chat.id, texts=searchable)
+    _add_event(tx, chat.id, last_seq + 1, user_input)
+    index_texts(tx, project_id=scope.project_id, session_id=chat.id, texts=searchable)
     return TurnPlan(
         session_id=chat.id,
         turn_id=chat.turn_id,
@@ -148,9 +148,9 @@ def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
     )
 
 
-def record_event(session: Session, plan: TurnPlan, seq: int, event: dict[str, Any]) -> bool:
+def record_event(tx: Session, plan: TurnPlan, seq: int, event: dict[str, Any]) -> bool:
     """Append one event of a running turn; True when a cancel has been asked for."""
-    return _outcome(record_events(session, [EventWrite(plan, seq, event)])[0])
+    return _outcome(record_events(tx, [EventWrite(plan, seq, event)])[0])
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class EventWrite:
     metadata: dict[str, Any] | None = None
 
 
-def record_events(session: Session, writes: Sequence[EventWrite]) -> list[bool | TurnLost]:
+def record_events(tx: Session, writes: Sequence[EventWrite]) -> list[bool | TurnLost]:
     """Append events of running turns, of many turns at once: one statement checks every turn
     (still the session's? a cancel asked for?) and refreshes its heartbeat, one inserts every
     event. For each write: True when its turn should cancel, or ``TurnLost`` (nothing stored).
@@ -173,20 +173,20 @@ def record_events(session: Session, writes: Sequence[EventWrite]) -> list[bool |
     # session only with its own turn.
     cancels: dict[str, bool] = {
         row[0]: bool(row[1])
-        for row in session.execute(
+        for row in tx.execute(
             update(_SESSIONS)
             .where(
                 _SESSIONS.c.id.in_({w.plan.session_id for w in writes}),
                 _SESSIONS.c.turn_id.in_({w.plan.turn_id for w in writes}),
             )
-            .values(turn_heartbeat_at=database_clock(session))
+            .values(turn_heartbeat_at=database_clock(tx))
             .returning(_SESSIONS.c.id, _SESSIONS.c.turn_cancel_requested)
         )
     }
     kept = [w for w in writes if w.plan.session_id in cancels]
     now = utcnow()
     if kept:
-        session.execute(
+        tx.execute(
             _INSERT_EVENT,
             [
                 {
@@ -202,13 +202,13 @@ def record_events(session: Session, writes: Sequence[EventWrite]) -> list[bool |
     for w in kept:
         if w.event["type"] == "text":
             index_texts(
-                session,
+                tx,
                 project_id=w.plan.scope.project_id,
                 session_id=w.plan.session_id,
                 texts=[(w.seq, "answer", w.event["content"])],
             )
         if w.metadata is not None:
-            session.execute(
+            tx.execute(
                 update(_SESSIONS)
                 .where(_SESSIONS.c.id == w.plan.session_id)
                 .values(**_NO_TURN, job_metadata=w.metadata, last_updated_at=now)
@@ -225,33 +225,31 @@ def _outcome(outcome: bool | TurnLost) -> bool:
     return outcome
 
 
-def heartbeat(session: Session, running: dict[str, str]) -> None:
+def heartbeat(tx: Session, running: dict[str, str]) -> None:
     """Tell other processes these turns (session id → turn id) are alive."""
-    session.execute(
+    tx.execute(
         update(ChatSession)
         .where(ChatSession.id.in_(list(running)), ChatSession.turn_id.in_(list(running.values())))
-        .values(turn_heartbeat_at=database_clock(session))
+        .values(turn_heartbeat_at=database_clock(tx))
     )
 
 
 def finish_turn(
-    session: Session, plan: TurnPlan, seq: int, stop: dict[str, Any], job_metadata: dict[str, Any]
+    tx: Session, plan: TurnPlan, seq: int, stop: dict[str, Any], job_metadata: dict[str, Any]
 ) -> None:
     """Record the stop event and the run's metadata, and free the session for the next turn."""
-    _outcome(record_events(session, [EventWrite(plan, seq, stop, job_metadata)])[0])
+    _outcome(record_events(tx, [EventWrite(plan, seq, stop, job_metadata)])[0])
 
 
-def request_cancel(
-    session: Session, scope: Scope, session_id: str, *, owner: ProcessId
-) -> ChatSession:
+def request_cancel(tx: Session, scope: Scope, session_id: str, *, owner: ProcessId) -> ChatSession:
     """Ask the running turn to stop; a turn whose process is gone is closed at once."""
-    chat, clock = _locked(session, scope, session_id)
+    chat, clock = _locked(tx, scope, session_id)
     if chat.turn_id is None:
         raise Conflict(f"no turn is running in chat session {session_id!r}")
     if _owner_alive(owner, chat, clock):
         chat.turn_cancel_requested = True
     else:
-        _close_abandoned(session, chat)
+        _close_abandoned(tx, chat)
     return chat
 
 
@@ -263,10 +261,10 @@ class EventsSince:
 
 
 def events_after(
-    session: Session, scope: Scope, session_id: str, after: int, *, owner: ProcessId
+    tx: Session, scope: Scope, session_id: str, after: int, *, owner: ProcessId
 ) -> EventsSince:
-    chat = get_session(session, scope, session_id)
-    rows = session.execute(
+    chat = get_session(tx, scope, session_id)
+    rows = tx.execute(
         select(ChatEvent.seq, ChatEvent.payload)
         .where(ChatEvent.session_id == chat.id, ChatEvent.seq > after)
         .order_by(ChatEvent.seq)
@@ -275,32 +273,28 @@ def events_after(
     if chat.turn_id is None:
         return EventsSince(events, running=False)
     # SELECT of the clock: always one row.
-    alive = _owner_alive(
-        owner, chat, lambda: cast(datetime, session.scalar(select(database_clock(session))))
-    )
+    alive = _owner_alive(owner, chat, lambda: cast(datetime, tx.scalar(select(database_clock(tx)))))
     return EventsSince(events, running=alive, abandoned=not alive)
 
 
-def close_if_abandoned(
-    session: Session, scope: Scope, session_id: str, *, owner: ProcessId
-) -> None:
+def close_if_abandoned(tx: Session, scope: Scope, session_id: str, *, owner: ProcessId) -> None:
     """Close the session's turn with a ``stop`` event if its process is gone."""
-    chat, clock = _locked(session, scope, session_id)
+    chat, clock = _locked(tx, scope, session_id)
     if chat.turn_id is not None and not _owner_alive(owner, chat, clock):
-        _close_abandoned(session, chat)
+        _close_abandoned(tx, chat)
 
 
-def close_abandoned_turns(session: Session, *, owner: ProcessId) -> int:
+def close_abandoned_turns(tx: Session, *, owner: ProcessId) -> int:
     """Close every turn whose process is gone (what a starting server does); how many."""
-    rows = session.execute(
-        select(ChatSession, database_clock(session))
+    rows = tx.execute(
+        select(ChatSession, database_clock(tx))
         .where(ChatSession.turn_id.is_not(None))
         .with_for_update(skip_locked=True)  # a row being written to has a live turn
     ).all()
     closed = 0
     for chat, clock in rows:
         if not _owner_alive(owner, chat, clock):
-            _close_abandoned(session, chat)
+            _close_abandoned(tx, chat)
             closed += 1
     return closed
 
@@ -331,10 +325,10 @@ _NO_TURN: dict[str, Any] = {
 }
 
 
-def _locked(session: Session, scope: Scope, session_id: str) -> tuple[ChatSession, datetime]:
+def _locked(tx: Session, scope: Scope, session_id: str) -> tuple[ChatSession, datetime]:
     """The session, locked until the transaction ends, and the database clock's time."""
-    found = session.execute(
-        select(ChatSession, database_clock(session))
+    found = tx.execute(
+        select(ChatSession, database_clock(tx))
         .where(ChatSession.id == session_id, ChatSession.project_id == scope.project_id)
         .with_for_update()
     ).first()
@@ -358,11 +352,11 @@ def _owner_alive(
     return beat is not None and beat > now - TURN_STALE
 
 
-def _close_abandoned(session: Session, chat: ChatSession) -> None:
+def _close_abandoned(tx: Session, chat: ChatSession) -> None:
     """End a turn whose process is gone, as its process would have: a ``stop`` event saying
     so, the run's metadata, and the session free for the next turn. ``chat`` is locked."""
     log.info("closing turn %s of chat session %s: its server stopped", chat.turn_id, chat.id)
-    _add_event(session, chat.id, _last_seq(session, chat.id) + 1, stop_event(SERVER_STOPPED))
+    _add_event(tx, chat.id, _last_seq(tx, chat.id) + 1, stop_event(SERVER_STOPPED))
     for column, value in _NO_TURN.items():
         setattr(chat, column, value)
     chat.job_metadata = {
@@ -372,11 +366,11 @@ def _close_abandoned(session: Session, chat: ChatSession) -> None:
         "export_config_ids": None,
     }
     chat.last_updated_at = utcnow()
-    session.flush()
+    tx.flush()
 
 
-def _last_seq(session: Session, session_id: str) -> int:
-    last = session.scalar(
+def _last_seq(tx: Session, session_id: str) -> int:
+    last = tx.scalar(
         select(ChatEvent.seq)
         .where(ChatEvent.session_id == session_id)
         .order_by(ChatEvent.seq.desc())
@@ -385,10 +379,10 @@ def _last_seq(session: Session, session_id: str) -> int:
     return last or 0
 
 
-def _add_event(session: Session, session_id: str, seq: int, payload: dict[str, Any]) -> None:
+def _add_event(tx: Session, session_id: str, seq: int, payload: dict[str, Any]) -> None:
     # A plain INSERT: the ORM's unit of work costs more than the statement for a row nobody
     # reads back in this transaction.
-    session.execute(
+    tx.execute(
         _INSERT_EVENT,
         {
             "session_id": session_id,
@@ -400,9 +394,9 @@ def _add_event(session: Session, session_id: str, seq: int, payload: dict[str, A
     )
 
 
-def _history(session: Session, session_id: str) -> list[PastTurn]:
+def _history(tx: Session, session_id: str) -> list[PastTurn]:
     """Earlier turns as (prompt, answer), oldest first, from the newest events."""
-    rows = session.execute(
+    rows = tx.execute(
         select(ChatEvent.type, ChatEvent.payload)
         .where(ChatEvent.session_id == session_id, ChatEvent.type.in_(("user_input", "text")))
         .order_by(ChatEvent.seq.desc())
@@ -417,10 +411,10 @@ def _history(session: Session, session_id: str) -> list[PastTurn]:
     return [PastTurn(prompt, "\n\n".join(answer)) for prompt, answer in turns if answer]
 
 
-def turns_to_stop(session: Session, running: dict[str, str]) -> dict[str, str]:
+def turns_to_stop(tx: Session, running: dict[str, str]) -> dict[str, str]:
     """Of these running turns (session id → turn id), the ones to stop: ``"cancel"`` when a
     cancel was asked for, ``"lost"`` when the session was deleted or the turn taken over."""
-    rows = session.execute(
+    rows = tx.execute(
         select(ChatSession.id, ChatSession.turn_id, ChatSession.turn_cancel_requested).where(
             ChatSession.id.in_(list(running))
         )

@@ -26,17 +26,17 @@ def all_referenced() -> CompoundSelect:
     return union(*(select(column).where(column.is_not(None)) for column in BLOB_COLUMNS))
 
 
-def is_referenced(session: Session, digest: str) -> bool:
+def is_referenced(tx: Session, digest: str) -> bool:
     """Whether any row, in any project, names ``digest``."""
     query = select(or_(*(exists().where(column == digest) for column in BLOB_COLUMNS)))
-    return bool(session.scalar(query))
+    return bool(tx.scalar(query))
 
 
-def referenced_among(session: Session, digests: Collection[str]) -> set[str]:
+def referenced_among(tx: Session, digests: Collection[str]) -> set[str]:
     """Those of ``digests`` that some row, in any project, names (one query; each column's
     index answers its part)."""
     if not digests:
         return set()
     wanted = list(digests)
     query = union(*(select(column).where(column.in_(wanted)) for column in BLOB_COLUMNS))
-    return {digest for (digest,) in session.execute(query) if digest is not None}
+    return {digest for (digest,) in tx.execute(query) if digest is not None}

@@ -13,12 +13,12 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from indexchat.storage.tables import Chunk, ParsedFile
 
 
-def ids_of_parsed_file(session: Session, parsed_file_id: str) -> Sequence[int]:
-    return session.scalars(select(Chunk.id).where(Chunk.parsed_file_id == parsed_file_id)).all()
+def ids_of_parsed_file(tx: Session, parsed_file_id: str) -> Sequence[int]:
+    return tx.scalars(select(Chunk.id).where(Chunk.parsed_file_id == parsed_file_id)).all()
 
 
-def remove_of_parsed_file(session: Session, parsed_file_id: str) -> None:
-    session.execute(delete(Chunk).where(Chunk.parsed_file_id == parsed_file_id))
+def remove_of_parsed_file(tx: Session, parsed_file_id: str) -> None:
+    tx.execute(delete(Chunk).where(Chunk.parsed_file_id == parsed_file_id))
 
 
 def reader_with_parsed_files(
@@ -28,7 +28,7 @@ def reader_with_parsed_files(
     without the ORM; the statement is built once, for a hot path."""
     query = select(*columns).join(ParsedFile, ParsedFile.id == Chunk.parsed_file_id)
 
-    def read(session: Session, chunk_ids: Sequence[int]) -> Sequence[Row[Any]]:
-        return session.execute(query.where(Chunk.id.in_(chunk_ids))).all()
+    def read(tx: Session, chunk_ids: Sequence[int]) -> Sequence[Row[Any]]:
+        return tx.execute(query.where(Chunk.id.in_(chunk_ids))).all()
 
     return read

@@ -139,8 +139,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._reads.begin() as session:
-            yield session
+        with self._reads.begin() as tx:
+            yield tx
 
     @contextmanager
     def write(self, *, wait: bool = True) -> Iterator[Session]:
@@ -152,8 +152,8 @@ class Database:
         if not self._write_lock.acquire(blocking=wait):
             raise WouldBlock
         try:
-            with self._writes.begin() as session:
-                yield session
+            with self._writes.begin() as tx:
+                yield tx
         finally:
             self._write_lock.release()
 
@@ -161,14 +161,14 @@ class Database:
         self.engine.dispose()
 
 
-def rows_touched(session: Session, statement: Executable) -> int:
+def rows_touched(tx: Session, statement: Executable) -> int:
     """Run an UPDATE or DELETE and count the rows it touched (its result is a CursorResult)."""
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
+    return cast(CursorResult[Any], tx.execute(statement)).rowcount
 
 
-def database_clock(session: Session) -> ColumnElement[datetime]:
+def database_clock(tx: Session) -> ColumnElement[datetime]:
     """Now, in naive UTC, by the database server's clock on PostgreSQL, so that servers on
     several machines judge each other's heartbeats by one clock; SQLite is on this machine."""
-    if session.get_bind().dialect.name == "postgresql":
+    if tx.get_bind().dialect.name == "postgresql":
         return func.timezone("UTC", func.clock_timestamp(), type_=DateTime())
     return literal(utcnow(), DateTime())

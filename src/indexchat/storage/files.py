@@ -21,19 +21,19 @@ DIRECTORY_ORDER = Keyset((Directory.created_at, Directory.id))
 DIRECTORY_FILE_ORDER = Keyset((DirectoryFile.created_at, DirectoryFile.id))
 
 
-def file(session: Session, *, project_id: str, file_id: str) -> StoredFile | None:
-    return session.scalar(
+def file(tx: Session, *, project_id: str, file_id: str) -> StoredFile | None:
+    return tx.scalar(
         select(StoredFile).where(StoredFile.id == file_id, StoredFile.project_id == project_id)
     )
 
 
-def file_any_project(session: Session, file_id: str) -> StoredFile | None:
+def file_any_project(tx: Session, file_id: str) -> StoredFile | None:
     """Only for signed download links, whose signature already names the file."""
-    return session.get(StoredFile, file_id)
+    return tx.get(StoredFile, file_id)
 
 
 def files(
-    session: Session,
+    tx: Session,
     *,
     project_id: str,
     order: Keyset,
@@ -50,30 +50,30 @@ def files(
         query = query.where(StoredFile.name == file_name)
     if external_file_id is not None:
         query = query.where(StoredFile.external_file_id == external_file_id)
-    return session.scalars(order.apply(query, after, limit)).all()
+    return tx.scalars(order.apply(query, after, limit)).all()
 
 
-def remove_file(session: Session, *, project_id: str, file_id: str) -> None:
-    session.execute(
+def remove_file(tx: Session, *, project_id: str, file_id: str) -> None:
+    tx.execute(
         delete(StoredFile).where(StoredFile.id == file_id, StoredFile.project_id == project_id)
     )
 
 
 def directory(
-    session: Session, *, project_id: str, directory_id: str, include_deleted: bool = False
+    tx: Session, *, project_id: str, directory_id: str, include_deleted: bool = False
 ) -> Directory | None:
     query = select(Directory).where(
         Directory.id == directory_id, Directory.project_id == project_id
     )
     if not include_deleted:
         query = query.where(Directory.deleted_at.is_(None))
-    return session.scalar(query)
+    return tx.scalar(query)
 
 
 def directory_by_subscription(
-    session: Session, *, project_id: str, subscription_id: str
+    tx: Session, *, project_id: str, subscription_id: str
 ) -> Directory | None:
-    return session.scalar(
+    return tx.scalar(
         select(Directory).where(
             Directory.project_id == project_id,
             Directory.connector_subscription_id == subscription_id,
@@ -83,7 +83,7 @@ def directory_by_subscription(
 
 
 def directories(
-    session: Session,
+    tx: Session,
     *,
     project_id: str,
     after: Sequence[Any] | None,
@@ -99,11 +99,11 @@ def directories(
         query = query.where(Directory.type.in_(types))
     if not include_deleted:
         query = query.where(Directory.deleted_at.is_(None))
-    return session.scalars(DIRECTORY_ORDER.apply(query, after, limit)).all()
+    return tx.scalars(DIRECTORY_ORDER.apply(query, after, limit)).all()
 
 
-def indexes_using_directory(session: Session, *, directory_id: str) -> Sequence[str]:
-    return session.scalars(
+def indexes_using_directory(tx: Session, *, directory_id: str) -> Sequence[str]:
+    return tx.scalars(
         select(Index.id).where(
             (Index.source_directory_id == directory_id)
             | (Index.output_directory_id == directory_id)
@@ -112,9 +112,9 @@ def indexes_using_directory(session: Session, *, directory_id: str) -> Sequence[
 
 
 def directory_file(
-    session: Session, *, project_id: str, directory_id: str, directory_file_id: str
+    tx: Session, *, project_id: str, directory_id: str, directory_file_id: str
 ) -> DirectoryFile | None:
-    return session.scalar(
+    return tx.scalar(
         select(DirectoryFile).where(
             DirectoryFile.id == directory_file_id,
             DirectoryFile.directory_id == directory_id,
@@ -124,7 +124,7 @@ def directory_file(
 
 
 def live_unique_id_taken(
-    session: Session, *, directory_id: str, unique_id: str, except_id: str | None = None
+    tx: Session, *, directory_id: str, unique_id: str, except_id: str | None = None
 ) -> bool:
     query = select(DirectoryFile.id).where(
         DirectoryFile.directory_id == directory_id,
@@ -133,11 +133,11 @@ def live_unique_id_taken(
     )
     if except_id is not None:
         query = query.where(DirectoryFile.id != except_id)
-    return session.scalar(query.limit(1)) is not None
+    return tx.scalar(query.limit(1)) is not None
 
 
 def directory_files(
-    session: Session,
+    tx: Session,
     *,
     project_id: str,
     directory_id: str,
@@ -172,15 +172,15 @@ def directory_files(
         query = query.where(DirectoryFile.updated_at >= updated_on_or_after)
     if updated_on_or_before is not None:
         query = query.where(DirectoryFile.updated_at <= updated_on_or_before)
-    return session.scalars(DIRECTORY_FILE_ORDER.apply(query, after, limit)).all()
+    return tx.scalars(DIRECTORY_FILE_ORDER.apply(query, after, limit)).all()
 
 
 def live_sources(
-    session: Session, *, project_id: str, directory_id: str
+    tx: Session, *, project_id: str, directory_id: str
 ) -> Sequence[Row[str, str, dict[str, Any] | None, str, int]]:
     """(id, display name, metadata, content hash, size) of the directory's live files, oldest
     first."""
-    return session.execute(
+    return tx.execute(
         select(
             DirectoryFile.id,
             DirectoryFile.display_name,
@@ -198,9 +198,9 @@ def live_sources(
     ).all()
 
 
-def ids_without_file(session: Session, *, project_id: str, directory_id: str) -> Sequence[str]:
+def ids_without_file(tx: Session, *, project_id: str, directory_id: str) -> Sequence[str]:
     """The directory's files whose stored file is gone (set to NULL when it was deleted)."""
-    return session.scalars(
+    return tx.scalars(
         select(DirectoryFile.id).where(
             DirectoryFile.directory_id == directory_id,
             DirectoryFile.project_id == project_id,
@@ -209,8 +209,8 @@ def ids_without_file(session: Session, *, project_id: str, directory_id: str) ->
     ).all()
 
 
-def remove_directory_file(session: Session, *, project_id: str, directory_file_id: str) -> None:
-    session.execute(
+def remove_directory_file(tx: Session, *, project_id: str, directory_file_id: str) -> None:
+    tx.execute(
         delete(DirectoryFile).where(
             DirectoryFile.id == directory_file_id, DirectoryFile.project_id == project_id
         )

@@ -22,17 +22,17 @@ INDEX_ORDER = Keyset((Index.created_at, Index.id))
 PARSED_FILE_ORDER = Keyset((ParsedFile.file_name, ParsedFile.id))
 
 
-def get(session: Session, *, project_id: str, index_id: str) -> Index | None:
-    return session.scalar(select(Index).where(Index.id == index_id, Index.project_id == project_id))
+def get(tx: Session, *, project_id: str, index_id: str) -> Index | None:
+    return tx.scalar(select(Index).where(Index.id == index_id, Index.project_id == project_id))
 
 
-def get_for_job(session: Session, index_id: str) -> Index | None:
+def get_for_job(tx: Session, index_id: str) -> Index | None:
     """The index a sync job names (see the module docstring); None once it is deleted."""
-    return session.get(Index, index_id)
+    return tx.get(Index, index_id)
 
 
 def page(
-    session: Session,
+    tx: Session,
     *,
     project_id: str,
     after: Sequence[Any] | None,
@@ -42,60 +42,58 @@ def page(
     query = select(Index).where(Index.project_id == project_id)
     if source_directory_id is not None:
         query = query.where(Index.source_directory_id == source_directory_id)
-    return session.scalars(INDEX_ORDER.apply(query, after, limit)).all()
+    return tx.scalars(INDEX_ORDER.apply(query, after, limit)).all()
 
 
-def scheduled_for_job(session: Session) -> Sequence[Row[Index, datetime]]:
+def scheduled_for_job(tx: Session) -> Sequence[Row[Index, datetime]]:
     """Every project's indexes synced on a schedule, each with when its source directory last
     changed: the scheduler queues syncs for the whole instance."""
-    return session.execute(
+    return tx.execute(
         select(Index, Directory.updated_at)
         .join(Directory, Directory.id == Index.source_directory_id)
         .where(Index.sync_frequency.in_(("daily", "on_source_change")))
     ).all()
 
 
-def touch(session: Session, *, index_id: str) -> None:
+def touch(tx: Session, *, index_id: str) -> None:
     """Move the index's ``updated_at``: its search entries changed, in-memory copies reload."""
-    session.execute(update(Index).where(Index.id == index_id).values(updated_at=utcnow()))
+    tx.execute(update(Index).where(Index.id == index_id).values(updated_at=utcnow()))
 
 
-def parsed_files(session: Session, *, index_id: str) -> Sequence[ParsedFile]:
-    return session.scalars(select(ParsedFile).where(ParsedFile.index_id == index_id)).all()
+def parsed_files(tx: Session, *, index_id: str) -> Sequence[ParsedFile]:
+    return tx.scalars(select(ParsedFile).where(ParsedFile.index_id == index_id)).all()
 
 
-def parsed_file_ids(session: Session, *, index_id: str) -> Sequence[str]:
-    return session.scalars(select(ParsedFile.id).where(ParsedFile.index_id == index_id)).all()
+def parsed_file_ids(tx: Session, *, index_id: str) -> Sequence[str]:
+    return tx.scalars(select(ParsedFile.id).where(ParsedFile.index_id == index_id)).all()
 
 
-def parsed_file_of_source(
-    session: Session, *, index_id: str, source_file_id: str
-) -> ParsedFile | None:
-    return session.scalar(
+def parsed_file_of_source(tx: Session, *, index_id: str, source_file_id: str) -> ParsedFile | None:
+    return tx.scalar(
         select(ParsedFile).where(
             ParsedFile.index_id == index_id, ParsedFile.source_file_id == source_file_id
         )
     )
 
 
-def text_hashes(session: Session, *, index_id: str) -> Sequence[Row[str, str | None]]:
+def text_hashes(tx: Session, *, index_id: str) -> Sequence[Row[str, str | None]]:
     """(parsed file id, text blob) of the index's parsed files that have a text."""
-    return session.execute(
+    return tx.execute(
         select(ParsedFile.id, ParsedFile.text_hash).where(
             ParsedFile.index_id == index_id, ParsedFile.text_hash.is_not(None)
         )
     ).all()
 
 
-def remove_parsed_file(session: Session, parsed_file_id: str) -> None:
-    session.execute(delete(ParsedFile).where(ParsedFile.id == parsed_file_id))
+def remove_parsed_file(tx: Session, parsed_file_id: str) -> None:
+    tx.execute(delete(ParsedFile).where(ParsedFile.id == parsed_file_id))
 
 
 def parsed_file(
-    session: Session, *, project_id: str, index_ids: Sequence[str], parsed_file_id: str
+    tx: Session, *, project_id: str, index_ids: Sequence[str], parsed_file_id: str
 ) -> ParsedFile | None:
     """A parsed file of one of these indexes of the project."""
-    return session.scalar(
+    return tx.scalar(
         select(ParsedFile)
         .join(Index, Index.id == ParsedFile.index_id)
         .where(
@@ -107,7 +105,7 @@ def parsed_file(
 
 
 def find_parsed_files(
-    session: Session,
+    tx: Session,
     *,
     project_id: str,
     index_id: str,
@@ -127,17 +125,17 @@ def find_parsed_files(
         query = query.where(
             func.lower(ParsedFile.file_name).contains(file_name_contains.lower(), autoescape=True)
         )
-    return session.scalars(PARSED_FILE_ORDER.apply(query, after, limit)).all()
+    return tx.scalars(PARSED_FILE_ORDER.apply(query, after, limit)).all()
 
 
-def parsed_file_ids_from(session: Session, *, project_id: str, source_id: str) -> Sequence[str]:
+def parsed_file_ids_from(tx: Session, *, project_id: str, source_id: str) -> Sequence[str]:
     """The parsed files made from the directory file, or the uploaded file, of id
     ``source_id`` in the project, newest first."""
     placed = select(DirectoryFile.id).where(
         DirectoryFile.project_id == project_id,
         or_(DirectoryFile.id == source_id, DirectoryFile.file_id == source_id),
     )
-    return session.scalars(
+    return tx.scalars(
         select(ParsedFile.id)
         .where(ParsedFile.source_file_id.in_(placed))
         .order_by(ParsedFile.updated_at.desc())

@@ -24,7 +24,7 @@ MAX_ATTEMPTS = 5
 GAVE_UP = f"given up after {MAX_ATTEMPTS} attempts: each one's worker stopped without a word"
 
 
-def enqueue(session: Session, *, kind: str, project_id: str, index_id: str | None) -> Job:
+def enqueue(tx: Session, *, kind: str, project_id: str, index_id: str | None) -> Job:
     now = utcnow()
     job = Job(
         kind=kind,
@@ -36,12 +36,12 @@ def enqueue(session: Session, *, kind: str, project_id: str, index_id: str | Non
         created_at=now,
         updated_at=now,
     )
-    session.add(job)
-    session.flush()
+    tx.add(job)
+    tx.flush()
     return job
 
 
-def active_for_index(session: Session, index_id: str, *, lock: bool = False) -> Job | None:
+def active_for_index(tx: Session, index_id: str, *, lock: bool = False) -> Job | None:
     """The index's queued or running job. ``lock`` holds its row (PostgreSQL) until commit, so
     a request made on it cannot slip in between a worker's last look and its finish."""
     query = (
@@ -50,12 +50,12 @@ def active_for_index(session: Session, index_id: str, *, lock: bool = False) -> 
         .order_by(Job.id)
         .limit(1)
     )
-    if lock and _is_postgres(session):
+    if lock and _is_postgres(tx):
         query = query.with_for_update()
-    return session.scalar(query)
+    return tx.scalar(query)
 
 
-def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
+def claim(tx: Session, *, worker_id: str, lease: timedelta) -> Job | None:
     """Take the oldest runnable job (queued, or running with an expired lease) of a project
     that has no job running: one project's long sync leaves the other workers to the others.
 
@@ -75,9 +75,9 @@ def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
         .order_by(Job.id)
         .limit(1)
     )
-    if _is_postgres(session):
+    if _is_postgres(tx):
         query = query.with_for_update(skip_locked=True)
-    job = session.scalar(query)
+    job = tx.scalar(query)
     if job is None:
         return None
     job.status = "running"
@@ -86,14 +86,14 @@ def claim(session: Session, *, worker_id: str, lease: timedelta) -> Job | None:
     job.attempts += 1
     job.rerun_requested = False  # a fresh pass sees everything anyway
     job.updated_at = now
-    session.flush()
+    tx.flush()
     return job
 
 
-def give_up_exhausted(session: Session) -> list[str | None]:
+def give_up_exhausted(tx: Session) -> list[str | None]:
     """Fail the jobs whose lease ran out after their last allowed attempt; their index ids."""
     now = utcnow()
-    result = session.execute(
+    result = tx.execute(
         update(Job)
         .where(Job.status == "running", Job.locked_until < now, Job.attempts >= MAX_ATTEMPTS)
         .values(status="failed", error=GAVE_UP, finished_at=now, locked_until=None, updated_at=now)
@@ -103,7 +103,7 @@ def give_up_exhausted(session: Session) -> list[str | None]:
 
 
 def renew(
-    session: Session,
+    tx: Session,
     job_id: int,
     *,
     worker_id: str,
@@ -116,7 +116,7 @@ def renew(
     if progress is not None:
         values["progress"] = progress
     touched = rows_touched(
-        session,
+        tx,
         update(Job)
         .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
         .values(**values),
@@ -124,17 +124,17 @@ def renew(
     return bool(touched)
 
 
-def cancel_requested(session: Session, job_id: int) -> bool:
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+def cancel_requested(tx: Session, job_id: int) -> bool:
+    return bool(tx.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
 def finish(
-    session: Session, job_id: int, *, worker_id: str, status: str, error: str | None = None
+    tx: Session, job_id: int, *, worker_id: str, status: str, error: str | None = None
 ) -> bool:
     """Record the outcome; False (nothing written) if the job is no longer this worker's."""
     now = utcnow()
     touched = rows_touched(
-        session,
+        tx,
         update(Job)
         .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
         .values(status=status, error=error, finished_at=now, updated_at=now, locked_until=None),
@@ -142,7 +142,7 @@ def finish(
     return bool(touched)
 
 
-def finish_or_rerun(session: Session, job_id: int, *, worker_id: str) -> str:
+def finish_or_rerun(tx: Session, job_id: int, *, worker_id: str) -> str:
     """A pass of the job succeeded: finish it, or, if it was asked to run again meanwhile,
     clear that request and answer ``"rerun"`` so the worker makes another pass.
 
@@ -151,53 +151,51 @@ def finish_or_rerun(session: Session, job_id: int, *, worker_id: str) -> str:
     before this look and gets its pass, or finds the job finished and queues a new one.
     """
     query = select(Job).where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
-    if _is_postgres(session):
+    if _is_postgres(tx):
         query = query.with_for_update()
-    job = session.scalar(query)
+    job = tx.scalar(query)
     if job is None:
         return "lost"
     if job.rerun_requested:
         job.rerun_requested = False
         job.updated_at = utcnow()
-        session.flush()
+        tx.flush()
         return "rerun"
-    finish(session, job_id, worker_id=worker_id, status="succeeded")
+    finish(tx, job_id, worker_id=worker_id, status="succeeded")
     return "finished"
 
 
-def request_rerun(session: Session, job: Job) -> None:
+def request_rerun(tx: Session, job: Job) -> None:
     """A running job makes one more pass when its current one ends (a queued one has not
     looked yet, so it needs nothing)."""
     if job.status == "running" and not job.rerun_requested:
         job.rerun_requested = True
         job.updated_at = utcnow()
-        session.flush()
+        tx.flush()
 
 
-def request_cancel(session: Session, job: Job) -> None:
+def request_cancel(tx: Session, job: Job) -> None:
     """A queued job is cancelled at once; a running one at its next checkpoint."""
     now = utcnow()
     job.cancel_requested = True
     job.updated_at = now
     if job.status == "queued":
         job.status, job.finished_at = "cancelled", now
-    session.flush()
+    tx.flush()
 
 
-def latest_for_index(session: Session, index_id: str) -> Job | None:
-    return session.scalar(
-        select(Job).where(Job.index_id == index_id).order_by(Job.id.desc()).limit(1)
-    )
+def latest_for_index(tx: Session, index_id: str) -> Job | None:
+    return tx.scalar(select(Job).where(Job.index_id == index_id).order_by(Job.id.desc()).limit(1))
 
 
-def requeue(session: Session, job_id: int, *, worker_id: str) -> None:
+def requeue(tx: Session, job_id: int, *, worker_id: str) -> None:
     """Hand a running job back to the queue (its worker is shutting down)."""
-    session.execute(
+    tx.execute(
         update(Job)
         .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == "running")
         .values(status="queued", locked_by=None, locked_until=None, updated_at=utcnow())
     )
 
 
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def _is_postgres(tx: Session) -> bool:
+    return tx.get_bind().dialect.name == "postgresql"

@@ -12,7 +12,7 @@ from indexchat.storage.db import rows_touched
 from indexchat.storage.tables import Lease
 
 
-def hold(session: Session, name: str, *, holder: str, ttl: timedelta) -> bool:
+def hold(tx: Session, name: str, *, holder: str, ttl: timedelta) -> bool:
     """Take or renew the lease ``name``; False while another holder's is unexpired.
 
     One conditional UPDATE: on PostgreSQL a second taker waits on the row until the first
@@ -21,7 +21,7 @@ def hold(session: Session, name: str, *, holder: str, ttl: timedelta) -> bool:
     """
     now = utcnow()
     touched = rows_touched(
-        session,
+        tx,
         update(Lease)
         .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
         .values(holder=holder, expires_at=now + ttl),
@@ -29,9 +29,9 @@ def hold(session: Session, name: str, *, holder: str, ttl: timedelta) -> bool:
     return bool(touched)
 
 
-def release(session: Session, name: str, *, holder: str) -> None:
+def release(tx: Session, name: str, *, holder: str) -> None:
     """Give up the lease ``name`` if ``holder`` has it, so another may take it at once."""
-    session.execute(
+    tx.execute(
         update(Lease)
         .where(Lease.name == name, Lease.holder == holder)
         .values(holder=None, expires_at=datetime(1970, 1, 1))

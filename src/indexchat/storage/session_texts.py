@@ -13,7 +13,7 @@ _INSERT = insert(SessionText)
 
 
 def add(
-    session: Session, *, project_id: str, session_id: str, texts: Sequence[tuple[int, str, str]]
+    tx: Session, *, project_id: str, session_id: str, texts: Sequence[tuple[int, str, str]]
 ) -> None:
     """Add (seq, kind, text) entries of a session; empty texts are skipped."""
     rows = [
@@ -22,4 +22,4 @@ def add(
         if t.strip()
     ]
     if rows:
-        session.connection().execute(_INSERT, rows)
+        tx.connection().execute(_INSERT, rows)

@@ -15,9 +15,9 @@ from indexchat.storage.tables import ChatEvent, ChatSession, Index
 _INSERT = insert(ChatSession)
 
 
-def add(session: Session, chat: ChatSession) -> None:
+def add(tx: Session, chat: ChatSession) -> None:
     """Insert a new session row (a plain Core insert: creating sessions is a hot path)."""
-    session.connection().execute(
+    tx.connection().execute(
         _INSERT,
         {
             "id": chat.id,
@@ -33,8 +33,8 @@ def add(session: Session, chat: ChatSession) -> None:
     )
 
 
-def get(session: Session, *, project_id: str, session_id: str) -> ChatSession | None:
-    return session.scalar(
+def get(tx: Session, *, project_id: str, session_id: str) -> ChatSession | None:
+    return tx.scalar(
         select(ChatSession).where(
             ChatSession.id == session_id, ChatSession.project_id == project_id
         )
@@ -66,7 +66,7 @@ _NEWEST_FIRST_AFTER = _NEWEST_FIRST.where(
 
 
 def page(
-    session: Session,
+    tx: Session,
     *,
     project_id: str,
     after: tuple[datetime, str] | None,
@@ -75,14 +75,14 @@ def page(
     """Sessions newest first, strictly after the keyset position ``after``."""
     params: dict[str, object] = {"project_id": project_id, "limit": limit}
     if after is None:
-        return session.connection().execute(_NEWEST_FIRST, params).all()
+        return tx.connection().execute(_NEWEST_FIRST, params).all()
     params["after_moment"], params["after_id"] = after
-    return session.connection().execute(_NEWEST_FIRST_AFTER, params).all()
+    return tx.connection().execute(_NEWEST_FIRST_AFTER, params).all()
 
 
-def remove(session: Session, *, project_id: str, session_id: str) -> bool:
+def remove(tx: Session, *, project_id: str, session_id: str) -> bool:
     touched = rows_touched(
-        session,
+        tx,
         delete(ChatSession).where(
             ChatSession.id == session_id, ChatSession.project_id == project_id
         ),
@@ -90,20 +90,18 @@ def remove(session: Session, *, project_id: str, session_id: str) -> bool:
     return bool(touched)
 
 
-def events(session: Session, *, session_id: str) -> Sequence[ChatEvent]:
-    return session.scalars(
+def events(tx: Session, *, session_id: str) -> Sequence[ChatEvent]:
+    return tx.scalars(
         select(ChatEvent).where(ChatEvent.session_id == session_id).order_by(ChatEvent.seq)
     ).all()
 
 
-def existing_index_ids(session: Session, *, project_id: str, index_ids: Iterable[str]) -> set[str]:
+def existing_index_ids(tx: Session, *, project_id: str, index_ids: Iterable[str]) -> set[str]:
     wanted = list(index_ids)
     if not wanted:
         return set()
     return set(
-        session.scalars(
-            select(Index.id).where(Index.project_id == project_id, Index.id.in_(wanted))
-        )
+        tx.scalars(select(Index.id).where(Index.project_id == project_id, Index.id.in_(wanted)))
     )
 
 
@@ -120,8 +118,8 @@ _BY_IDS = select(
 ).where(ChatSession.id.in_(bindparam("ids", expanding=True)))
 
 
-def by_ids(session: Session, *, project_id: str, ids: Sequence[str]) -> dict[str, Row[Any]]:
+def by_ids(tx: Session, *, project_id: str, ids: Sequence[str]) -> dict[str, Row[Any]]:
     if not ids:
         return {}
-    rows = session.connection().execute(_BY_IDS, {"ids": list(ids)})
+    rows = tx.connection().execute(_BY_IDS, {"ids": list(ids)})
     return {row.id: row for row in rows if row.project_id == project_id}

@@ -13,9 +13,9 @@ from indexchat.storage.db import rows_touched
 from indexchat.storage.tables import ChatEvent, ShareFork, ShareLink
 
 
-def by_hash(session: Session, token_hash: str, *, now: datetime) -> ShareLink | None:
+def by_hash(tx: Session, token_hash: str, *, now: datetime) -> ShareLink | None:
     """The live link with this token hash: not revoked, not expired."""
-    return session.scalar(
+    return tx.scalar(
         select(ShareLink).where(
             ShareLink.token_hash == token_hash,
             ShareLink.revoked_at.is_(None),
@@ -24,9 +24,9 @@ def by_hash(session: Session, token_hash: str, *, now: datetime) -> ShareLink | 
     )
 
 
-def of_session(session: Session, *, project_id: str, session_id: str) -> Sequence[ShareLink]:
+def of_session(tx: Session, *, project_id: str, session_id: str) -> Sequence[ShareLink]:
     """A session's links that were not revoked, newest first (expired ones too: they say so)."""
-    return session.scalars(
+    return tx.scalars(
         select(ShareLink)
         .where(
             ShareLink.project_id == project_id,
@@ -37,11 +37,9 @@ def of_session(session: Session, *, project_id: str, session_id: str) -> Sequenc
     ).all()
 
 
-def revoke(
-    session: Session, *, project_id: str, session_id: str, link_id: str, now: datetime
-) -> bool:
+def revoke(tx: Session, *, project_id: str, session_id: str, link_id: str, now: datetime) -> bool:
     touched = rows_touched(
-        session,
+        tx,
         update(ShareLink)
         .where(
             ShareLink.id == link_id,
@@ -54,18 +52,18 @@ def revoke(
     return bool(touched)
 
 
-def fork_of(session: Session, *, link_id: str, viewer_hash: str) -> str | None:
+def fork_of(tx: Session, *, link_id: str, viewer_hash: str) -> str | None:
     """The session id of this viewer's fork made through this link, if any."""
-    return session.scalar(
+    return tx.scalar(
         select(ShareFork.session_id).where(
             ShareFork.link_id == link_id, ShareFork.viewer_hash == viewer_hash
         )
     )
 
 
-def turns_since(session: Session, *, link_id: str, since: datetime) -> Sequence[datetime]:
+def turns_since(tx: Session, *, link_id: str, since: datetime) -> Sequence[datetime]:
     """When each prompt asked through this link's forks since ``since`` was asked, oldest first."""
-    return session.scalars(
+    return tx.scalars(
         select(ChatEvent.created_at)
         .join(ShareFork, ShareFork.session_id == ChatEvent.session_id)
         .where(
@@ -78,6 +76,6 @@ def turns_since(session: Session, *, link_id: str, since: datetime) -> Sequence[
     ).all()
 
 
-def fork_count(session: Session, *, link_id: str) -> int:
+def fork_count(tx: Session, *, link_id: str) -> int:
     counted = select(func.count()).select_from(ShareFork).where(ShareFork.link_id == link_id)
-    return int(session.scalar(counted) or 0)
+    return int(tx.scalar(counted) or 0)

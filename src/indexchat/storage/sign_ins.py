@@ -30,13 +30,13 @@ _SIGN_IN_BY_HASH = (
 SignInRow = Row[str, str, str | None, str | None, datetime, datetime | None]
 
 
-def sign_in_by_hash(session: Session, token_hash: str) -> SignInRow | None:
-    return session.connection().execute(_SIGN_IN_BY_HASH, {"token_hash": token_hash}).first()
+def sign_in_by_hash(tx: Session, token_hash: str) -> SignInRow | None:
+    return tx.connection().execute(_SIGN_IN_BY_HASH, {"token_hash": token_hash}).first()
 
 
-def sign_in_is_active(session: Session, sign_in_id: str, now: datetime) -> bool:
+def sign_in_is_active(tx: Session, sign_in_id: str, now: datetime) -> bool:
     """Not ended nor expired, and its key (if any) not revoked."""
-    row = session.execute(
+    row = tx.execute(
         select(SignIn.expires_at, ApiKey.revoked_at)
         .outerjoin(ApiKey, ApiKey.id == SignIn.api_key_id)
         .where(SignIn.id == sign_in_id)
@@ -44,36 +44,36 @@ def sign_in_is_active(session: Session, sign_in_id: str, now: datetime) -> bool:
     return row is not None and row.expires_at > now and row.revoked_at is None
 
 
-def extend(session: Session, sign_in_id: str, *, now: datetime, expires_at: datetime) -> None:
-    session.execute(
+def extend(tx: Session, sign_in_id: str, *, now: datetime, expires_at: datetime) -> None:
+    tx.execute(
         update(SignIn)
         .where(SignIn.id == sign_in_id)
         .values(last_used_at=now, expires_at=expires_at)
     )
 
 
-def delete_by_hash(session: Session, token_hash: str) -> int:
-    return rows_touched(session, delete(SignIn).where(SignIn.token_hash == token_hash))
+def delete_by_hash(tx: Session, token_hash: str) -> int:
+    return rows_touched(tx, delete(SignIn).where(SignIn.token_hash == token_hash))
 
 
-def delete_for_key(session: Session, api_key_id: str) -> None:
-    session.execute(delete(SignIn).where(SignIn.api_key_id == api_key_id))
+def delete_for_key(tx: Session, api_key_id: str) -> None:
+    tx.execute(delete(SignIn).where(SignIn.api_key_id == api_key_id))
 
 
-def delete_expired(session: Session, now: datetime) -> None:
-    session.execute(delete(SignIn).where(SignIn.expires_at <= now))
-    session.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
+def delete_expired(tx: Session, now: datetime) -> None:
+    tx.execute(delete(SignIn).where(SignIn.expires_at <= now))
+    tx.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
 
 
-def take_link(session: Session, token_hash: str, now: datetime) -> Row[str, str] | None:
+def take_link(tx: Session, token_hash: str, now: datetime) -> Row[str, str] | None:
     """The link's project, deleting the link: of two browsers racing, one gets it."""
-    found = session.execute(
+    found = tx.execute(
         select(SignInLink.organization_id, SignInLink.project_id).where(
             SignInLink.token_hash == token_hash, SignInLink.expires_at > now
         )
     ).first()
     if found is None:
         return None
-    if rows_touched(session, delete(SignInLink).where(SignInLink.token_hash == token_hash)) != 1:
+    if rows_touched(tx, delete(SignInLink).where(SignInLink.token_hash == token_hash)) != 1:
         return None
     return found

@@ -39,9 +39,9 @@ def cookie_token(request: Request) -> str | None:
     return request.cookies.get(COOKIE) or None
 
 
-def principal(session: Session, token: str) -> Principal:
+def principal(tx: Session, token: str) -> Principal:
     """The signed-in browser's principal (one query; an expired or revoked sign-in is refused)."""
-    return sign_ins.authenticate(session, token)
+    return sign_ins.authenticate(tx, token)
 
 
 def check_same_origin(request: Request) -> None:
@@ -82,8 +82,8 @@ async def _write(runtime: Runtime, work: Callable[[Session], T]) -> T:
     """``work`` in one write transaction, off the event loop."""
 
     def run() -> T:
-        with runtime.db.write() as session:
-            return work(session)
+        with runtime.db.write() as tx:
+            return work(tx)
 
     return await run_in_threadpool(run)
 
@@ -101,10 +101,10 @@ async def sign_in_with_link(runtime: Runtime, link_token: str) -> sign_ins.Issue
 async def open_page(runtime: Runtime, token: str) -> PageUser:
     """Check the sign-in for a page and make it last its full lifetime from now."""
 
-    def work(session: Session) -> PageUser:
-        found = sign_ins.refresh(session, token, lifetime=lifetime(runtime))
-        scope = tenancy.resolve_scope(session, found)
-        project = tenancy_store.project_by_id(session, scope.project_id)
+    def work(tx: Session) -> PageUser:
+        found = sign_ins.refresh(tx, token, lifetime=lifetime(runtime))
+        scope = tenancy.resolve_scope(tx, found)
+        project = tenancy_store.project_by_id(tx, scope.project_id)
         return PageUser(project_name=project.name if project is not None else scope.project_id)
 
     return await _write(runtime, work)

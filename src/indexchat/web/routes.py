@@ -96,11 +96,11 @@ async def shared_page(request: Request, token: str) -> Response:
     address = request.client.host if request.client else ""
 
     def look_up() -> tuple[str, str | None]:
-        with runtime.db.read() as session:
+        with runtime.db.read() as tx:
             view = share_links.open_guarded(
-                session, token, address=address, limiter=runtime.share_failures
+                tx, token, address=address, limiter=runtime.share_failures
             )
-            chat = sessions.get_session(session, view.scope, view.link.session_id)
+            chat = sessions.get_session(tx, view.scope, view.link.session_id)
             return view.link.shared_access, chat.generated_title
 
     try:

@@ -43,10 +43,10 @@ AttachmentName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_./-]{1,255}$")]
     operation_id="attachments_list",
 )
 async def list_attachments(caller: ProjectCaller, source_id: SourceId) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         items = [
             AttachmentInfo(name=a.name, size=a.size_bytes, last_modified=utc(a.created_at))
-            for a in service.attachments(session, scope, source_id)
+            for a in service.attachments(tx, scope, source_id)
         ]
         return json_response(CursorPage[AttachmentInfo](items=items))
 
@@ -64,8 +64,8 @@ async def get_attachment(
 ) -> Response:
     lifetime = caller.runtime.settings.download_link_seconds
 
-    def work(session: Session, scope: Scope) -> Response:
-        found = service.attachment(session, scope, source_id, attachment_name)
+    def work(tx: Session, scope: Scope) -> Response:
+        found = service.attachment(tx, scope, source_id, attachment_name)
         url = signed_link(
             request,
             caller.runtime,
@@ -103,9 +103,9 @@ async def download_attachment(
         return error_response(403, INVALID_LINK)
 
     def load() -> tuple[str, BinaryIO, int]:
-        with runtime.db.read() as session:
-            link.require_active(session)
-            found = service.attachment_for_download(session, attachment_id)
+        with runtime.db.read() as tx:
+            link.require_active(tx)
+            found = service.attachment_for_download(tx, attachment_id)
             name, digest = found.name, found.content_hash
         try:
             return name, *runtime.blobs.open(digest)

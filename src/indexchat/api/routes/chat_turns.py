@@ -90,9 +90,9 @@ async def stream_turn(
 
     runner = runner_of(request)
 
-    def begin(session: Session, scope: Scope) -> turns.TurnPlan:
+    def begin(tx: Session, scope: Scope) -> turns.TurnPlan:
         return turns.begin_turn(
-            session,
+            tx,
             scope,
             session_id,
             owner=runner.owner,
@@ -197,11 +197,11 @@ async def _events_after(
     events end with its ``stop``. ``heavy``: the read may be the whole history."""
     owner = runner.owner
 
-    def read(session: Session, scope: Scope) -> Replay:
-        return Replay.of(turns.events_after(session, scope, session_id, after, owner=owner))
+    def read(tx: Session, scope: Scope) -> Replay:
+        return Replay.of(turns.events_after(tx, scope, session_id, after, owner=owner))
 
-    def close(session: Session, scope: Scope) -> None:
-        turns.close_if_abandoned(session, scope, session_id, owner=owner)
+    def close(tx: Session, scope: Scope) -> None:
+        turns.close_if_abandoned(tx, scope, session_id, owner=owner)
 
     replay = await caller.in_project(read, heavy=heavy)
     if replay.abandoned:
@@ -223,8 +223,8 @@ async def cancel_turn(session_id: IdPath, caller: ProjectCaller, request: Reques
 
     runner = runner_of(request)
 
-    def work(session: Session, scope: Scope) -> Response:
-        chat = turns.request_cancel(session, scope, session_id, owner=runner.owner)
+    def work(tx: Session, scope: Scope) -> Response:
+        chat = turns.request_cancel(tx, scope, session_id, owner=runner.owner)
         return json_response(ChatSessionOut.of(chat))
 
     answer = await caller.in_project(work)
@@ -254,9 +254,9 @@ async def export_transcript(
     caller: ProjectCaller,
     format: Annotated[Literal["md", "json"], Query(description="md or json")] = "md",
 ) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        chat = sessions.get_session(session, scope, session_id)
-        events = sessions.session_events(session, scope, session_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        chat = sessions.get_session(tx, scope, session_id)
+        events = sessions.session_events(tx, scope, session_id)
         if format == "json":
             answer = json_response(ChatSessionWithEvents.with_events(chat, events))
             answer.headers["content-disposition"] = f'attachment; filename="{chat.id}.json"'

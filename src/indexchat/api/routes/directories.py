@@ -53,9 +53,9 @@ _METADATA = TypeAdapter(Metadata)
     responses={409: {"model": ErrorBody}},
 )
 async def create_directory(body: CreateDirectory, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         directory = service.create_directory(
-            session,
+            tx,
             scope,
             name=body.name,
             description=body.description,
@@ -86,10 +86,10 @@ async def list_directories(
     tokens = caller.page_tokens
     wanted = [*(types or ()), *([type] if type else [])]
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         listing = f"directories:{scope.project_id}"
         rows, after = service.list_directories(
-            session,
+            tx,
             scope,
             after=page_after(tokens, listing, page_token, store.DIRECTORY_ORDER),
             page_size=page_size,
@@ -114,8 +114,8 @@ async def list_directories(
     operation_id="directories_get",
 )
 async def get_directory(directory_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        return json_response(DirectoryOut.of(service.get_directory(session, scope, directory_id)))
+    def work(tx: Session, scope: Scope) -> Response:
+        return json_response(DirectoryOut.of(service.get_directory(tx, scope, directory_id)))
 
     return await caller.in_project(work)
 
@@ -131,8 +131,8 @@ async def update_directory(
 ) -> Response:
     changes = body.model_dump(exclude_unset=True)  # absent = unchanged, null = cleared
 
-    def work(session: Session, scope: Scope) -> Response:
-        directory = service.update_directory(session, scope, directory_id, **changes)
+    def work(tx: Session, scope: Scope) -> Response:
+        directory = service.update_directory(tx, scope, directory_id, **changes)
         return json_response(DirectoryOut.of(directory))
 
     return await caller.in_project(work)
@@ -147,8 +147,8 @@ async def update_directory(
     responses={409: {"model": ErrorBody}},
 )
 async def delete_directory(directory_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        service.delete_directory(session, scope, directory_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        service.delete_directory(tx, scope, directory_id)
         return Response(status_code=204)
 
     return await caller.in_project(work)
@@ -162,9 +162,9 @@ async def delete_directory(directory_id: IdPath, caller: ProjectCaller) -> Respo
     responses={409: {"model": ErrorBody}},
 )
 async def add_file(directory_id: IdPath, body: AddDirectoryFile, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         placed = service.add_file(
-            session,
+            tx,
             scope,
             directory_id,
             file_id=body.file_id,
@@ -197,13 +197,13 @@ async def upload_file(
     ] = None,
 ) -> Response:
     # Authenticate and find the directory before storing any bytes.
-    await caller.reading(lambda session, scope: service.get_directory(session, scope, directory_id))
+    await caller.reading(lambda tx, scope: service.get_directory(tx, scope, directory_id))
     user_metadata = _parse_metadata(metadata)
     digest, size = await read_upload(upload_file, caller)
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         stored = file_service.record_file(
-            session,
+            tx,
             scope,
             digest=digest,
             size=size,
@@ -212,7 +212,7 @@ async def upload_file(
             external_file_id=external_file_id,
         )
         placed = service.place_uploaded(
-            session,
+            tx,
             scope,
             directory_id,
             stored,
@@ -248,10 +248,10 @@ async def list_files(
 ) -> Response:
     tokens = caller.page_tokens
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         listing = f"directory_files:{scope.project_id}:{directory_id}"
         rows, after = service.list_files(
-            session,
+            tx,
             scope,
             directory_id,
             after=page_after(tokens, listing, page_token, store.DIRECTORY_FILE_ORDER),
@@ -287,8 +287,8 @@ async def get_file(
     caller: ProjectCaller,
     expand: Expand = None,
 ) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        placed = service.get_file(session, scope, directory_id, directory_file_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        placed = service.get_file(tx, scope, directory_id, directory_file_id)
         return json_response(_out(request, caller, scope, placed, expand))
 
     return await caller.in_project(work)
@@ -309,8 +309,8 @@ async def update_file(
 ) -> Response:
     changes = body.model_dump(exclude_unset=True)
 
-    def work(session: Session, scope: Scope) -> Response:
-        placed = service.update_file(session, scope, directory_id, directory_file_id, **changes)
+    def work(tx: Session, scope: Scope) -> Response:
+        placed = service.update_file(tx, scope, directory_id, directory_file_id, **changes)
         return json_response(DirectoryFileOut.of(placed))
 
     return await caller.in_project(work)
@@ -326,8 +326,8 @@ async def update_file(
 async def delete_file(
     directory_id: IdPath, directory_file_id: IdPath, caller: ProjectCaller
 ) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        service.delete_file(session, scope, directory_id, directory_file_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        service.delete_file(tx, scope, directory_id, directory_file_id)
         return Response(status_code=204)
 
     return await caller.in_project(work)

@@ -89,9 +89,9 @@ async def create_file(
     await caller.check()  # nothing reaches the blob store from an unauthenticated caller
     digest, size = await read_upload(file, caller)
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         stored = service.record_file(
-            session,
+            tx,
             scope,
             digest=digest,
             size=size,
@@ -119,10 +119,10 @@ async def list_files(
     tokens = caller.page_tokens
     keyset = store.FILE_ORDERS[order_by]
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         listing = f"files:{scope.project_id}:{order_by}"
         rows, after = service.list_files(
-            session,
+            tx,
             scope,
             order_by=order_by,
             after=page_after(tokens, listing, page_token, keyset),
@@ -151,7 +151,7 @@ async def query_files(body: FileQuery, caller: ProjectCaller) -> Response:
     wanted = body.filter or FileQueryFilter()
     tokens = caller.page_tokens
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         order_by = _query_order(body.order_by)  # checked once the caller is known
         keyset = store.FILE_ORDERS[order_by]
         listing = f"files:{scope.project_id}:{order_by}"
@@ -159,7 +159,7 @@ async def query_files(body: FileQuery, caller: ProjectCaller) -> Response:
         if not _may_match(wanted, scope):
             return json_response(FileQueryPage(items=[]))
         rows, following = service.list_files(
-            session,
+            tx,
             scope,
             order_by=order_by,
             after=after,
@@ -205,8 +205,8 @@ async def get_file(
     caller: ProjectCaller,
     expand: Annotated[list[Literal["download_url"]] | None, Query()] = None,
 ) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        stored = service.get_file(session, scope, file_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        stored = service.get_file(tx, scope, file_id)
         url = presigned(request, caller, scope, stored.id) if expand else None
         return json_response(FileOut.of(stored, url))
 
@@ -221,9 +221,9 @@ async def get_file(
     operation_id="files_delete",
 )
 async def delete_file(file_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         grace = caller.runtime.settings.blob_grace_seconds
-        service.delete_file(session, scope, caller.runtime.blobs, file_id, grace_seconds=grace)
+        service.delete_file(tx, scope, caller.runtime.blobs, file_id, grace_seconds=grace)
         return Response(status_code=204)
 
     return await caller.in_project(work)
@@ -241,8 +241,8 @@ async def file_content(
     caller: ProjectCaller,
     expires_at_seconds: Annotated[int | None, Query(ge=1, le=7 * 24 * 3600)] = None,
 ) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        stored = service.get_file(session, scope, file_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        stored = service.get_file(tx, scope, file_id)
         return json_response(presigned(request, caller, scope, stored.id, expires_at_seconds))
 
     return await caller.in_project(work)
@@ -266,9 +266,9 @@ async def download_file(request: Request, file_id: IdPath, link: SignedLink) -> 
         return error_response(403, INVALID_LINK)
 
     def load() -> tuple[str, BinaryIO, int]:
-        with runtime.db.read() as session:
-            link.require_active(session)
-            stored = store.file_any_project(session, file_id)
+        with runtime.db.read() as tx:
+            link.require_active(tx)
+            stored = store.file_any_project(tx, file_id)
             if stored is None:
                 raise NotFound(f"file {file_id!r} not found")
             name, digest = stored.name, stored.content_hash

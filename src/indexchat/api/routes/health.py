@@ -20,6 +20,6 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health, summary="Server and database health")
 def health(runtime: RuntimeDep) -> Health:
-    with runtime.db.read() as session:
-        session.execute(text("SELECT 1"))
+    with runtime.db.read() as tx:
+        tx.execute(text("SELECT 1"))
     return Health(status="ok", version=__version__, database=runtime.db.engine.dialect.name)

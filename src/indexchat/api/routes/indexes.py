@@ -26,9 +26,9 @@ PAGE_DEFAULT, PAGE_MAX = 20, 100
 
 @router.post("", response_model=IndexOut, summary="Create an index", operation_id="indexes_create")
 async def create_index(body: CreateIndex, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         index = service.create_index(
-            session,
+            tx,
             scope,
             source_directory_id=body.source_directory_id,
             name=body.name,
@@ -38,7 +38,7 @@ async def create_index(body: CreateIndex, caller: ProjectCaller) -> Response:
             sync_frequency=body.sync_frequency,
             vector_target=body.vector_target,
         )
-        return json_response(IndexOut.of(index, next_sync_at=next_run_of(session, index, timing)))
+        return json_response(IndexOut.of(index, next_sync_at=next_run_of(tx, index, timing)))
 
     timing = Timing.of(caller.runtime.settings)
     return await caller.in_project(work)
@@ -56,10 +56,10 @@ async def list_indexes(
     tokens = caller.page_tokens
     timing = Timing.of(caller.runtime.settings)
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         listing = f"indexes:{scope.project_id}"
         rows, after = service.list_indexes(
-            session,
+            tx,
             scope,
             after=page_after(tokens, listing, page_token, service.INDEX_ORDER),
             page_size=page_size,
@@ -67,7 +67,7 @@ async def list_indexes(
         )
         return json_response(
             CursorPage[IndexOut](
-                items=[IndexOut.of(i, next_sync_at=next_run_of(session, i, timing)) for i in rows],
+                items=[IndexOut.of(i, next_sync_at=next_run_of(tx, i, timing)) for i in rows],
                 next_page_token=next_token(tokens, listing, after),
             )
         )
@@ -83,12 +83,12 @@ async def get_index(
     caller: ProjectCaller,
     expand: Annotated[list[Literal["sync_in_progress"]] | None, Query()] = None,
 ) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        index = service.get_index(session, scope, index_id)
-        next_sync_at = next_run_of(session, index, timing)
+    def work(tx: Session, scope: Scope) -> Response:
+        index = service.get_index(tx, scope, index_id)
+        next_sync_at = next_run_of(tx, index, timing)
         if not expand:
             return json_response(IndexOut.of(index, next_sync_at=next_sync_at))
-        progress = service.sync_progress(session, index.id)
+        progress = service.sync_progress(tx, index.id)
         return json_response(IndexOut.of(index, progress is not None, progress, next_sync_at))
 
     timing = Timing.of(caller.runtime.settings)
@@ -105,8 +105,8 @@ async def get_index(
 async def delete_index(index_id: IdPath, caller: ProjectCaller) -> Response:
     store = caller.runtime.search
 
-    def work(session: Session, scope: Scope) -> Response:
-        service.delete_index(session, scope, index_id, store)
+    def work(tx: Session, scope: Scope) -> Response:
+        service.delete_index(tx, scope, index_id, store)
         return Response(status_code=204)
 
     return await caller.in_project(work)
@@ -118,8 +118,8 @@ async def delete_index(index_id: IdPath, caller: ProjectCaller) -> Response:
     operation_id="indexes_sync",
 )
 async def sync_index(index_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        return json_response_of(service.start_sync(session, scope, index_id))
+    def work(tx: Session, scope: Scope) -> Response:
+        return json_response_of(service.start_sync(tx, scope, index_id))
 
     return await caller.in_project(work)
 
@@ -131,7 +131,7 @@ async def sync_index(index_id: IdPath, caller: ProjectCaller) -> Response:
     responses={409: {"model": ErrorBody}},
 )
 async def cancel_sync(index_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        return json_response_of(service.cancel_sync(session, scope, index_id))
+    def work(tx: Session, scope: Scope) -> Response:
+        return json_response_of(service.cancel_sync(tx, scope, index_id))
 
     return await caller.in_project(work)

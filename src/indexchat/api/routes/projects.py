@@ -28,9 +28,9 @@ async def list_projects(
     organization_id: OptionalIdQuery = None,
     project_name: OptionalNameQuery = None,
 ) -> Response:
-    def work(session: Session, principal: Principal) -> Response:
+    def work(tx: Session, principal: Principal) -> Response:
         found = tenancy.reachable_projects(
-            session, principal, organization_id=organization_id, name=project_name
+            tx, principal, organization_id=organization_id, name=project_name
         )
         return json_response([ProjectOut.of(p) for p in found])
 
@@ -47,9 +47,9 @@ async def list_projects(
 async def get_project(
     project_id: IdPath, caller: KeyCaller, organization_id: OptionalIdQuery = None
 ) -> Response:
-    def work(session: Session, principal: Principal) -> Response:
+    def work(tx: Session, principal: Principal) -> Response:
         project = tenancy.reachable_project(
-            session, principal, project_id, organization_id=organization_id
+            tx, principal, project_id, organization_id=organization_id
         )
         return json_response(ProjectOut.of(project))
 

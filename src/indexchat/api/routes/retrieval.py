@@ -94,15 +94,15 @@ Work = Callable[[Session, Scope], R]
 
 def _responding(work: Work[BaseModel]) -> Work[Response]:
     """Serialised in the same worker thread as the work itself."""
-    return lambda session, scope: json_response(work(session, scope))
+    return lambda tx, scope: json_response(work(tx, scope))
 
 
 def retrieve_work(body: RetrieveRequest, runtime: Runtime) -> Work[RetrievalResults]:
     options = _options(body)
 
-    def work(session: Session, scope: Scope) -> RetrievalResults:
+    def work(tx: Session, scope: Scope) -> RetrievalResults:
         hits = service.retrieve(
-            session,
+            tx,
             scope,
             runtime.search,
             runtime.embedder,
@@ -182,10 +182,10 @@ def _filter(body: RetrieveRequest) -> Any:
 
 
 def find_work(body: FindRequest, tokens: PageTokens) -> Work[CursorPage[FoundFile]]:
-    def work(session: Session, scope: Scope) -> CursorPage[FoundFile]:
+    def work(tx: Session, scope: Scope) -> CursorPage[FoundFile]:
         listing = f"find:{scope.project_id}:{body.index_id}"
         rows, after = service.find_files(
-            session,
+            tx,
             scope,
             body.index_id,
             file_name=body.file_name,
@@ -204,7 +204,7 @@ def find_work(body: FindRequest, tokens: PageTokens) -> Work[CursorPage[FoundFil
 def grep_work(
     body: GrepRequest, tokens: PageTokens, blobs: BlobStore
 ) -> Work[CursorPage[GrepMatchOut]]:
-    def work(session: Session, scope: Scope) -> CursorPage[GrepMatchOut]:
+    def work(tx: Session, scope: Scope) -> CursorPage[GrepMatchOut]:
         listing = f"grep:{scope.project_id}:{body.index_id}:{body.file_id}:{body.pattern}"
         start = 0
         if body.page_token:
@@ -212,7 +212,7 @@ def grep_work(
             if len(position) != 1 or not isinstance(position[0], int):
                 raise InvalidPageToken("malformed page_token")
             start = position[0]
-        text = service.parsed_text(session, scope, blobs, body.index_id, body.file_id)
+        text = service.parsed_text(tx, scope, blobs, body.index_id, body.file_id)
         matches, resume = service.grep(
             text,
             body.pattern,
@@ -232,8 +232,8 @@ def grep_work(
 
 
 def read_work(body: ReadRequest, blobs: BlobStore) -> Work[ReadResult]:
-    def work(session: Session, scope: Scope) -> ReadResult:
-        text = service.parsed_text(session, scope, blobs, body.index_id, body.file_id)
+    def work(tx: Session, scope: Scope) -> ReadResult:
+        text = service.parsed_text(tx, scope, blobs, body.index_id, body.file_id)
         end = None if body.max_length is None else body.offset + body.max_length
         return ReadResult(content=text[body.offset : end])
 

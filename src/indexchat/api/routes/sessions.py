@@ -55,9 +55,9 @@ _SESSION_ID_LINK = {"session_id": "$response.body#/session_id"}
 async def create_session(body: CreateChatSession, caller: ProjectCaller) -> Response:
     shared_access = body.shared_access or caller.runtime.settings.default_shared_access
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         chat = service.create_session(
-            session, scope, index_ids=body.index_ids, shared_access=shared_access
+            tx, scope, index_ids=body.index_ids, shared_access=shared_access
         )
         return json_response(ChatSessionOut.of(chat))
 
@@ -77,10 +77,10 @@ async def list_sessions(
 ) -> Response:
     tokens = caller.page_tokens
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         listing = f"chat:{scope.project_id}"
         after = tokens.decode_keyset(listing, page_token) if page_token else None
-        page = service.list_sessions(session, scope, after=after, page_size=page_size)
+        page = service.list_sessions(tx, scope, after=after, page_size=page_size)
         next_token = tokens.encode_keyset(listing, page.next_after) if page.next_after else None
         items = [ChatSessionOut.of(chat) for chat in page.sessions]
         return json_response(CursorPage[ChatSessionOut](items=items, next_page_token=next_token))
@@ -111,11 +111,11 @@ async def search_sessions(
 ) -> Response:
     tokens = caller.page_tokens
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         # The token names the query: a page of one search cannot continue another.
         listing = f"chat-search:{scope.project_id}:{hashlib.sha256(q.encode()).hexdigest()}"
         after = _search_position(tokens.decode(listing, page_token)) if page_token else None
-        page = session_search.search_sessions(session, scope, q, after=after, page_size=page_size)
+        page = session_search.search_sessions(tx, scope, q, after=after, page_size=page_size)
         items = [ChatSessionFound.found(f.session, f.snippet, f.event_index) for f in page.items]
         next_token = tokens.encode(listing, list(page.next_after)) if page.next_after else None
         return json_response(CursorPage[ChatSessionFound](items=items, next_page_token=next_token))
@@ -138,9 +138,9 @@ def _search_position(position: list[Any]) -> session_search.Position:
     operation_id="chat_retrieve",
 )
 async def get_session(session_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        chat = service.get_session(session, scope, session_id)
-        events = service.session_events(session, scope, session_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        chat = service.get_session(tx, scope, session_id)
+        events = service.session_events(tx, scope, session_id)
         return json_response(ChatSessionWithEvents.with_events(chat, events))
 
     return await caller.in_project(work, heavy=True)  # the whole history, however long
@@ -153,8 +153,8 @@ async def get_session(session_id: IdPath, caller: ProjectCaller) -> Response:
     operation_id="chat_get_summary",
 )
 async def get_summary(session_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        return json_response(ChatSessionOut.of(service.get_session(session, scope, session_id)))
+    def work(tx: Session, scope: Scope) -> Response:
+        return json_response(ChatSessionOut.of(service.get_session(tx, scope, session_id)))
 
     return await caller.in_project(work)
 
@@ -167,8 +167,8 @@ async def get_summary(session_id: IdPath, caller: ProjectCaller) -> Response:
     operation_id="chat_delete",
 )
 async def delete_session(session_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
-        service.delete_session(session, scope, session_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        service.delete_session(tx, scope, session_id)
         return Response(status_code=204)
 
     return await caller.in_project(work)

@@ -39,9 +39,9 @@ async def create_link(
         timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds is not None else None
     )
 
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         issued = service.create_link(
-            session, scope, session_id, shared_access=body.shared_access, expires_in=expires_in
+            tx, scope, session_id, shared_access=body.shared_access, expires_in=expires_in
         )
         out = ShareLinkOut.of(issued.link, utcnow())
         created = CreatedShareLink(**out.model_dump(), url=share_url(request, issued.token))
@@ -57,11 +57,9 @@ async def create_link(
     operation_id="chat_share_links_list",
 )
 async def list_links(session_id: IdPath, caller: ProjectCaller) -> Response:
-    def work(session: Session, scope: Scope) -> Response:
+    def work(tx: Session, scope: Scope) -> Response:
         now = utcnow()
-        items = [
-            ShareLinkOut.of(link, now) for link in service.list_links(session, scope, session_id)
-        ]
+        items = [ShareLinkOut.of(link, now) for link in service.list_links(tx, scope, session_id)]
         return json_response(CursorPage[ShareLinkOut](items=items))
 
     return await caller.in_project(work)
@@ -77,8 +75,8 @@ async def list_links(session_id: IdPath, caller: ProjectCaller) -> Response:
 async def revoke_link(session_id: IdPath, link_id: IdPath, caller: ProjectCaller) -> Response:
     """The link, and every copy its viewers started, stop working at once."""
 
-    def work(session: Session, scope: Scope) -> Response:
-        service.revoke_link(session, scope, session_id, link_id)
+    def work(tx: Session, scope: Scope) -> Response:
+        service.revoke_link(tx, scope, session_id, link_id)
         return Response(status_code=204)
 
     return await caller.in_project(work)

@@ -63,18 +63,18 @@ class Viewer:
         return await run_in_threadpool(self._run, work)
 
     async def in_project(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
-        return await self.shared(lambda session, view: work(session, view.scope), heavy=heavy)
+        return await self.shared(lambda tx, view: work(tx, view.scope), heavy=heavy)
 
     async def writing(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
         return await replace(self, write=True).in_project(work, heavy=heavy)
 
     def _run(self, work: Callable[[Session, SharedView], T]) -> T:
         db = self.runtime.db
-        with db.write() if self.write else db.read() as session:
+        with db.write() if self.write else db.read() as tx:
             view = share_links.open_guarded(
-                session, self.token, address=self.address, limiter=self.runtime.share_failures
+                tx, self.token, address=self.address, limiter=self.runtime.share_failures
             )
-            return work(session, view)
+            return work(tx, view)
 
 
 def _viewer(request: Request, token: str, *, write: bool = False) -> Viewer:
@@ -96,14 +96,14 @@ def _viewer(request: Request, token: str, *, write: bool = False) -> Viewer:
 async def get_shared(token: Token, request: Request) -> Response:
     viewer = _viewer(request, token)
 
-    def work(session: Session, view: SharedView) -> Response:
-        chat = sessions.get_session(session, view.scope, view.link.session_id)
-        events = sessions.session_events(session, view.scope, chat.id)
-        fork_id = share_links.viewer_fork(session, view, viewer.viewer_token)
+    def work(tx: Session, view: SharedView) -> Response:
+        chat = sessions.get_session(tx, view.scope, view.link.session_id)
+        events = sessions.session_events(tx, view.scope, chat.id)
+        fork_id = share_links.viewer_fork(tx, view, viewer.viewer_token)
         fork = None
         if fork_id is not None:
-            own = sessions.get_session(session, view.scope, fork_id)
-            own_events = sessions.session_events(session, view.scope, fork_id)
+            own = sessions.get_session(tx, view.scope, fork_id)
+            own_events = sessions.session_events(tx, view.scope, fork_id)
             fork = ChatSessionWithEvents.with_events(own, own_events)
         return json_response(
             SharedChat(
@@ -127,9 +127,9 @@ async def follow_shared(token: Token, request: Request, after: After = 0) -> Res
 
     runner = runner_of(request)
 
-    def read(session: Session, view: SharedView) -> tuple[str, Replay]:
+    def read(tx: Session, view: SharedView) -> tuple[str, Replay]:
         found = view.link.session_id
-        since = turns.events_after(session, view.scope, found, after, owner=runner.owner)
+        since = turns.events_after(tx, view.scope, found, after, owner=runner.owner)
         return found, Replay.of(since)
 
     session_id, replay = await viewer.shared(read, heavy=True)  # one transaction for an idle poll
@@ -145,8 +145,8 @@ async def follow_shared(token: Token, request: Request, after: After = 0) -> Res
 async def follow_fork(token: Token, request: Request, after: After = 0) -> Response:
     viewer = _viewer(request, token)
 
-    def fork_id(session: Session, view: SharedView) -> str:
-        found = share_links.viewer_fork(session, view, viewer.viewer_token)
+    def fork_id(tx: Session, view: SharedView) -> str:
+        found = share_links.viewer_fork(tx, view, viewer.viewer_token)
         if found is None:
             raise NotFound("this browser has not asked anything through this share link")
         return found
@@ -173,10 +173,10 @@ async def ask_shared(token: Token, body: SharedTurnRequest, request: Request) ->
     runner = runner_of(request)
     per_hour = viewer.runtime.settings.share_link_turns_per_hour
 
-    def begin(session: Session, view: SharedView) -> turns.TurnPlan:
-        fork_id = share_links.fork_for_turn(session, view, viewer_token, turns_per_hour=per_hour)
+    def begin(tx: Session, view: SharedView) -> turns.TurnPlan:
+        fork_id = share_links.fork_for_turn(tx, view, viewer_token, turns_per_hour=per_hour)
         return turns.begin_turn(
-            session,
+            tx,
             view.scope,
             fork_id,
             owner=runner.owner,
@@ -222,9 +222,9 @@ async def shared_attachment(
 ) -> Response:
     viewer = _viewer(request, token)
 
-    def load(session: Session, view: SharedView) -> tuple[str, str]:
+    def load(tx: Session, view: SharedView) -> tuple[str, str]:
         found = share_links.cited_attachment(
-            session, view, viewer.viewer_token, source_id, attachment_name
+            tx, view, viewer.viewer_token, source_id, attachment_name
         )
         return found.name, found.content_hash
 
