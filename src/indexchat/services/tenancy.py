@@ -63,11 +63,6 @@ def instance_keys(tx: Session) -> Keys:
     return Keys(bytes.fromhex(value))
 
 
-def page_token_secret(tx: Session) -> bytes:
-    """The key that signs page tokens."""
-    return instance_keys(tx).for_purpose("page-token")
-
-
 def organization_named(tx: Session, name: str | None) -> Organization:
     org = store.organization_by_name(tx, name or DEFAULT_ORGANIZATION)
     if org is None:
