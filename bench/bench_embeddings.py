@@ -112,11 +112,23 @@ def query_latency_ms(embedder: LocalEmbedder, queries: list[str]) -> float:
     return statistics.median(times)
 
 
+def local_embedder(
+    cache: str | Path, backend: str, threads: int, batch: int | None = None, max_tokens: int = 256
+) -> LocalEmbedder:
+    """A local embedder with the thread count and batch size under test (production's own
+    choices are the defaults of LocalEmbedder)."""
+    embedder = LocalEmbedder(cache, backend=backend, max_tokens=max_tokens)
+    embedder.threads = threads
+    if batch is not None:
+        embedder.batch_size = batch
+    return embedder
+
+
 def first_load_seconds(backend: str, threads: int) -> float:
     """Export into an empty cache, as a fresh data directory would (imports included)."""
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        LocalEmbedder(cache, backend=backend, threads=threads).load()
+        local_embedder(cache, backend, threads).load()
         return time.perf_counter() - start
 
 
@@ -162,9 +174,7 @@ def main() -> None:
             print(f"  first load (build) {backend}: {first_load[backend]:.1f} s", flush=True)
 
     def local(backend: str, batch: int = 32, max_tokens: int = 256) -> LocalEmbedder:
-        embedder = LocalEmbedder(
-            cache, backend=backend, threads=args.threads, batch_size=batch, max_tokens=max_tokens
-        )
+        embedder = local_embedder(cache, backend, args.threads, batch, max_tokens)
         embedder.load()
         return embedder
 

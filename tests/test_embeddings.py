@@ -120,7 +120,8 @@ def test_related_sentences_score_higher_than_unrelated(local: LocalEmbedder) -> 
 
 def test_order_is_restored_after_length_sorting(local: LocalEmbedder) -> None:
     # Small batches, so the length sort really reorders across batches.
-    small = LocalEmbedder(local.cache_dir, batch_size=2)
+    small = LocalEmbedder(local.cache_dir)
+    small.batch_size = 2
     batch = small.embed_documents(PASSAGES)
     singles = np.stack([small.embed_query(t) for t in PASSAGES])
     sims = batch @ singles.T

@@ -132,8 +132,10 @@ class LocalEmbedder:
     the batches of a long ingest).
 
     ``max_tokens`` truncates what the model sees of each passage (default: the model's own
-    limit, 256; 128 embeds ~2x faster at slightly lower quality). ``batch_size`` defaults to 1
-    for int8 (deterministic vectors, see ``INT8_BATCH_SIZE``) and 32 otherwise.
+    limit, 256; 128 embeds ~2x faster at slightly lower quality). ``batch_size`` is 1 for int8
+    (deterministic vectors, see ``INT8_BATCH_SIZE``) and 32 otherwise; ``threads`` is what ONNX
+    Runtime gets when the model loads. Both are plain attributes a caller comparing variants
+    may set before the first embed.
     """
 
     model_name = LOCAL_MODEL_NAME
@@ -145,8 +147,6 @@ class LocalEmbedder:
         *,
         backend: str = "onnx-int8",
         max_tokens: int = DEFAULT_MAX_TOKENS,
-        batch_size: int | None = None,
-        threads: int | None = None,
     ) -> None:
         if backend not in LOCAL_BACKENDS:
             raise ValueError(
@@ -154,15 +154,11 @@ class LocalEmbedder:
             )
         if not 1 <= max_tokens <= 512:
             raise ValueError(f"max_tokens must be in 1..512, got {max_tokens}")
-        if batch_size is None:
-            batch_size = INT8_BATCH_SIZE if backend == "onnx-int8" else FLOAT_BATCH_SIZE
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.backend = backend
         self.cache_dir = Path(cache_dir)
         self.max_tokens = max_tokens
-        self.batch_size = batch_size
-        self.threads = threads or min(2, os.cpu_count() or 1)
+        self.batch_size = INT8_BATCH_SIZE if backend == "onnx-int8" else FLOAT_BATCH_SIZE
+        self.threads = min(2, os.cpu_count() or 1)
         self._load_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
         self._run_lock = threading.Lock()

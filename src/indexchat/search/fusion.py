@@ -9,16 +9,6 @@ from collections.abc import Sequence
 SPREAD = 3.0
 
 
-def normalise(scores: Sequence[tuple[int, float]]) -> dict[int, float]:
-    """Min-max to [0, 1] within one result list (the best gets 1)."""
-    if not scores:
-        return {}
-    values = [s for _, s in scores]
-    low, high = min(values), max(values)
-    span = high - low
-    return {i: (s - low) / span if span > 0 else 1.0 for i, s in scores}
-
-
 def normalise_distribution(scores: Sequence[tuple[int, float]]) -> dict[int, float]:
     """Distribution-based: mean - 3σ maps to 0 and mean + 3σ to 1, within one result list.
 
@@ -41,13 +31,10 @@ def convex(
     *,
     text_weight: float,
     vector_weight: float,
-    distribution: bool = True,
 ) -> list[tuple[int, float]]:
-    """Weighted sum of normalised scores; a chunk missing from a list scores 0 there.
-
-    ``distribution`` picks distribution-based normalisation, else min-max."""
-    norm = normalise_distribution if distribution else normalise
-    t, v = norm(text), norm(vector)
+    """Weighted sum of distribution-normalised scores; a chunk missing from a list scores 0
+    there."""
+    t, v = normalise_distribution(text), normalise_distribution(vector)
     total = (text_weight + vector_weight) or 1.0
     fused = {
         i: (text_weight * t.get(i, 0.0) + vector_weight * v.get(i, 0.0)) / total
