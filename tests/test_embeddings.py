@@ -290,16 +290,17 @@ def test_make_embedder_validates(tmp_path: Path) -> None:
 DIM = 8
 
 
-def _fake_vector(text: str) -> list[float]:
+def _fake_vector(text: str, width: int = DIM) -> list[float]:
     """Deterministic, deliberately not normalised (length ~3-ish), per text."""
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-    return (np.random.default_rng(seed).normal(size=DIM) * 3.0).tolist()
+    return (np.random.default_rng(seed).normal(size=width) * 3.0).tolist()
 
 
 class _EmbeddingsServer(ThreadingHTTPServer):
     requests: list[dict[str, Any]]
     headers_seen: list[dict[str, str]]
     fail: bool
+    width: int  # of the vectors it returns: a test may swap the model behind the endpoint
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -316,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(500, {"error": {"message": "boom", "type": "server_error"}})
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
-            {"object": "embedding", "index": i, "embedding": _fake_vector(t)}
+            {"object": "embedding", "index": i, "embedding": _fake_vector(t, self.server.width)}
             for i, t in enumerate(inputs)
         ]
         data.reverse()  # clients must order by "index", not by position
@@ -337,7 +338,7 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[_EmbeddingsServer]:
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(var, raising=False)
     server = _EmbeddingsServer(("127.0.0.1", 0), _Handler)
-    server.requests, server.headers_seen, server.fail = [], [], False
+    server.requests, server.headers_seen, server.fail, server.width = [], [], False, DIM
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -376,9 +377,11 @@ def test_openai_discovers_dimension_on_demand(endpoint: _EmbeddingsServer) -> No
 
 
 def test_openai_rejects_wrong_dimension_and_reports_errors(endpoint: _EmbeddingsServer) -> None:
-    wrong = OpenAIEmbedder(model="m", base_url=_url(endpoint), dimension=16)
-    with pytest.raises(UpstreamFailed, match="returned 8-d vectors, expected 16"):
-        wrong.embed_documents(["x"])
+    swapped = OpenAIEmbedder(model="m", base_url=_url(endpoint))
+    assert swapped.dimension == DIM
+    endpoint.width = 16
+    with pytest.raises(UpstreamFailed, match="returned 16-d vectors, expected 8"):
+        swapped.embed_documents(["x"])
     endpoint.fail = True
     failing = OpenAIEmbedder(model="m", base_url=_url(endpoint), max_retries=0)
     with pytest.raises(UpstreamFailed, match="embedding request to .* failed"):

@@ -234,10 +234,11 @@ class LocalEmbedder:
 class OpenAIEmbedder:
     """An OpenAI-compatible ``/v1/embeddings`` endpoint through the official ``openai`` SDK.
 
-    ``dimension`` is found from the first response unless given (then every response must
-    match it). Vectors are re-normalised, since not every compatible server normalises.
-    ``count_tokens`` is an estimate with the bundled WordPiece tokenizer (the remote model's own
-    tokenizer is not available offline); servers' ``usage`` figures are authoritative.
+    ``dimension`` is found from the first response; every later response must match it (a
+    model swapped behind the endpoint would mix vectors of two spaces). Vectors are
+    re-normalised, since not every compatible server normalises. ``count_tokens`` is an
+    estimate with the bundled WordPiece tokenizer (the remote model's own tokenizer is not
+    available offline); servers' ``usage`` figures are authoritative.
     """
 
     def __init__(
@@ -246,7 +247,6 @@ class OpenAIEmbedder:
         model: str,
         base_url: str | None = None,
         api_key: str | None = None,
-        dimension: int | None = None,
         batch_size: int = 128,
         timeout: float = 60.0,
         max_retries: int = 2,
@@ -265,7 +265,7 @@ class OpenAIEmbedder:
         self.model_name = model
         self.base_url = base_url
         self.batch_size = batch_size
-        self._dimension = dimension
+        self._dimension: int | None = None
         self._client = OpenAI(
             api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
