@@ -36,7 +36,7 @@ from indexchat.search.store import Entry, SearchStore, query_terms
 from indexchat.services import directories, indexes, tenancy
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import upgrade
-from indexchat.storage.tables import Chunk, IndexedFile
+from indexchat.storage.tables import Chunk, ParsedFile
 
 DIMENSION = 384
 BATCH_DOCS = 200
@@ -94,7 +94,7 @@ def build(db: Database, store: SearchStore, corpus: dict[str, str]) -> tuple[str
         with db.write() as tx:
             entries = []
             for doc_id, text in docs[start : start + BATCH_DOCS]:
-                parsed = IndexedFile(
+                parsed = ParsedFile(
                     id=f"dfl-{doc_id}",
                     index_id=index_id,
                     source_file_id=doc_id,

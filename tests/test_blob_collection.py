@@ -20,7 +20,7 @@ from indexchat.services.backup import blob_path
 from indexchat.services.blob_collection import LEASE, collect
 from indexchat.storage import leases
 from indexchat.storage.blobs import LocalBlobStore
-from indexchat.storage.tables import Attachment, IndexedFile, StoredFile
+from indexchat.storage.tables import Attachment, ParsedFile, StoredFile
 
 HOUR = 3600.0
 
@@ -81,7 +81,7 @@ def test_unnamed_blobs_go_after_the_grace_period_and_named_ones_stay(quiet: Live
 
     with db.read() as tx:
         named = set(tx.scalars(select(StoredFile.content_hash)))
-        texts = select(IndexedFile.text_hash).where(IndexedFile.text_hash.is_not(None))
+        texts = select(ParsedFile.text_hash).where(ParsedFile.text_hash.is_not(None))
         named |= {digest for digest in tx.scalars(texts) if digest}
         named |= set(tx.scalars(select(Attachment.content_hash)))
     assert len(named) >= 5

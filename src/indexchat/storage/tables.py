@@ -413,6 +413,5 @@ class SessionText(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
-# Earlier names of Index and ParsedFile, for modules not yet moved to them.
+# The earlier name of Index, for the one module not yet moved to it (services/turns.py).
 SearchIndex = Index
-IndexedFile = ParsedFile
