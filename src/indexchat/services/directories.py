@@ -117,8 +117,7 @@ def delete_directory(tx: Session, scope: Scope, directory_id: str) -> None:
     users = store.indexes_using_directory(tx, directory_id=directory_id)
     if users:
         raise Conflict(f"directory {directory_id!r} is used by index {users[0]!r}; delete it first")
-    tx.delete(directory)
-    tx.flush()
+    store.remove_directory(tx, project_id=scope.project_id, directory_id=directory.id)
 
 
 def add_file(
@@ -275,7 +274,7 @@ def update_file(
         tx, directory_id=target, unique_id=new_unique, except_id=placed.id
     ):
         raise Conflict(f"unique_id {new_unique!r} is already used in directory {target!r}")
-    _touch(tx, placed.directory_id, target)  # both sides changed for their indexes
+    _touch(tx, scope, placed.directory_id, target)  # both sides changed for their indexes
     placed.directory_id, placed.unique_id = target, new_unique
     placed.updated_at = utcnow()
     tx.flush()
@@ -288,14 +287,16 @@ def delete_file(tx: Session, scope: Scope, directory_id: str, directory_file_id:
     if placed.deleted_at is not None:
         raise NotFound(f"directory file {directory_file_id!r} not found")
     placed.deleted_at = placed.updated_at = utcnow()
-    _touch(tx, directory_id)
+    _touch(tx, scope, directory_id)
     tx.flush()
 
 
-def _touch(tx: Session, *directory_ids: str) -> None:
+def _touch(tx: Session, scope: Scope, *directory_ids: str) -> None:
     """A directory's ``updated_at`` moves with its files: indexes that follow it see it."""
     now = utcnow()
     for directory_id in set(directory_ids):
-        directory = tx.get(Directory, directory_id)
+        directory = store.directory(
+            tx, project_id=scope.project_id, directory_id=directory_id, include_deleted=True
+        )
         if directory is not None:
             directory.updated_at = now

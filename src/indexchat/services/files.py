@@ -117,7 +117,6 @@ def delete_file(
     ``grace_seconds`` (an upload of the same bytes may not have committed its row yet)."""
     found = get_file(tx, scope, file_id)
     digest = found.content_hash
-    tx.delete(found)
-    tx.flush()
+    store.remove_file(tx, project_id=scope.project_id, file_id=found.id)
     if not is_referenced(tx, digest):
         blobs.delete_if_stale(digest, grace_seconds=grace_seconds)

@@ -141,8 +141,6 @@ def delete_index(tx: Session, scope: Scope, index_id: str, search: SearchStore) 
         directory_id=index.output_directory_id,
         include_deleted=True,
     )
-    tx.delete(index)
-    tx.flush()
+    store.remove(tx, project_id=index.project_id, index_id=index.id)
     if output is not None:
-        tx.delete(output)
-        tx.flush()
+        files.remove_directory(tx, project_id=index.project_id, directory_id=output.id)

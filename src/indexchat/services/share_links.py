@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -205,11 +204,7 @@ def cited_attachment(
     fork = viewer_fork(tx, view, viewer_token)
     if fork is not None:
         sessions.append(fork)
-    payloads = tx.scalars(
-        select(ChatEvent.payload).where(
-            ChatEvent.session_id.in_(sessions), ChatEvent.type == "tool_result"
-        )
-    )
+    payloads = store.tool_results(tx, project_id=view.scope.project_id, session_ids=sessions)
     found = None
     if any((source_id, name) in _citations(p) for p in payloads):
         found = attachments.get(

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import sqlean
 import sqlite_vec
-from sqlalchemy import ColumnElement, DateTime, Engine, create_engine, event, func, literal
+from sqlalchemy import ColumnElement, DateTime, Engine, create_engine, event, func, literal, text
 from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
@@ -156,6 +156,11 @@ class Database:
                 yield tx
         finally:
             self._write_lock.release()
+
+    def ping(self) -> None:
+        """One round trip to the database: raises when it does not answer."""
+        with self.read() as tx:
+            tx.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -59,6 +59,12 @@ def remove_file(tx: Session, *, project_id: str, file_id: str) -> None:
     )
 
 
+def remove_directory(tx: Session, *, project_id: str, directory_id: str) -> None:
+    tx.execute(
+        delete(Directory).where(Directory.id == directory_id, Directory.project_id == project_id)
+    )
+
+
 def directory(
     tx: Session, *, project_id: str, directory_id: str, include_deleted: bool = False
 ) -> Directory | None:

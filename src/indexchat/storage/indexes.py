@@ -31,6 +31,10 @@ def get_for_job(tx: Session, index_id: str) -> Index | None:
     return tx.get(Index, index_id)
 
 
+def remove(tx: Session, *, project_id: str, index_id: str) -> None:
+    tx.execute(delete(Index).where(Index.id == index_id, Index.project_id == project_id))
+
+
 def page(
     tx: Session,
     *,

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.storage.db import rows_touched
-from indexchat.storage.tables import ChatEvent, ShareFork, ShareLink
+from indexchat.storage.tables import ChatEvent, ChatSession, ShareFork, ShareLink
 
 
 def by_hash(tx: Session, token_hash: str, *, now: datetime) -> ShareLink | None:
@@ -79,3 +80,19 @@ def turns_since(tx: Session, *, link_id: str, since: datetime) -> Sequence[datet
 def fork_count(tx: Session, *, link_id: str) -> int:
     counted = select(func.count()).select_from(ShareFork).where(ShareFork.link_id == link_id)
     return int(tx.scalar(counted) or 0)
+
+
+def tool_results(
+    tx: Session, *, project_id: str, session_ids: Sequence[str]
+) -> Iterable[dict[str, Any]]:
+    """The payloads of the ``tool_result`` events of these sessions of the project (a shared
+    session and its viewer's fork), read as the caller iterates."""
+    return tx.scalars(
+        select(ChatEvent.payload)
+        .join(ChatSession, ChatSession.id == ChatEvent.session_id)
+        .where(
+            ChatSession.project_id == project_id,
+            ChatEvent.session_id.in_(session_ids),
+            ChatEvent.type == "tool_result",
+        )
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from indexchat import __version__
 from indexchat.api.deps import RuntimeDep
@@ -20,6 +19,5 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health, summary="Server and database health")
 def health(runtime: RuntimeDep) -> Health:
-    with runtime.db.read() as tx:
-        tx.execute(text("SELECT 1"))
+    runtime.db.ping()
     return Health(status="ok", version=__version__, database=runtime.db.engine.dialect.name)
