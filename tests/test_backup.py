@@ -27,9 +27,9 @@ from test_sync_jobs import (
     wait_for_sync,
 )
 
-from indexchat.services.backup import referenced_blobs
 from indexchat.storage.blobs import LocalBlobStore
 from indexchat.storage.db import Database
+from indexchat.storage.snapshots import referenced_blobs
 from indexchat.storage.tables import ChatEvent, ChatSession, Chunk, Index, StoredFile
 
 READY_FILES = range(1000, 1012)
