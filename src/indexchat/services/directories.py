@@ -114,7 +114,9 @@ def update_directory(
 
 def delete_directory(tx: Session, scope: Scope, directory_id: str) -> None:
     directory = get_directory(tx, scope, directory_id)
-    users = store.indexes_using_directory(tx, directory_id=directory_id)
+    users = store.indexes_using_directory(
+        tx, project_id=scope.project_id, directory_id=directory_id
+    )
     if users:
         raise Conflict(f"directory {directory_id!r} is used by index {users[0]!r}; delete it first")
     store.remove_directory(tx, project_id=scope.project_id, directory_id=directory.id)
@@ -156,7 +158,9 @@ def _place(
     external_file_id: str | None,
     metadata: dict[str, Any],
 ) -> DirectoryFile:
-    if store.live_unique_id_taken(tx, directory_id=directory.id, unique_id=unique_id):
+    if store.live_unique_id_taken(
+        tx, project_id=directory.project_id, directory_id=directory.id, unique_id=unique_id
+    ):
         raise Conflict(f"unique_id {unique_id!r} is already used in directory {directory.id!r}")
     now = utcnow()
     placed = DirectoryFile(
@@ -271,7 +275,11 @@ def update_file(
         placed.directory_id,
         placed.unique_id,
     ) and store.live_unique_id_taken(
-        tx, directory_id=target, unique_id=new_unique, except_id=placed.id
+        tx,
+        project_id=scope.project_id,
+        directory_id=target,
+        unique_id=new_unique,
+        except_id=placed.id,
     ):
         raise Conflict(f"unique_id {new_unique!r} is already used in directory {target!r}")
     _touch(tx, scope, placed.directory_id, target)  # both sides changed for their indexes

@@ -108,11 +108,12 @@ def directories(
     return tx.scalars(DIRECTORY_ORDER.apply(query, after, limit)).all()
 
 
-def indexes_using_directory(tx: Session, *, directory_id: str) -> Sequence[str]:
+def indexes_using_directory(tx: Session, *, project_id: str, directory_id: str) -> Sequence[str]:
     return tx.scalars(
         select(Index.id).where(
+            Index.project_id == project_id,
             (Index.source_directory_id == directory_id)
-            | (Index.output_directory_id == directory_id)
+            | (Index.output_directory_id == directory_id),
         )
     ).all()
 
@@ -130,9 +131,15 @@ def directory_file(
 
 
 def live_unique_id_taken(
-    tx: Session, *, directory_id: str, unique_id: str, except_id: str | None = None
+    tx: Session,
+    *,
+    project_id: str,
+    directory_id: str,
+    unique_id: str,
+    except_id: str | None = None,
 ) -> bool:
     query = select(DirectoryFile.id).where(
+        DirectoryFile.project_id == project_id,
         DirectoryFile.directory_id == directory_id,
         DirectoryFile.unique_id == unique_id,
         DirectoryFile.deleted_at.is_(None),
