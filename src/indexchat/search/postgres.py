@@ -176,6 +176,11 @@ def _table_exists(connection: Connection, name: str) -> bool:
 
 def _bm25_schema(t: str) -> list[str]:
     """BM25's statistics for the entries table ``t``, kept by triggers (see the module doc)."""
+    return _bm25_tables(t) + _bm25_trigger_functions(t) + _bm25_triggers(t) + _bm25_backfill(t)
+
+
+def _bm25_tables(t: str) -> list[str]:
+    """The length function, the per-index statistics and the postings."""
     return [
         "CREATE OR REPLACE FUNCTION chunk_search_length(tsvector) RETURNS integer "
         "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
@@ -191,6 +196,12 @@ def _bm25_schema(t: str) -> list[str]:
         "key BIGINT NOT NULL, lexeme TEXT NOT NULL, chunk_id BIGINT NOT NULL, "
         "tf INTEGER NOT NULL, length INTEGER NOT NULL, "
         "PRIMARY KEY (key, lexeme, chunk_id) INCLUDE (tf, length))",
+    ]
+
+
+def _bm25_trigger_functions(t: str) -> list[str]:
+    """What the triggers run: count entries in and out, refuse updates."""
+    return [
         f"CREATE OR REPLACE FUNCTION {t}_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         f"INSERT INTO {t}_stats AS s (index_id, chunks, total_length) "
         "SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM added "
@@ -222,6 +233,12 @@ def _bm25_schema(t: str) -> list[str]:
         # Entries are inserted and deleted, never changed: an update would bypass the counts.
         f"CREATE OR REPLACE FUNCTION {t}_unchanged() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'search entries are replaced, not updated'; END $$",
+    ]
+
+
+def _bm25_triggers(t: str) -> list[str]:
+    """Statement triggers on the entries and statistics tables."""
+    return [
         f"CREATE OR REPLACE TRIGGER {t}_added AFTER INSERT ON {t} "
         f"REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION {t}_added()",
         f"CREATE OR REPLACE TRIGGER {t}_removed AFTER DELETE ON {t} "
@@ -231,7 +248,13 @@ def _bm25_schema(t: str) -> list[str]:
         f"CREATE OR REPLACE TRIGGER {t}_stats_removed AFTER DELETE ON {t}_stats "
         f"REFERENCING OLD TABLE AS removed FOR EACH STATEMENT "
         f"EXECUTE FUNCTION {t}_stats_removed()",
-        # Entries written before these statistics existed (the triggers' locks hold writers off).
+    ]
+
+
+def _bm25_backfill(t: str) -> list[str]:
+    """Statistics and postings for the entries written before they existed."""
+    return [
+        # The triggers' locks hold writers off meanwhile.
         f"INSERT INTO {t}_stats (index_id, chunks, total_length) "
         f"SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM {t} GROUP BY index_id",
         f"WITH c AS MATERIALIZED (SELECT chunk_id, index_id, terms, "
