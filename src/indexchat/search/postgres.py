@@ -17,23 +17,22 @@ words (stop words are not indexed).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import Connection
 
 from indexchat.domain import entries_table
-from indexchat.search.store import Entry, query_terms
+from indexchat.search.store import Entry, SearchStore, query_terms
 from indexchat.search.vector_cache import VectorCache
 
 K1 = 1.2
 B = 0.75
 
 
-class PostgresSearchStore:
+class PostgresSearchStore(SearchStore):
     def __init__(self, dimension: int, cache: VectorCache | None = None) -> None:
-        self.dimension = dimension
-        self.cache = cache
+        super().__init__(dimension, cache)
         self._table = entries_table(dimension)
 
     def ensure_schema(self, connection: Connection) -> None:
@@ -113,26 +112,14 @@ class PostgresSearchStore:
             "GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(limit)s"
         )
 
-    def vector_search(
-        self,
-        connection: Connection,
-        index_id: str,
-        query: np.ndarray,
-        limit: int,
-        version: Hashable | None = None,
-    ) -> list[tuple[int, float]]:
-        if self.cache is not None and version is not None:
-            found = self.cache.search(
-                index_id, version, lambda: self._vectors_of(connection, index_id), query, limit
-            )
-            if found is not None:
-                return found
-        rows = connection.exec_driver_sql(
+    def _nearest_query(
+        self, index_id: str, query: np.ndarray, limit: int
+    ) -> tuple[str, tuple[object, ...]]:
+        return (
             f"SELECT chunk_id, 1 - (embedding <=> %s::vector) FROM {self._table} "
             "WHERE index_id = %s ORDER BY embedding <=> %s::vector LIMIT %s",
             (_literal(query), index_id, _literal(query), limit),
-        ).all()
-        return [(int(r[0]), float(r[1])) for r in rows]
+        )
 
     def _vectors_of(self, connection: Connection, index_id: str) -> tuple[np.ndarray, np.ndarray]:
         rows = connection.exec_driver_sql(
