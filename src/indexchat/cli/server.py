@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from indexchat.config import Settings
     from indexchat.runtime import Runtime
+    from indexchat.storage.db import Database
 
 DataDir = Annotated[
     Path | None,
@@ -63,17 +64,22 @@ def load_settings(data_dir: Path | None, database_url: str | None, **extra: Any)
         fail(f"invalid setting: {error['loc'][0]}: {error['msg']}")
 
 
+def open_or_fail(settings: Settings) -> Database:
+    """The configured database, migrated; a failure to open it prints and exits non-zero."""
+    from indexchat.runtime import open_database
+
+    try:
+        return open_database(settings)
+    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
+        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+
+
 @contextmanager
 def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
     """One write transaction on the configured database; failures print and exit non-zero."""
     from indexchat.errors import IndexchatError
-    from indexchat.runtime import open_database
 
-    settings = load_settings(data_dir, database_url)
-    try:
-        db = open_database(settings)
-    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
-        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+    db = open_or_fail(load_settings(data_dir, database_url))
     try:
         with db.write() as tx:
             yield tx
