@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -217,13 +216,7 @@ def list_files(
     *,
     after: Sequence[Any] | None,
     page_size: int,
-    display_name: str | None = None,
-    display_name_contains: str | None = None,
-    file_id: str | None = None,
-    unique_id: str | None = None,
-    include_deleted: bool = False,
-    updated_on_or_after: datetime | None = None,
-    updated_on_or_before: datetime | None = None,
+    where: store.DirectoryFileFilter,
 ) -> tuple[list[DirectoryFile], list[Any] | None]:
     get_directory(tx, scope, directory_id)
     rows = store.directory_files(
@@ -232,13 +225,7 @@ def list_files(
         directory_id=directory_id,
         after=after,
         limit=page_size + 1,
-        display_name=display_name,
-        display_name_contains=display_name_contains,
-        file_id=file_id,
-        unique_id=unique_id,
-        include_deleted=include_deleted,
-        updated_on_or_after=updated_on_or_after,
-        updated_on_or_before=updated_on_or_before,
+        where=where,
     )
     return split_page(rows, page_size, store.DIRECTORY_FILE_ORDER)
 

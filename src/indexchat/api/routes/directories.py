@@ -247,6 +247,15 @@ async def list_files(
     updated_at_on_or_before: datetime | None = None,
 ) -> Response:
     tokens = caller.page_tokens
+    where = store.DirectoryFileFilter(
+        display_name=display_name,
+        display_name_contains=display_name_contains,
+        file_id=file_id,
+        unique_id=unique_id,
+        include_deleted=include_deleted,
+        updated_on_or_after=_naive_utc(updated_at_on_or_after),
+        updated_on_or_before=_naive_utc(updated_at_on_or_before),
+    )
 
     def work(tx: Session, scope: Scope) -> Response:
         listing = f"directory_files:{scope.project_id}:{directory_id}"
@@ -256,13 +265,7 @@ async def list_files(
             directory_id,
             after=page_after(tokens, listing, page_token, store.DIRECTORY_FILE_ORDER),
             page_size=page_size,
-            display_name=display_name,
-            display_name_contains=display_name_contains,
-            file_id=file_id,
-            unique_id=unique_id,
-            include_deleted=include_deleted,
-            updated_on_or_after=_naive_utc(updated_at_on_or_after),
-            updated_on_or_before=_naive_utc(updated_at_on_or_before),
+            where=where,
         )
         return json_response(
             CursorPage[DirectoryFileOut](
