@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from indexchat.config import Settings
 from indexchat.services.periodic import Periodic
 from indexchat.storage import leases
 from indexchat.storage.blob_refs import referenced_among
@@ -82,20 +83,13 @@ def _hold(db: Database, holder: str) -> bool:
 
 
 class BlobCollector(Periodic):
-    """Collects every ``interval_seconds`` on its own thread until stopped."""
+    """Collects every ``blob_collect_seconds`` on its own thread until stopped."""
 
-    def __init__(
-        self,
-        db: Database,
-        blobs: BlobStore,
-        *,
-        interval_seconds: float,
-        grace_seconds: float,
-        holder: str,
-    ) -> None:
-        super().__init__("blob-collector", interval_seconds, log, "collecting unnamed blobs failed")
+    def __init__(self, db: Database, blobs: BlobStore, settings: Settings, holder: str) -> None:
+        interval = settings.blob_collect_seconds
+        super().__init__("blob-collector", interval, log, "collecting unnamed blobs failed")
         self.db, self.blobs, self.holder = db, blobs, holder
-        self.interval, self.grace = interval_seconds, grace_seconds
+        self.interval, self.grace = interval, settings.blob_grace_seconds
 
     def pass_once(self) -> None:
         done = collect(
