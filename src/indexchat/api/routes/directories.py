@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import File, Form, Query, Request, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page
+from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page, project_router
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.routes.files import presigned, read_upload
@@ -31,11 +31,7 @@ from indexchat.services import files as file_service
 from indexchat.storage import files as store
 from indexchat.storage.tables import DirectoryFile
 
-router = APIRouter(
-    prefix="/api/v1/beta/directories",
-    tags=["directories"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/beta/directories", "directories")
 PAGE_DEFAULT, PAGE_MAX = 50, 1000
 DirectoryType = Literal["ephemeral", "index", "user"]
 PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX)]
