@@ -17,6 +17,10 @@ Bugs stay plain exceptions.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class IndexchatError(Exception):
     """Base of every expected failure; ``message`` is safe to show to the caller."""
@@ -33,6 +37,13 @@ class IndexchatError(Exception):
 
 class NotFound(IndexchatError):
     pass
+
+
+def must_exist(row: T | None, what: str) -> T:
+    """``row``, or ``NotFound`` "<what> not found" when there is none."""
+    if row is None:
+        raise NotFound(f"{what} not found")
+    return row
 
 
 class Conflict(IndexchatError):

@@ -23,6 +23,7 @@ from typing import Any
 from indexchat.ingest.sandbox import ParseSandbox
 from indexchat.runtime import Runtime
 from indexchat.services.blob_collection import BlobCollector
+from indexchat.services.periodic import Periodic
 from indexchat.services.schedule import Scheduler
 from indexchat.services.sync import SyncCancelled, record_failure, run_sync
 from indexchat.storage import jobs
@@ -96,19 +97,12 @@ class Worker:
         """Run jobs until ``stop`` is set (or, with ``until_idle``, until none is runnable);
         a long-running worker also schedules syncs and collects unnamed blobs (each when it
         holds the fleet's lease for it)."""
-        helpers: list[Scheduler | BlobCollector] = []
+        helpers: list[Periodic] = []
         if not until_idle:
             runtime, settings = self.runtime, self.runtime.settings
             helpers.append(Scheduler(runtime.db, settings, self.worker_id))
             if settings.blob_collect_seconds > 0:
-                collector = BlobCollector(
-                    runtime.db,
-                    runtime.blobs,
-                    interval_seconds=settings.blob_collect_seconds,
-                    grace_seconds=settings.blob_grace_seconds,
-                    holder=self.worker_id,
-                )
-                helpers.append(collector)
+                helpers.append(BlobCollector(runtime.db, runtime.blobs, settings, self.worker_id))
         for helper in helpers:
             helper.start()
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import ModuleType
 
 from fastapi import FastAPI
@@ -56,6 +56,35 @@ def create_app(
 ) -> FastAPI:
     """Build the app. A given ``runtime`` is used as is (and left open) instead of opening one;
     ``on_start`` runs once the runtime is open, before the server takes requests."""
+    app = FastAPI(
+        title="indexchat",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan(settings, runtime, on_start),
+        docs_url=None,  # served from the package by routes/docs.py, not from a CDN
+        redoc_url=None,
+        responses={
+            400: {"model": ErrorBody, "description": "Malformed request"},
+            413: {"model": ErrorBody, "description": "Request body too large"},
+            414: {"model": ErrorBody, "description": "Request URL too long"},
+            429: {
+                "model": ErrorBody,
+                "description": "Too many requests with this credential; retry after the "
+                "seconds the retry-after header says",
+            },
+            431: {"model": ErrorBody, "description": "Request headers too large"},
+        },
+    )
+    errors.install(app)
+    _add_routes(app)
+    _add_middleware(app, settings)
+    return app
+
+
+def _lifespan(
+    settings: Settings, runtime: Runtime | None, on_start: Callable[[Runtime], None] | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open the runtime (unless given), the worker and the turn runner; close them after."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,26 +109,11 @@ def create_app(
             if owned:
                 app.state.runtime.close()
 
-    app = FastAPI(
-        title="indexchat",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url=None,  # served from the package by routes/docs.py, not from a CDN
-        redoc_url=None,
-        responses={
-            400: {"model": ErrorBody, "description": "Malformed request"},
-            413: {"model": ErrorBody, "description": "Request body too large"},
-            414: {"model": ErrorBody, "description": "Request URL too long"},
-            429: {
-                "model": ErrorBody,
-                "description": "Too many requests with this credential; retry after the "
-                "seconds the retry-after header says",
-            },
-            431: {"model": ErrorBody, "description": "Request headers too large"},
-        },
-    )
-    errors.install(app)
+    return lifespan
+
+
+def _add_routes(app: FastAPI) -> None:
+    """The API's routers, the docs, the MCP endpoint and the web page."""
     routers: tuple[ModuleType, ...] = (health, projects, sessions, share_links, shared)
     routers += (chat_turns, indexes, directories, files, retrieval)
     for module in (*routers, attachments):
@@ -109,6 +123,9 @@ def create_app(
     # An ASGI app, which Route serves as is; add_route's type names only request handlers.
     app.router.add_route(mcp.PATH, mcp.Endpoint(), include_in_schema=False)  # type: ignore[arg-type]
     web.install(app)
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Each added one wraps the ones before: the body's size is checked last, the credential
     # before it, its rate before that, and an unexpected error anywhere inside still answers 500.
     app.add_middleware(
@@ -132,7 +149,6 @@ def create_app(
         # Outermost, so that everything inside sees the scheme the browser used.
         trusted = [h.strip() for h in settings.trusted_proxies.split(",") if h.strip()]
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
-    return app
 
 
 # Query parameters that are arrays in the API (sent repeated: ?expand=a&expand=b).

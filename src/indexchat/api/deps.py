@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from indexchat.api import guards
 from indexchat.api.pagination import PageTokens
-from indexchat.api.schemas.common import OptionalIdQuery
+from indexchat.api.schemas.common import ErrorBody, OptionalIdQuery
 from indexchat.domain import Principal, Scope
 from indexchat.runtime import Runtime
 from indexchat.services import tenancy
@@ -213,3 +213,13 @@ async def get_project_caller(
 ProjectCaller = Annotated[Caller, Depends(get_project_caller)]
 # For routes that only need the authenticated key.
 KeyCaller = Annotated[Caller, Depends(get_key_caller)]
+
+
+def project_router(prefix: str, tag: str) -> APIRouter:
+    """A router of routes a ``ProjectCaller`` calls: each may answer 401 (no credential) and
+    404 (no such object in the caller's project) with an ErrorBody."""
+    return APIRouter(
+        prefix=prefix,
+        tags=[tag],
+        responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    )

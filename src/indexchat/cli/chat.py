@@ -14,7 +14,7 @@ import typer
 
 from indexchat.cli.output import Format, FormatOption, print_json, print_table
 from indexchat.cli.repl import interactive
-from indexchat.cli.sdk import Api, api_command, resolve_indexes
+from indexchat.cli.sdk import Api, api_command, index_option, resolve_indexes
 from indexchat.cli.share_links import share
 from indexchat.cli.turns import stream
 
@@ -91,11 +91,7 @@ def create_session(
     api: Api,
     index_id: Annotated[
         list[str] | None,
-        typer.Option(
-            "--index-id",
-            "--index",
-            help="Bind the session to an index, by id or name (repeatable).",
-        ),
+        index_option("Bind the session to an index, by id or name (repeatable)."),
     ] = None,
     shared_access: Annotated[
         SharedAccess | None,

@@ -147,6 +147,12 @@ def describe(detail: Any) -> str:
     return str(detail)
 
 
+def index_option(help: str) -> Any:
+    """The repeatable ``--index-id`` / ``--index`` option whose values ``resolve_indexes``
+    takes."""
+    return typer.Option("--index-id", "--index", help=help)
+
+
 def resolve_indexes(sdk: LlamaCloud, wanted: list[str], scope: Scope) -> list[Any]:
     """The indexes named by id or name; all of the project's when none are named. A name that
     several indexes share is an error listing their ids."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from indexchat.config import Settings
     from indexchat.runtime import Runtime
+    from indexchat.storage.db import Database
 
 DataDir = Annotated[
     Path | None,
@@ -63,17 +64,22 @@ def load_settings(data_dir: Path | None, database_url: str | None, **extra: Any)
         fail(f"invalid setting: {error['loc'][0]}: {error['msg']}")
 
 
+def open_or_fail(settings: Settings) -> Database:
+    """The configured database, migrated; a failure to open it prints and exits non-zero."""
+    from indexchat.runtime import open_database
+
+    try:
+        return open_database(settings)
+    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
+        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+
+
 @contextmanager
 def admin_session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
     """One write transaction on the configured database; failures print and exit non-zero."""
     from indexchat.errors import IndexchatError
-    from indexchat.runtime import open_database
 
-    settings = load_settings(data_dir, database_url)
-    try:
-        db = open_database(settings)
-    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
-        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+    db = open_or_fail(load_settings(data_dir, database_url))
     try:
         with db.write() as tx:
             yield tx
@@ -101,42 +107,49 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys, name="keys")
 
 
+Host = Annotated[
+    str | None,
+    typer.Option(envvar="INDEXCHAT_HOST", help="Listen address.", show_default="127.0.0.1"),
+]
+Port = Annotated[
+    int | None, typer.Option(envvar="INDEXCHAT_PORT", help="Listen port.", show_default="8000")
+]
+Llm = Annotated[
+    str | None,
+    typer.Option(
+        envvar="INDEXCHAT_LLM",
+        help="Who answers chat turns: extractive (offline, no model) or openai (any "
+        "OpenAI-compatible server; OPENAI_BASE_URL, OPENAI_API_KEY).",
+        show_default="extractive",
+    ),
+]
+LlmModel = Annotated[
+    str | None,
+    typer.Option(
+        envvar="INDEXCHAT_LLM_MODEL",
+        help="Model name for --llm openai.",
+        show_default="gpt-4o-mini",
+    ),
+]
+Workers = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        envvar="INDEXCHAT_WORKERS",
+        help="Server processes sharing the port (PostgreSQL only; SQLite serves from one).",
+    ),
+]
+
+
 def serve(
-    host: Annotated[
-        str | None,
-        typer.Option(envvar="INDEXCHAT_HOST", help="Listen address.", show_default="127.0.0.1"),
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(envvar="INDEXCHAT_PORT", help="Listen port.", show_default="8000")
-    ] = None,
+    host: Host = None,
+    port: Port = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    llm: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INDEXCHAT_LLM",
-            help="Who answers chat turns: extractive (offline, no model) or openai (any "
-            "OpenAI-compatible server; OPENAI_BASE_URL, OPENAI_API_KEY).",
-            show_default="extractive",
-        ),
-    ] = None,
-    llm_model: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INDEXCHAT_LLM_MODEL",
-            help="Model name for --llm openai.",
-            show_default="gpt-4o-mini",
-        ),
-    ] = None,
-    workers: Annotated[
-        int,
-        typer.Option(
-            "--workers",
-            min=1,
-            envvar="INDEXCHAT_WORKERS",
-            help="Server processes sharing the port (PostgreSQL only; SQLite serves from one).",
-        ),
-    ] = 1,
+    llm: Llm = None,
+    llm_model: LlmModel = None,
+    workers: Workers = 1,
 ) -> None:
     import uvicorn
 
@@ -153,16 +166,7 @@ def serve(
         )
     _check_port_free(settings.host, settings.port)
     url = server_url(settings.host, settings.port)
-    where = settings.database_url and "the configured database" or str(settings.data_dir)
-    console.print(f"[bold]indexchat[/] serving {url}  (docs: {url}/docs, data: {where})")
-    console.print(
-        "Create an API key with [bold]indexchat keys create[/]"
-        + ("" if settings.database_url else f" --data-dir {settings.data_dir}")
-        + f", then export LLAMA_CLOUD_BASE_URL={url} and LLAMA_CLOUD_API_KEY=<the key> "
-        "for the CLI and the SDK",
-        highlight=False,
-        soft_wrap=True,
-    )
+    _print_welcome(settings, url)
 
     def print_sign_in_link(runtime: Runtime) -> None:
         from indexchat.services import sign_ins
@@ -180,6 +184,20 @@ def serve(
         port=settings.port,
         log_level="info",
         **uvicorn_options(),
+    )
+
+
+def _print_welcome(settings: Settings, url: str) -> None:
+    """Where the server listens and keeps its data, and how to get a key for it."""
+    where = settings.database_url and "the configured database" or str(settings.data_dir)
+    console.print(f"[bold]indexchat[/] serving {url}  (docs: {url}/docs, data: {where})")
+    console.print(
+        "Create an API key with [bold]indexchat keys create[/]"
+        + ("" if settings.database_url else f" --data-dir {settings.data_dir}")
+        + f", then export LLAMA_CLOUD_BASE_URL={url} and LLAMA_CLOUD_API_KEY=<the key> "
+        "for the CLI and the SDK",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

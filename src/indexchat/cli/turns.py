@@ -11,7 +11,7 @@ import typer
 from rich.text import Text
 
 from indexchat.cli.output import console, errors, fail
-from indexchat.cli.sdk import Api, Scope, api_command, resolve_indexes
+from indexchat.cli.sdk import Api, Scope, api_command, index_option, resolve_indexes
 
 if TYPE_CHECKING:
     from llama_cloud import LlamaCloud
@@ -199,11 +199,9 @@ def stream(
     api: Api,
     index_id: Annotated[
         list[str] | None,
-        typer.Option(
-            "--index-id",
-            "--index",
-            help="An index to search, by id or name (repeatable); a bound session needs the "
-            "same set or none.",
+        index_option(
+            "An index to search, by id or name (repeatable); a bound session needs the "
+            "same set or none."
         ),
     ] = None,
     require_all_indexes: Annotated[

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from indexchat.cli.output import console, fail
-from indexchat.cli.server import DatabaseUrl, DataDir, load_settings
+from indexchat.cli.server import DatabaseUrl, DataDir, load_settings, open_or_fail
 
 if TYPE_CHECKING:
     from indexchat.worker import Worker
@@ -81,15 +81,11 @@ def collect_blobs(data_dir: DataDir = None, database_url: DatabaseUrl = None) ->
     import os
     import socket
 
-    from indexchat.runtime import open_database
     from indexchat.services.blob_collection import collect
     from indexchat.storage.blobs import LocalBlobStore
 
     settings = load_settings(data_dir, database_url)
-    try:
-        db = open_database(settings)
-    except Exception as exc:  # noqa: BLE001 - any driver failure is a user-facing message here
-        fail(f"cannot open database {settings.resolved_database_url()!r}: {exc}")
+    db = open_or_fail(settings)
     try:
         done = collect(
             db,

@@ -269,27 +269,7 @@ def _fused_graph(w: dict[str, np.ndarray]) -> Any:
     )
     hidden = "hidden_0"
     for i in range(_LAYERS):
-        p = f"encoder.layer.{i}."
-        qkv = [p + _LINEAR[k] for k in ("query", "key", "value")]
-        weight = np.concatenate([w[n + ".weight"] for n in qkv], axis=1)
-        bias = np.concatenate([w[n + ".bias"] for n in qkv])
-        op(
-            "Attention",
-            [hidden, const(p + "qkv.weight", weight), const(p + "qkv.bias", bias), "mask_index"],
-            [p + "attention"],
-            num_heads=_HEADS,
-        )
-        attended = _dense_norm(
-            const, op, p + "attention", hidden, p + _LINEAR["attention_out"],
-            p + "attention.output.LayerNorm", w,
-        )  # fmt: skip
-        op("MatMul", [attended, const(p + "ffn_in.weight", w[p + _LINEAR["ffn_in"] + ".weight"])],
-           [p + "ffn_in"])  # fmt: skip
-        op("BiasGelu", [p + "ffn_in", const(p + "ffn_in.bias", w[p + _LINEAR["ffn_in"] + ".bias"])],
-           [p + "gelu"])  # fmt: skip
-        hidden = _dense_norm(
-            const, op, p + "gelu", attended, p + _LINEAR["ffn_out"], p + "output.LayerNorm", w
-        )
+        hidden = _encoder_layer(const, op, w, f"encoder.layer.{i}.", hidden)
     graph = helper.make_graph(
         nodes,
         "all-MiniLM-L6-v2",
@@ -302,6 +282,31 @@ def _fused_graph(w: dict[str, np.ndarray]) -> Any:
     graph.output[0].name = hidden
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
     return helper.make_model(graph, opset_imports=opsets, producer_name="indexchat")
+
+
+def _encoder_layer(const: Any, op: Any, w: dict[str, np.ndarray], p: str, hidden: str) -> str:
+    """One BERT layer (``p`` its weights' prefix) over ``hidden``: attention with the three
+    projections in one matrix, then the feed-forward block; the name of its output."""
+    qkv = [p + _LINEAR[k] for k in ("query", "key", "value")]
+    weight = np.concatenate([w[n + ".weight"] for n in qkv], axis=1)
+    bias = np.concatenate([w[n + ".bias"] for n in qkv])
+    op(
+        "Attention",
+        [hidden, const(p + "qkv.weight", weight), const(p + "qkv.bias", bias), "mask_index"],
+        [p + "attention"],
+        num_heads=_HEADS,
+    )
+    attended = _dense_norm(
+        const, op, p + "attention", hidden, p + _LINEAR["attention_out"],
+        p + "attention.output.LayerNorm", w,
+    )  # fmt: skip
+    op("MatMul", [attended, const(p + "ffn_in.weight", w[p + _LINEAR["ffn_in"] + ".weight"])],
+       [p + "ffn_in"])  # fmt: skip
+    op("BiasGelu", [p + "ffn_in", const(p + "ffn_in.bias", w[p + _LINEAR["ffn_in"] + ".bias"])],
+       [p + "gelu"])  # fmt: skip
+    return _dense_norm(
+        const, op, p + "gelu", attended, p + _LINEAR["ffn_out"], p + "output.LayerNorm", w
+    )
 
 
 _EMBEDDING_INPUTS = (

@@ -17,23 +17,22 @@ words (stop words are not indexed).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import Connection
 
 from indexchat.domain import entries_table
-from indexchat.search.store import Entry, query_terms
+from indexchat.search.store import Entry, SearchStore, query_terms
 from indexchat.search.vector_cache import VectorCache
 
 K1 = 1.2
 B = 0.75
 
 
-class PostgresSearchStore:
+class PostgresSearchStore(SearchStore):
     def __init__(self, dimension: int, cache: VectorCache | None = None) -> None:
-        self.dimension = dimension
-        self.cache = cache
+        super().__init__(dimension, cache)
         self._table = entries_table(dimension)
 
     def ensure_schema(self, connection: Connection) -> None:
@@ -113,26 +112,14 @@ class PostgresSearchStore:
             "GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(limit)s"
         )
 
-    def vector_search(
-        self,
-        connection: Connection,
-        index_id: str,
-        query: np.ndarray,
-        limit: int,
-        version: Hashable | None = None,
-    ) -> list[tuple[int, float]]:
-        if self.cache is not None and version is not None:
-            found = self.cache.search(
-                index_id, version, lambda: self._vectors_of(connection, index_id), query, limit
-            )
-            if found is not None:
-                return found
-        rows = connection.exec_driver_sql(
+    def _nearest_query(
+        self, index_id: str, query: np.ndarray, limit: int
+    ) -> tuple[str, tuple[object, ...]]:
+        return (
             f"SELECT chunk_id, 1 - (embedding <=> %s::vector) FROM {self._table} "
             "WHERE index_id = %s ORDER BY embedding <=> %s::vector LIMIT %s",
             (_literal(query), index_id, _literal(query), limit),
-        ).all()
-        return [(int(r[0]), float(r[1])) for r in rows]
+        )
 
     def _vectors_of(self, connection: Connection, index_id: str) -> tuple[np.ndarray, np.ndarray]:
         rows = connection.exec_driver_sql(
@@ -176,6 +163,11 @@ def _table_exists(connection: Connection, name: str) -> bool:
 
 def _bm25_schema(t: str) -> list[str]:
     """BM25's statistics for the entries table ``t``, kept by triggers (see the module doc)."""
+    return _bm25_tables(t) + _bm25_trigger_functions(t) + _bm25_triggers(t) + _bm25_backfill(t)
+
+
+def _bm25_tables(t: str) -> list[str]:
+    """The length function, the per-index statistics and the postings."""
     return [
         "CREATE OR REPLACE FUNCTION chunk_search_length(tsvector) RETURNS integer "
         "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
@@ -191,6 +183,12 @@ def _bm25_schema(t: str) -> list[str]:
         "key BIGINT NOT NULL, lexeme TEXT NOT NULL, chunk_id BIGINT NOT NULL, "
         "tf INTEGER NOT NULL, length INTEGER NOT NULL, "
         "PRIMARY KEY (key, lexeme, chunk_id) INCLUDE (tf, length))",
+    ]
+
+
+def _bm25_trigger_functions(t: str) -> list[str]:
+    """What the triggers run: count entries in and out, refuse updates."""
+    return [
         f"CREATE OR REPLACE FUNCTION {t}_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         f"INSERT INTO {t}_stats AS s (index_id, chunks, total_length) "
         "SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM added "
@@ -222,6 +220,12 @@ def _bm25_schema(t: str) -> list[str]:
         # Entries are inserted and deleted, never changed: an update would bypass the counts.
         f"CREATE OR REPLACE FUNCTION {t}_unchanged() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'search entries are replaced, not updated'; END $$",
+    ]
+
+
+def _bm25_triggers(t: str) -> list[str]:
+    """Statement triggers on the entries and statistics tables."""
+    return [
         f"CREATE OR REPLACE TRIGGER {t}_added AFTER INSERT ON {t} "
         f"REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION {t}_added()",
         f"CREATE OR REPLACE TRIGGER {t}_removed AFTER DELETE ON {t} "
@@ -231,7 +235,13 @@ def _bm25_schema(t: str) -> list[str]:
         f"CREATE OR REPLACE TRIGGER {t}_stats_removed AFTER DELETE ON {t}_stats "
         f"REFERENCING OLD TABLE AS removed FOR EACH STATEMENT "
         f"EXECUTE FUNCTION {t}_stats_removed()",
-        # Entries written before these statistics existed (the triggers' locks hold writers off).
+    ]
+
+
+def _bm25_backfill(t: str) -> list[str]:
+    """Statistics and postings for the entries written before they existed."""
+    return [
+        # The triggers' locks hold writers off meanwhile.
         f"INSERT INTO {t}_stats (index_id, chunks, total_length) "
         f"SELECT index_id, count(*), sum(chunk_search_length(terms)) FROM {t} GROUP BY index_id",
         f"WITH c AS MATERIALIZED (SELECT chunk_id, index_id, terms, "

@@ -10,13 +10,13 @@ joins ``chunks`` to filter them out. Vectors share one sqlite-vec table, partiti
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import Connection
 
 from indexchat.domain import full_text_table, vector_table
-from indexchat.search.store import Entry, query_terms
+from indexchat.search.store import Entry, SearchStore, query_terms
 from indexchat.search.vector_cache import VectorCache
 
 # Lucene's English stop set. The words of a query are OR'ed, and FTS5 scores every row that
@@ -28,10 +28,9 @@ STOPWORDS = frozenset(
 )
 
 
-class SqliteSearchStore:
+class SqliteSearchStore(SearchStore):
     def __init__(self, dimension: int, cache: VectorCache | None = None) -> None:
-        self.dimension = dimension
-        self.cache = cache
+        super().__init__(dimension, cache)
         # One vector table per dimension: the embedding model decides it, not a migration.
         self._vectors = vector_table(dimension)
 
@@ -92,26 +91,14 @@ class SqliteSearchStore:
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def vector_search(
-        self,
-        connection: Connection,
-        index_id: str,
-        query: np.ndarray,
-        limit: int,
-        version: Hashable | None = None,
-    ) -> list[tuple[int, float]]:
-        if self.cache is not None and version is not None:
-            found = self.cache.search(
-                index_id, version, lambda: self._vectors_of(connection, index_id), query, limit
-            )
-            if found is not None:
-                return found
-        rows = connection.exec_driver_sql(
-            f"SELECT rowid, distance FROM {self._vectors} "
+    def _nearest_query(
+        self, index_id: str, query: np.ndarray, limit: int
+    ) -> tuple[str, tuple[object, ...]]:
+        return (
+            f"SELECT rowid, 1.0 - distance FROM {self._vectors} "
             "WHERE embedding MATCH ? AND k = ? AND index_id = ?",
             (_blob(query), limit, index_id),
-        ).all()
-        return [(int(r[0]), 1.0 - float(r[1])) for r in rows]
+        )
 
     def _vectors_of(self, connection: Connection, index_id: str) -> tuple[np.ndarray, np.ndarray]:
         rows = connection.exec_driver_sql(

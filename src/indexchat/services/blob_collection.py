@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from indexchat.config import Settings
+from indexchat.services.periodic import Periodic
 from indexchat.storage import leases
 from indexchat.storage.blob_refs import referenced_among
 from indexchat.storage.blobs import BlobStore
@@ -81,48 +82,27 @@ def _hold(db: Database, holder: str) -> bool:
         return leases.hold(tx, LEASE, holder=holder, ttl=LEASE_TTL)
 
 
-class BlobCollector:
-    """Collects every ``interval_seconds`` on its own thread until stopped."""
+class BlobCollector(Periodic):
+    """Collects every ``blob_collect_seconds`` on its own thread until stopped."""
 
-    def __init__(
-        self,
-        db: Database,
-        blobs: BlobStore,
-        *,
-        interval_seconds: float,
-        grace_seconds: float,
-        holder: str,
-    ) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, settings: Settings, holder: str) -> None:
+        interval = settings.blob_collect_seconds
+        super().__init__("blob-collector", interval, log, "collecting unnamed blobs failed")
         self.db, self.blobs, self.holder = db, blobs, holder
-        self.interval, self.grace = interval_seconds, grace_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="blob-collector", daemon=True)
+        self.interval, self.grace = interval, settings.blob_grace_seconds
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                done = collect(
-                    self.db,
-                    self.blobs,
-                    grace_seconds=self.grace,
-                    holder=self.holder,
-                    stopping=self._stop.is_set,
-                )
-            except Exception:  # the next pass tries again
-                log.exception("collecting unnamed blobs failed")
-                continue
-            if done is not None and (done.removed or done.partial_writes):
-                log.info(
-                    "removed %s unnamed blobs of %s old enough, and %s unfinished writes",
-                    done.removed,
-                    done.examined,
-                    done.partial_writes,
-                )
+    def pass_once(self) -> None:
+        done = collect(
+            self.db,
+            self.blobs,
+            grace_seconds=self.grace,
+            holder=self.holder,
+            stopping=self.stopping,
+        )
+        if done is not None and (done.removed or done.partial_writes):
+            log.info(
+                "removed %s unnamed blobs of %s old enough, and %s unfinished writes",
+                done.removed,
+                done.examined,
+                done.partial_writes,
+            )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
-from indexchat.errors import Conflict, InvalidInput, NotFound
+from indexchat.errors import Conflict, InvalidInput, NotFound, must_exist
 from indexchat.services.files import clean_display_name
 from indexchat.storage import files as store
+from indexchat.storage.db import added
 from indexchat.storage.paging import split_page
 from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
 
@@ -58,16 +58,14 @@ def create_directory(
         created_at=now,
         updated_at=now,
     )
-    tx.add(directory)
-    tx.flush()
-    return directory
+    return added(tx, directory)
 
 
 def get_directory(tx: Session, scope: Scope, directory_id: str) -> Directory:
-    found = store.directory(tx, project_id=scope.project_id, directory_id=directory_id)
-    if found is None:
-        raise NotFound(f"directory {directory_id!r} not found")
-    return found
+    return must_exist(
+        store.directory(tx, project_id=scope.project_id, directory_id=directory_id),
+        f"directory {directory_id!r}",
+    )
 
 
 def list_directories(
@@ -134,9 +132,9 @@ def add_file(
     metadata: dict[str, Any] | None = None,
 ) -> DirectoryFile:
     directory = get_directory(tx, scope, directory_id)
-    stored = store.file(tx, project_id=scope.project_id, file_id=file_id)
-    if stored is None:
-        raise NotFound(f"file {file_id!r} not found")
+    stored = must_exist(
+        store.file(tx, project_id=scope.project_id, file_id=file_id), f"file {file_id!r}"
+    )
     return _place(
         tx,
         directory,
@@ -211,9 +209,7 @@ def get_file(tx: Session, scope: Scope, directory_id: str, directory_file_id: st
         directory_id=directory_id,
         directory_file_id=directory_file_id,
     )
-    if found is None:
-        raise NotFound(f"directory file {directory_file_id!r} not found")
-    return found
+    return must_exist(found, f"directory file {directory_file_id!r}")
 
 
 def list_files(
@@ -223,13 +219,7 @@ def list_files(
     *,
     after: Sequence[Any] | None,
     page_size: int,
-    display_name: str | None = None,
-    display_name_contains: str | None = None,
-    file_id: str | None = None,
-    unique_id: str | None = None,
-    include_deleted: bool = False,
-    updated_on_or_after: datetime | None = None,
-    updated_on_or_before: datetime | None = None,
+    where: store.DirectoryFileFilter,
 ) -> tuple[list[DirectoryFile], list[Any] | None]:
     get_directory(tx, scope, directory_id)
     rows = store.directory_files(
@@ -238,13 +228,7 @@ def list_files(
         directory_id=directory_id,
         after=after,
         limit=page_size + 1,
-        display_name=display_name,
-        display_name_contains=display_name_contains,
-        file_id=file_id,
-        unique_id=unique_id,
-        include_deleted=include_deleted,
-        updated_on_or_after=updated_on_or_after,
-        updated_on_or_before=updated_on_or_before,
+        where=where,
     )
     return split_page(rows, page_size, store.DIRECTORY_FILE_ORDER)
 

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, utcnow
-from indexchat.errors import InvalidInput, NotFound
+from indexchat.errors import InvalidInput, must_exist
 from indexchat.storage import files as store
 from indexchat.storage.blob_refs import is_referenced
 from indexchat.storage.blobs import BlobStore
+from indexchat.storage.db import added
 from indexchat.storage.paging import split_page
 from indexchat.storage.tables import StoredFile
 
@@ -72,16 +73,13 @@ def record_file(
         created_at=now,
         last_modified_at=now,
     )
-    tx.add(stored)
-    tx.flush()
-    return stored
+    return added(tx, stored)
 
 
 def get_file(tx: Session, scope: Scope, file_id: str) -> StoredFile:
-    found = store.file(tx, project_id=scope.project_id, file_id=file_id)
-    if found is None:
-        raise NotFound(f"file {file_id!r} not found")
-    return found
+    return must_exist(
+        store.file(tx, project_id=scope.project_id, file_id=file_id), f"file {file_id!r}"
+    )
 
 
 def list_files(

@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
-from indexchat.errors import Conflict, InvalidInput, NotFound
+from indexchat.errors import Conflict, InvalidInput, must_exist
 from indexchat.search.store import SearchStore
 from indexchat.services import directories
 from indexchat.services.sync import remove_index_content
 from indexchat.storage import files, jobs
 from indexchat.storage import indexes as store
+from indexchat.storage.db import added
 from indexchat.storage.paging import split_page
 from indexchat.storage.tables import Index
 
@@ -66,16 +67,13 @@ def create_index(
         created_at=now,
         updated_at=now,
     )
-    tx.add(index)
-    tx.flush()
-    return index
+    return added(tx, index)
 
 
 def get_index(tx: Session, scope: Scope, index_id: str) -> Index:
-    found = store.get(tx, project_id=scope.project_id, index_id=index_id)
-    if found is None:
-        raise NotFound(f"index {index_id!r} not found")
-    return found
+    return must_exist(
+        store.get(tx, project_id=scope.project_id, index_id=index_id), f"index {index_id!r}"
+    )
 
 
 def list_indexes(

@@ -15,7 +15,7 @@ import regex
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope
-from indexchat.errors import ContentMissing, InvalidInput, NotFound
+from indexchat.errors import ContentMissing, InvalidInput, NotFound, must_exist
 from indexchat.search.embeddings import Embedder
 from indexchat.search.fusion import convex
 from indexchat.search.rerank import Reranker, RerankFailed
@@ -322,10 +322,9 @@ def attachment(tx: Session, scope: Scope, source_id: str, name: str) -> Attachme
 
 def attachment_for_download(tx: Session, attachment_id: int) -> Attachment:
     """The attachment a signed download link names (the signature stands for the project)."""
-    found = attachment_store.get_for_download(tx, attachment_id)
-    if found is None:
-        raise NotFound(f"attachment {attachment_id} not found")
-    return found
+    return must_exist(
+        attachment_store.get_for_download(tx, attachment_id), f"attachment {attachment_id}"
+    )
 
 
 def attachments(tx: Session, scope: Scope, source_id: str) -> list[Attachment]:

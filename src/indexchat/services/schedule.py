@@ -14,7 +14,6 @@ workers on one PostgreSQL queue each due sync once.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from indexchat.config import Settings
 from indexchat.domain import utcnow
+from indexchat.services.periodic import Periodic
 from indexchat.storage import files, indexes, jobs, leases
 from indexchat.storage.db import Database
 from indexchat.storage.tables import Index
@@ -99,29 +99,17 @@ def tick(tx: Session, *, holder: str, timing: Timing) -> list[str]:
     return queued
 
 
-class Scheduler:
+class Scheduler(Periodic):
     """Ticks on its own thread until stopped."""
 
     def __init__(self, db: Database, settings: Settings, holder: str) -> None:
         self.db, self.holder, self.timing = db, holder, Timing.of(settings)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sync-scheduler", daemon=True)
+        super().__init__(
+            "sync-scheduler", self.timing.tick.total_seconds(), log, "scheduling syncs failed"
+        )
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.timing.tick.total_seconds()):
-            try:
-                with self.db.write() as tx:
-                    queued = tick(tx, holder=self.holder, timing=self.timing)
-            except Exception:  # the next tick tries again
-                log.exception("scheduling syncs failed")
-                continue
-            if queued:
-                log.info("scheduled syncs queued for %s", ", ".join(queued))
+    def pass_once(self) -> None:
+        with self.db.write() as tx:
+            queued = tick(tx, holder=self.holder, timing=self.timing)
+        if queued:
+            log.info("scheduled syncs queued for %s", ", ".join(queued))

@@ -11,7 +11,7 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Scope, new_id, utcnow
-from indexchat.errors import NotFound
+from indexchat.errors import NotFound, must_exist
 from indexchat.storage import sessions as store
 from indexchat.storage.tables import ChatEvent, ChatSession
 
@@ -53,10 +53,10 @@ def create_session(
 
 
 def get_session(tx: Session, scope: Scope, session_id: str) -> ChatSession:
-    chat = store.get(tx, project_id=scope.project_id, session_id=session_id)
-    if chat is None:
-        raise NotFound(f"chat session {session_id!r} not found")
-    return chat
+    return must_exist(
+        store.get(tx, project_id=scope.project_id, session_id=session_id),
+        f"chat session {session_id!r}",
+    )
 
 
 def session_events(tx: Session, scope: Scope, session_id: str) -> Sequence[ChatEvent]:

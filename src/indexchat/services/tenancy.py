@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from indexchat.domain import Keys, Principal, Scope, new_id, utcnow
-from indexchat.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from indexchat.errors import Conflict, InvalidInput, NotFound, Unauthenticated, must_exist
 from indexchat.storage import sign_ins as sign_in_store
 from indexchat.storage import tenancy as store
+from indexchat.storage.db import added
 from indexchat.storage.tables import ApiKey, InstanceSecret, Organization, Project
 
 DEFAULT_ORGANIZATION = "Default"
@@ -64,10 +65,9 @@ def instance_keys(tx: Session) -> Keys:
 
 
 def organization_named(tx: Session, name: str | None) -> Organization:
-    org = store.organization_by_name(tx, name or DEFAULT_ORGANIZATION)
-    if org is None:
-        raise NotFound(f"organization {name!r} not found")
-    return org
+    return must_exist(
+        store.organization_by_name(tx, name or DEFAULT_ORGANIZATION), f"organization {name!r}"
+    )
 
 
 def create_project(tx: Session, name: str, *, organization: str | None = None) -> Project:
@@ -83,9 +83,7 @@ def create_project(tx: Session, name: str, *, organization: str | None = None) -
         raise Conflict(f"project {name!r} already exists in organization {org_name!r}")
     first = store.default_project(tx, organization_id=org.id) is None
     project = Project(id=str(uuid.uuid4()), organization_id=org.id, name=name, is_default=first)
-    tx.add(project)
-    tx.flush()
-    return project
+    return added(tx, project)
 
 
 def create_key(
@@ -126,9 +124,7 @@ def create_key(
 
 
 def revoke_key(tx: Session, key_id: str) -> ApiKey:
-    key = store.api_key_by_id(tx, key_id)
-    if key is None:
-        raise NotFound(f"API key {key_id!r} not found")
+    key = must_exist(store.api_key_by_id(tx, key_id), f"API key {key_id!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         sign_in_store.delete_for_key(tx, key.id)  # the browsers signed in with it

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlean
 import sqlite_vec
@@ -164,6 +164,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+T = TypeVar("T")
+
+
+def added(tx: Session, row: T) -> T:
+    """``row``, added and flushed: its database defaults and generated id are known."""
+    tx.add(row)
+    tx.flush()
+    return row
 
 
 def rows_touched(tx: Session, statement: Executable) -> int:

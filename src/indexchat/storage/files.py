@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -149,6 +150,20 @@ def live_unique_id_taken(
     return tx.scalar(query.limit(1)) is not None
 
 
+@dataclass(frozen=True)
+class DirectoryFileFilter:
+    """Which of a directory's files a listing shows: the ones matching every field given (by
+    default all files not deleted)."""
+
+    display_name: str | None = None
+    display_name_contains: str | None = None  # case-insensitive
+    file_id: str | None = None
+    unique_id: str | None = None
+    include_deleted: bool = False
+    updated_on_or_after: datetime | None = None
+    updated_on_or_before: datetime | None = None
+
+
 def directory_files(
     tx: Session,
     *,
@@ -156,35 +171,29 @@ def directory_files(
     directory_id: str,
     after: Sequence[Any] | None,
     limit: int,
-    display_name: str | None = None,
-    display_name_contains: str | None = None,
-    file_id: str | None = None,
-    unique_id: str | None = None,
-    include_deleted: bool = False,
-    updated_on_or_after: datetime | None = None,
-    updated_on_or_before: datetime | None = None,
+    where: DirectoryFileFilter = DirectoryFileFilter(),
 ) -> Sequence[DirectoryFile]:
     query = select(DirectoryFile).where(
         DirectoryFile.project_id == project_id, DirectoryFile.directory_id == directory_id
     )
-    if display_name is not None:
-        query = query.where(DirectoryFile.display_name == display_name)
-    if display_name_contains is not None:
+    if where.display_name is not None:
+        query = query.where(DirectoryFile.display_name == where.display_name)
+    if where.display_name_contains is not None:
         query = query.where(
             func.lower(DirectoryFile.display_name).contains(
-                display_name_contains.lower(), autoescape=True
+                where.display_name_contains.lower(), autoescape=True
             )
         )
-    if file_id is not None:
-        query = query.where(DirectoryFile.file_id == file_id)
-    if unique_id is not None:
-        query = query.where(DirectoryFile.unique_id == unique_id)
-    if not include_deleted:
+    if where.file_id is not None:
+        query = query.where(DirectoryFile.file_id == where.file_id)
+    if where.unique_id is not None:
+        query = query.where(DirectoryFile.unique_id == where.unique_id)
+    if not where.include_deleted:
         query = query.where(DirectoryFile.deleted_at.is_(None))
-    if updated_on_or_after is not None:
-        query = query.where(DirectoryFile.updated_at >= updated_on_or_after)
-    if updated_on_or_before is not None:
-        query = query.where(DirectoryFile.updated_at <= updated_on_or_before)
+    if where.updated_on_or_after is not None:
+        query = query.where(DirectoryFile.updated_at >= where.updated_on_or_after)
+    if where.updated_on_or_before is not None:
+        query = query.where(DirectoryFile.updated_at <= where.updated_on_or_before)
     return tx.scalars(DIRECTORY_FILE_ORDER.apply(query, after, limit)).all()
 
 

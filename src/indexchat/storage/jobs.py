@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
-from indexchat.storage.db import rows_touched
+from indexchat.storage.db import added, rows_touched
 from indexchat.storage.tables import Job
 
 ACTIVE = ("queued", "running")
@@ -36,9 +36,7 @@ def enqueue(tx: Session, *, kind: str, project_id: str, index_id: str | None) ->
         created_at=now,
         updated_at=now,
     )
-    tx.add(job)
-    tx.flush()
-    return job
+    return added(tx, job)
 
 
 def active_for_index(tx: Session, index_id: str, *, lock: bool = False) -> Job | None:

@@ -41,16 +41,18 @@ def get(tx: Session, *, project_id: str, session_id: str) -> ChatSession | None:
     )
 
 
+# The columns of a listed session (its summary).
+_LISTED = (
+    ChatSession.id,
+    ChatSession.last_updated_at,
+    ChatSession.shared_access,
+    ChatSession.generated_title,
+    ChatSession.index_ids,
+    ChatSession.job_metadata,
+)
 # The hottest read: built once, executed on the plain Core connection, returning plain rows.
 _NEWEST_FIRST = (
-    select(
-        ChatSession.id,
-        ChatSession.last_updated_at,
-        ChatSession.shared_access,
-        ChatSession.generated_title,
-        ChatSession.index_ids,
-        ChatSession.job_metadata,
-    )
+    select(*_LISTED)
     .where(ChatSession.project_id == bindparam("project_id"))
     .order_by(ChatSession.last_updated_at.desc(), ChatSession.id.desc())
     .limit(bindparam("limit"))
@@ -107,15 +109,9 @@ def existing_index_ids(tx: Session, *, project_id: str, index_ids: Iterable[str]
 
 # Session rows for ids another query chose (search results). Looked up by primary key alone:
 # with the project in the WHERE clause SQLite walks the project's index instead.
-_BY_IDS = select(
-    ChatSession.project_id,
-    ChatSession.id,
-    ChatSession.last_updated_at,
-    ChatSession.shared_access,
-    ChatSession.generated_title,
-    ChatSession.index_ids,
-    ChatSession.job_metadata,
-).where(ChatSession.id.in_(bindparam("ids", expanding=True)))
+_BY_IDS = select(ChatSession.project_id, *_LISTED).where(
+    ChatSession.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def by_ids(tx: Session, *, project_id: str, ids: Sequence[str]) -> dict[str, Row[Any]]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller
+from indexchat.api.deps import ProjectCaller, project_router
 from indexchat.api.errors import error_response
 from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.schemas.common import CursorPage, ErrorBody
@@ -20,11 +20,7 @@ from indexchat.domain import Scope
 from indexchat.errors import ContentMissing
 from indexchat.services import retrieval as service
 
-router = APIRouter(
-    prefix="/api/v1/beta/attachments",
-    tags=["attachments"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/beta/attachments", "attachments")
 SourceId = Annotated[
     str,
     Query(

@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import File, Form, Query, Request, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page
+from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page, project_router
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.routes.files import presigned, read_upload
@@ -31,11 +31,7 @@ from indexchat.services import files as file_service
 from indexchat.storage import files as store
 from indexchat.storage.tables import DirectoryFile
 
-router = APIRouter(
-    prefix="/api/v1/beta/directories",
-    tags=["directories"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/beta/directories", "directories")
 PAGE_DEFAULT, PAGE_MAX = 50, 1000
 DirectoryType = Literal["ephemeral", "index", "user"]
 PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX)]
@@ -247,6 +243,15 @@ async def list_files(
     updated_at_on_or_before: datetime | None = None,
 ) -> Response:
     tokens = caller.page_tokens
+    where = store.DirectoryFileFilter(
+        display_name=display_name,
+        display_name_contains=display_name_contains,
+        file_id=file_id,
+        unique_id=unique_id,
+        include_deleted=include_deleted,
+        updated_on_or_after=_naive_utc(updated_at_on_or_after),
+        updated_on_or_before=_naive_utc(updated_at_on_or_before),
+    )
 
     def work(tx: Session, scope: Scope) -> Response:
         listing = f"directory_files:{scope.project_id}:{directory_id}"
@@ -256,13 +261,7 @@ async def list_files(
             directory_id,
             after=page_after(tokens, listing, page_token, store.DIRECTORY_FILE_ORDER),
             page_size=page_size,
-            display_name=display_name,
-            display_name_contains=display_name_contains,
-            file_id=file_id,
-            unique_id=unique_id,
-            include_deleted=include_deleted,
-            updated_on_or_after=_naive_utc(updated_at_on_or_after),
-            updated_on_or_before=_naive_utc(updated_at_on_or_before),
+            where=where,
         )
         return json_response(
             CursorPage[DirectoryFileOut](

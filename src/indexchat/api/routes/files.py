@@ -6,11 +6,11 @@ import mimetypes
 from typing import Annotated, BinaryIO, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page
+from indexchat.api.deps import Caller, ProjectCaller, SingleFormValues, heavy_page, project_router
 from indexchat.api.errors import error_response
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response, stream_blob
@@ -28,11 +28,7 @@ from indexchat.errors import ContentMissing, InvalidInput, LimitExceeded, NotFou
 from indexchat.services import files as service
 from indexchat.storage import files as store
 
-router = APIRouter(
-    prefix="/api/v1/beta/files",
-    tags=["files"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/beta/files", "files")
 FILES_PAGE_DEFAULT = 50
 FILES_PAGE_MAX = 1000
 # files.query's order_by (comma-separated fields, ascending unless "desc"), as the orders kept.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller, heavy_page
+from indexchat.api.deps import ProjectCaller, heavy_page, project_router
 from indexchat.api.pagination import next_token, page_after
 from indexchat.api.responses import json_response, json_response_of
 from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
@@ -16,11 +16,7 @@ from indexchat.domain import Scope
 from indexchat.services import indexes as service
 from indexchat.services.schedule import Timing, next_run_of
 
-router = APIRouter(
-    prefix="/api/v1/indexes",
-    tags=["indexes"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/indexes", "indexes")
 PAGE_DEFAULT, PAGE_MAX = 20, 100
 
 

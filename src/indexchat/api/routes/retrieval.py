@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller
+from indexchat.api.deps import ProjectCaller, project_router
 from indexchat.api.pagination import PageTokens, next_token, page_after
 from indexchat.api.responses import json_response
 from indexchat.api.schemas.common import CursorPage, ErrorBody
@@ -38,11 +38,7 @@ from indexchat.storage.blobs import BlobStore
 R = TypeVar("R")  # what a Work returns: a wire model, or the response made of one
 F = TypeVar("F", bound=Callable[..., Any])
 
-router = APIRouter(
-    prefix="/api/v1/retrieval",
-    tags=["retrieval"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/retrieval", "retrieval")
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller, heavy_page
+from indexchat.api.deps import ProjectCaller, heavy_page, project_router
 from indexchat.api.responses import json_response
-from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
+from indexchat.api.schemas.common import CursorPage, IdPath
 from indexchat.api.schemas.sessions import (
     ChatSessionFound,
     ChatSessionOut,
@@ -30,11 +30,7 @@ PageSize = Annotated[
 ]
 PageToken = Annotated[str | None, Query(max_length=1024)]
 
-router = APIRouter(
-    prefix="/api/v1/chat",
-    tags=["chat"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/chat", "chat")
 _SESSION_ID_LINK = {"session_id": "$response.body#/session_id"}
 
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
-from indexchat.api.deps import ProjectCaller
+from indexchat.api.deps import ProjectCaller, project_router
 from indexchat.api.responses import json_response
-from indexchat.api.schemas.common import CursorPage, ErrorBody, IdPath
+from indexchat.api.schemas.common import CursorPage, IdPath
 from indexchat.api.schemas.share_links import CreatedShareLink, CreateShareLink, ShareLinkOut
 from indexchat.domain import Scope, utcnow
 from indexchat.services import share_links as service
 
-router = APIRouter(
-    prefix="/api/v1/chat/{session_id}/share-links",
-    tags=["share links"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = project_router("/api/v1/chat/{session_id}/share-links", "share links")
 
 
 def share_url(request: Request, token: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
@@ -15,6 +16,7 @@ from pydantic import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 # Ids we mint use these characters only; anything else cannot name an object (and NUL bytes,
 # which PostgreSQL refuses in text, never reach the database).
@@ -34,6 +36,16 @@ IdField = Annotated[str, Field(pattern=ID_PATTERN)]
 IdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 OptionalIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
 OptionalNameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+
+
+def from_row(model: type[M], row: object, **given: Any) -> M:
+    """The wire model of a database row: each field not ``given`` is the row's attribute of the
+    same name, a datetime (stored as naive UTC) made aware, so it is sent with its offset."""
+    values = dict(given)
+    for name in model.model_fields.keys() - given.keys():
+        value = getattr(row, name)
+        values[name] = value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+    return model(**values)
 
 
 def refuse_nul(value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from indexchat.api.schemas.common import CursorPage, IdField, Int64, RequestBody
+from indexchat.api.schemas.common import CursorPage, IdField, Int64, RequestBody, from_row
 from indexchat.storage.tables import Directory, DirectoryFile, StoredFile
 
 MetadataValue = str | Int64 | float | bool | None | list[str]
@@ -39,17 +39,7 @@ class FileOut(BaseModel):
 
     @classmethod
     def of(cls, stored: StoredFile, download_url: PresignedURL | None = None) -> FileOut:
-        return cls(
-            id=stored.id,
-            name=stored.name,
-            project_id=stored.project_id,
-            download_url=download_url,
-            expires_at=utc(stored.expires_at),
-            external_file_id=stored.external_file_id,
-            file_type=stored.file_type,
-            last_modified_at=utc(stored.last_modified_at),
-            purpose=stored.purpose,
-        )
+        return from_row(cls, stored, download_url=download_url)
 
 
 class FileQueryFilter(RequestBody):
@@ -106,19 +96,7 @@ class DirectoryOut(BaseModel):
 
     @classmethod
     def of(cls, directory: Directory) -> DirectoryOut:
-        return cls(
-            id=directory.id,
-            name=directory.name,
-            project_id=directory.project_id,
-            connector_subscription_id=directory.connector_subscription_id,
-            created_at=utc(directory.created_at),
-            updated_at=utc(directory.updated_at),
-            deleted_at=utc(directory.deleted_at),
-            description=directory.description,
-            expires_at=utc(directory.expires_at),
-            system_metadata=directory.system_metadata,
-            type=directory.type,  # type: ignore[arg-type]
-        )
+        return from_row(cls, directory)
 
 
 class AddDirectoryFile(RequestBody):
@@ -152,16 +130,4 @@ class DirectoryFileOut(BaseModel):
     def of(
         cls, placed: DirectoryFile, download_url: PresignedURL | None = None
     ) -> DirectoryFileOut:
-        return cls(
-            id=placed.id,
-            directory_id=placed.directory_id,
-            display_name=placed.display_name,
-            project_id=placed.project_id,
-            unique_id=placed.unique_id,
-            file_id=placed.file_id,
-            created_at=utc(placed.created_at),
-            updated_at=utc(placed.updated_at),
-            deleted_at=utc(placed.deleted_at),
-            download_url=download_url,
-            metadata=placed.user_metadata or {},
-        )
+        return from_row(cls, placed, download_url=download_url, metadata=placed.user_metadata or {})

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from indexchat.api.schemas.common import IdField, RequestBody
+from indexchat.api.schemas.common import IdField, RequestBody, from_row
 from indexchat.api.schemas.files import utc
 from indexchat.storage.tables import Index
 
@@ -94,19 +94,4 @@ class IndexOut(BaseModel):
             metadata["sync_frequency"] = index.sync_frequency
             when = utc(next_sync_at)
             metadata["next_scheduled_sync_at"] = when.isoformat() if when else None
-        return cls(
-            id=index.id,
-            name=index.name,
-            project_id=index.project_id,
-            source_directory_id=index.source_directory_id,
-            output_directory_id=index.output_directory_id,
-            sync_config_id=index.sync_config_id,
-            export_config_id=index.export_config_id,
-            created_at=utc(index.created_at),
-            updated_at=utc(index.updated_at),
-            description=index.description,
-            last_synced_at=utc(index.last_synced_at),
-            last_exported_at=utc(index.last_exported_at),
-            metadata=metadata,
-            sync_in_progress=sync_in_progress,
-        )
+        return from_row(cls, index, metadata=metadata, sync_in_progress=sync_in_progress)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel
 
+from indexchat.api.schemas.common import from_row
 from indexchat.storage.tables import Project
 
 
@@ -19,11 +20,4 @@ class ProjectOut(BaseModel):
 
     @classmethod
     def of(cls, project: Project) -> ProjectOut:
-        return cls(
-            id=project.id,
-            name=project.name,
-            organization_id=project.organization_id,
-            created_at=project.created_at.replace(tzinfo=UTC),
-            updated_at=project.updated_at.replace(tzinfo=UTC),
-            is_default=project.is_default,
-        )
+        return from_row(cls, project)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from indexchat.api.schemas.sessions import ChatSessionWithEvents
-from indexchat.api.schemas.turns import MAX_PROMPT_CHARS
+from indexchat.api.schemas.turns import MAX_PROMPT_CHARS, Prompt
 from indexchat.domain import wire_timestamp
 from indexchat.storage.tables import ShareLink
 
@@ -61,15 +61,8 @@ class SharedChat(BaseModel):
 
 
 class SharedTurnRequest(BaseModel):
-    prompt: str = Field(
+    prompt: Prompt = Field(
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         description=f"The viewer's question, at most {MAX_PROMPT_CHARS:,} characters.",
     )
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, prompt: str) -> str:
-        if not prompt.strip():
-            raise ValueError("prompt must not be blank")
-        return prompt

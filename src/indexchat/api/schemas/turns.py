@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from indexchat.api.schemas.common import IdField, RequestBody
 from indexchat.api.schemas.sessions import MAX_INDEX_IDS
 
 MAX_PROMPT_CHARS = 32_000
+
+
+def _not_blank(prompt: str) -> str:
+    if not prompt.strip():
+        raise ValueError("prompt must not be blank")
+    return prompt
+
+
+# A question to the model: something besides white space (its length is each field's own).
+Prompt = Annotated[str, AfterValidator(_not_blank)]
 
 
 class TurnRequest(RequestBody):
@@ -16,7 +28,7 @@ class TurnRequest(RequestBody):
         description="Indexes to query on this turn. A bound session accepts its own set (in any "
         "order) or []; another set answers 409. An unbound session queries these.",
     )
-    prompt: str = Field(
+    prompt: Prompt = Field(
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         description=f"The user's message, at most {MAX_PROMPT_CHARS:,} characters.",
@@ -32,10 +44,3 @@ class TurnRequest(RequestBody):
         "reload, a dropped connection); follow it again with `GET …/messages/stream?after=N`, "
         "stop it with `POST …/messages/cancel`. By default a disconnect cancels the turn.",
     )
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, prompt: str) -> str:
-        if not prompt.strip():
-            raise ValueError("prompt must not be blank")
-        return prompt
