@@ -8,11 +8,13 @@ unset fall back to the SDK's own ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 
 from indexchat.agent.model import (
@@ -26,6 +28,32 @@ from indexchat.agent.model import (
 )
 
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+# Connection pools the model's requests are spread over, and each pool's limits: together the
+# SDK's own defaults (1,000 connections, 100 kept alive).
+POOLS = 8
+POOL_LIMITS = httpx2.Limits(max_connections=125, max_keepalive_connections=13)
+
+
+class SpreadPools(httpx2.AsyncBaseTransport):
+    """Requests handed to several connection pools in turn.
+
+    A pool looks at every connection it holds each time one of its requests starts or ends, and
+    probes the socket of every idle one; with hundreds of turns streaming at once that scan cost
+    more than reading the replies. Smaller pools make each scan short.
+    """
+
+    def __init__(self, pools: int = POOLS, limits: httpx2.Limits = POOL_LIMITS) -> None:
+        tls = httpx2.create_ssl_context()  # loading the CA bundle once is enough
+        self._pools = [httpx2.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(pools)]
+        self._next = itertools.cycle(self._pools)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await next(self._next).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
 
 
 class OpenAIChatModel:
@@ -47,6 +75,7 @@ class OpenAIChatModel:
             api_key=api_key or os.environ.get("OPENAI_API_KEY") or "unused",
             timeout=timeout_seconds,
             max_retries=0,  # a retry would re-run the whole reply; the user sees the error
+            http_client=openai.DefaultAsyncHttpxClient(transport=SpreadPools()),
         )
 
     @property
