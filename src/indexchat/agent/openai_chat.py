@@ -29,10 +29,9 @@ from indexchat.agent.model import (
 
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
 
-# Connection pools the model's requests are spread over, and each pool's limits: together the
-# SDK's own defaults (1,000 connections, 100 kept alive).
+# Connection pools the model's requests are spread over; together they keep the SDK's own limits.
 POOLS = 8
-POOL_LIMITS = httpx2.Limits(max_connections=125, max_keepalive_connections=13)
+LIMITS = openai.DEFAULT_CONNECTION_LIMITS
 
 
 class SpreadPools(httpx2.AsyncBaseTransport):
@@ -43,9 +42,14 @@ class SpreadPools(httpx2.AsyncBaseTransport):
     more than reading the replies. Smaller pools make each scan short.
     """
 
-    def __init__(self, pools: int = POOLS, limits: httpx2.Limits = POOL_LIMITS) -> None:
+    def __init__(self, pools: int = POOLS, limits: httpx2.Limits = LIMITS) -> None:
+        each = httpx2.Limits(
+            max_connections=-(-(limits.max_connections or 1000) // pools),
+            max_keepalive_connections=-(-(limits.max_keepalive_connections or 100) // pools),
+            keepalive_expiry=limits.keepalive_expiry,
+        )
         tls = httpx2.create_ssl_context()  # loading the CA bundle once is enough
-        self._pools = [httpx2.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(pools)]
+        self._pools = [httpx2.AsyncHTTPTransport(verify=tls, limits=each) for _ in range(pools)]
         self._next = itertools.cycle(self._pools)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -66,6 +70,7 @@ class OpenAIChatModel:
         base_url: str | None = None,
         api_key: str | None = None,
         timeout_seconds: float = 60.0,
+        pools: int = POOLS,
     ) -> None:
         self.model = model
         self.timeout_seconds = timeout_seconds
@@ -75,7 +80,7 @@ class OpenAIChatModel:
             api_key=api_key or os.environ.get("OPENAI_API_KEY") or "unused",
             timeout=timeout_seconds,
             max_retries=0,  # a retry would re-run the whole reply; the user sees the error
-            http_client=openai.DefaultAsyncHttpxClient(transport=SpreadPools()),
+            http_client=openai.DefaultAsyncHttpxClient(transport=SpreadPools(pools)),
         )
 
     @property
