@@ -1,13 +1,14 @@
 """CPU the model client spends per turn with many turns streaming at once.
 
     python bench/bench_llm_client.py [--turns 200] [--rounds 3] [--pools 1 8]
+    PYTHONPATH=<an older tree>/src python bench/bench_llm_client.py --pools 0
 
 The scripted model of ``bench_chat.py`` runs in its own process. Each turn makes the two model
 calls of a chat turn through ``OpenAIChatModel``: the first asks for a tool call, then, after a
 pause like a tool's run, the second streams a ~60-word answer. All turns start together. The
 figure is this process's CPU time (user + system) per turn, the model process excluded; the
 client is built with each ``--pools`` value in turn, rounds interleaved (1 pool is the SDK's
-own single pool).
+own single pool; 0 builds the client as it comes, which also runs code older than the option).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ async def turn(model: OpenAIChatModel, n: int, pause_s: float) -> bool:
 
 
 async def phase(base_url: str, pools: int, turns: int, seed: int) -> dict[str, float]:
-    model = OpenAIChatModel(model="fake-model", base_url=base_url, api_key="unused", pools=pools)
+    options: dict[str, Any] = {"pools": pools} if pools else {}
+    model = OpenAIChatModel(model="fake-model", base_url=base_url, api_key="unused", **options)
     pauses = random.Random(seed).choices([0.0, 0.01, 0.02, 0.05], k=turns)
     cpu, wall = time.process_time(), time.perf_counter()
     ok = await asyncio.gather(*(turn(model, n, p) for n, p in enumerate(pauses)))
