@@ -47,8 +47,8 @@ class SpreadPools(httpx2.AsyncBaseTransport):
 
     def __init__(self, pools: int = POOLS, limits: httpx2.Limits = LIMITS) -> None:
         each = httpx2.Limits(
-            max_connections=-(-(limits.max_connections or 1000) // pools),
-            max_keepalive_connections=-(-(limits.max_keepalive_connections or 100) // pools),
+            max_connections=_share(limits.max_connections, pools),
+            max_keepalive_connections=_share(limits.max_keepalive_connections, pools),
             keepalive_expiry=limits.keepalive_expiry,
         )
         tls = httpx2.create_ssl_context()  # loading the CA bundle once is enough
@@ -61,6 +61,11 @@ class SpreadPools(httpx2.AsyncBaseTransport):
     async def aclose(self) -> None:
         for pool in self._pools:
             await pool.aclose()
+
+
+def _share(limit: int | None, pools: int) -> int | None:
+    """One pool's part of a limit (None: no limit), rounded up."""
+    return None if limit is None else -(-limit // pools)
 
 
 class OpenAIChatModel:
