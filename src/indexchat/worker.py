@@ -145,6 +145,9 @@ class Worker:
         if parser is None:
             with self.runtime.parse_sandbox() as own:
                 return self.run_once(own)
+        with self.runtime.db.read() as tx:
+            if not jobs.any_runnable(tx):
+                return False
         with self.runtime.db.write() as tx:
             for gone in jobs.give_up_exhausted(tx):
                 if gone is not None:

@@ -7,10 +7,10 @@ share the queue; SQLite claims inside its single-writer transaction.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.domain import utcnow
@@ -53,6 +53,19 @@ def active_for_index(tx: Session, index_id: str, *, lock: bool = False) -> Job |
     return tx.scalar(query)
 
 
+def _runnable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        (Job.status == "queued") & (Job.run_after <= now),
+        (Job.status == "running") & (Job.locked_until < now),
+    )
+
+
+def any_runnable(tx: Session) -> bool:
+    """Whether a job may be claimed or given up now: an idle worker asks this in a read
+    transaction instead of taking the write lock every poll."""
+    return tx.scalar(select(exists().where(_runnable(utcnow())))) is True
+
+
 def claim(tx: Session, *, worker_id: str, lease: timedelta) -> Job | None:
     """Take the oldest runnable job (queued, or running with an expired lease) of a project
     that has no job running: one project's long sync leaves the other workers to the others.
@@ -61,18 +74,7 @@ def claim(tx: Session, *, worker_id: str, lease: timedelta) -> Job | None:
     project; the next claims see both.)"""
     now = utcnow()
     busy = select(Job.project_id).where(Job.status == "running", Job.locked_until >= now)
-    query = (
-        select(Job)
-        .where(
-            or_(
-                (Job.status == "queued") & (Job.run_after <= now),
-                (Job.status == "running") & (Job.locked_until < now),
-            ),
-            Job.project_id.not_in(busy),
-        )
-        .order_by(Job.id)
-        .limit(1)
-    )
+    query = select(Job).where(_runnable(now), Job.project_id.not_in(busy)).order_by(Job.id).limit(1)
     if _is_postgres(tx):
         query = query.with_for_update(skip_locked=True)
     job = tx.scalar(query)
