@@ -20,6 +20,7 @@ import anyio
 from indexchat.agent.loop import AgentError, Tally, run_agent
 from indexchat.agent.model import ChatModel, ModelError
 from indexchat.agent.prompts import build_messages
+from indexchat.events import Delta, Event, Stop
 from indexchat.processes import ProcessId
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import SearchStore
@@ -37,13 +38,10 @@ log = logging.getLogger("indexchat.turns")
 # two missed beats (a slow database) do not lose a turn.
 CANCEL_POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 3.0
-DELTAS = frozenset({"thinking_delta", "text_delta"})
 
 CANCELLED_BY_REQUEST = "the turn was cancelled on request"
 CLIENT_GONE = "the client disconnected, so the turn was cancelled"
 SHUTTING_DOWN = "the server shut down while the turn was running"
-
-Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -241,7 +239,7 @@ class TurnRunner:
         await self._stop(run, db, error, tally, started)
 
     async def _emit(self, run: TurnRun, db: Database, event: Event) -> None:
-        if event["type"] in DELTAS:
+        if isinstance(event, Delta):
             run.publish(None, event)
             return
         seq = run.next_seq
@@ -258,23 +256,11 @@ class TurnRunner:
     ) -> None:
         plan = run.plan
         run.stopping = True
-        duration_ms = round((time.monotonic() - started) * 1000, 3)
-        usage = {
-            "duration_ms": duration_ms,
-            "total_input_tokens": tally.input_tokens,
-            "total_output_tokens": tally.output_tokens,
-            "turns": tally.model_calls,
-        }
-        stop = turns.stop_event(error, usage=usage, skipped_index_ids=plan.skipped_index_ids)
-        metadata = {
-            **usage,
-            "is_error": error is not None,
-            "error": error,
-            "export_config_ids": plan.export_config_ids,
-        }
+        usage = tally.usage(duration_ms=round((time.monotonic() - started) * 1000, 3))
+        stop = Stop(error, usage, plan.skipped_index_ids)
         seq = run.next_seq
         try:
-            await self.writer(db or self._deps().db).finish(plan, seq, stop, metadata)
+            await self.writer(db or self._deps().db).finish(plan, seq, stop)
         except turns.TurnLost:
             log.info("turn %s lost its session before it could stop", plan.turn_id)
         except Exception:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from indexchat.agent.prompts import PastTurn, title_from
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, NotFound
+from indexchat.events import Event, Stop, Text, UserInput, from_wire
 from indexchat.processes import ProcessId
 from indexchat.services.session_search import index_texts
 from indexchat.services.sessions import get_session
@@ -36,7 +37,6 @@ log = logging.getLogger("indexchat.turns")
 # once its heartbeat is this old; the runner beats three times as often.
 TURN_STALE = timedelta(seconds=10)
 SERVER_STOPPED = "the server running this turn stopped before the turn finished"
-NO_USAGE = {"duration_ms": 0.0, "total_input_tokens": None, "total_output_tokens": None, "turns": 0}
 # Earlier events read to rebuild the history a turn sends to the model.
 HISTORY_EVENTS = 64
 # Core statements on the tables: the ORM's statement handling costs more than these statements.
@@ -59,7 +59,7 @@ class TurnPlan:
     export_config_ids: list[str]
     require_all_indexes: bool
     history: list[PastTurn]
-    user_input: dict[str, Any]
+    user_input: UserInput
     user_input_seq: int
 
 
@@ -106,7 +106,7 @@ def begin_turn(
         else {}
     )
     usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
-    user_input = {"type": "user_input", "content": prompt}
+    user_input = UserInput(prompt)
     chat.turn_id = new_id("turn")
     chat.turn_heartbeat_at = clock
     chat.turn_cancel_requested = False
@@ -148,20 +148,19 @@ def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
     )
 
 
-def record_event(tx: Session, plan: TurnPlan, seq: int, event: dict[str, Any]) -> bool:
+def record_event(tx: Session, plan: TurnPlan, seq: int, event: Event) -> bool:
     """Append one event of a running turn; True when a cancel has been asked for."""
     return _outcome(record_events(tx, [EventWrite(plan, seq, event)])[0])
 
 
 @dataclass(frozen=True)
 class EventWrite:
-    """One stored event of a running turn; ``metadata`` (the run's job metadata) marks its
-    stop, which also frees the session for the next turn."""
+    """One stored event of a running turn; its ``stop`` also records the run's job metadata
+    and frees the session for the next turn."""
 
     plan: TurnPlan
     seq: int
-    event: dict[str, Any]
-    metadata: dict[str, Any] | None = None
+    event: Event
 
 
 def record_events(tx: Session, writes: Sequence[EventWrite]) -> list[bool | TurnLost]:
@@ -192,26 +191,27 @@ def record_events(tx: Session, writes: Sequence[EventWrite]) -> list[bool | Turn
                 {
                     "session_id": w.plan.session_id,
                     "seq": w.seq,
-                    "type": w.event["type"],
-                    "payload": w.event,
+                    "type": w.event.type,
+                    "payload": w.event.to_wire(),
                     "created_at": now,
                 }
                 for w in kept
             ],
         )
     for w in kept:
-        if w.event["type"] == "text":
+        if isinstance(w.event, Text):
             index_texts(
                 tx,
                 project_id=w.plan.scope.project_id,
                 session_id=w.plan.session_id,
-                texts=[(w.seq, "answer", w.event["content"])],
+                texts=[(w.seq, "answer", w.event.content)],
             )
-        if w.metadata is not None:
+        elif isinstance(w.event, Stop):
+            metadata = job_metadata(w.event, w.plan.export_config_ids)
             tx.execute(
                 update(_SESSIONS)
                 .where(_SESSIONS.c.id == w.plan.session_id)
-                .values(**_NO_TURN, job_metadata=w.metadata, last_updated_at=now)
+                .values(**_NO_TURN, job_metadata=metadata, last_updated_at=now)
             )
     return [
         cancels[w.plan.session_id] if w.plan.session_id in cancels else TurnLost(w.plan.session_id)
@@ -234,11 +234,19 @@ def heartbeat(tx: Session, running: dict[str, str]) -> None:
     )
 
 
-def finish_turn(
-    tx: Session, plan: TurnPlan, seq: int, stop: dict[str, Any], job_metadata: dict[str, Any]
-) -> None:
+def finish_turn(tx: Session, plan: TurnPlan, seq: int, stop: Stop) -> None:
     """Record the stop event and the run's metadata, and free the session for the next turn."""
-    _outcome(record_events(tx, [EventWrite(plan, seq, stop, job_metadata)])[0])
+    _outcome(record_events(tx, [EventWrite(plan, seq, stop)])[0])
+
+
+def job_metadata(stop: Stop, export_config_ids: list[str] | None) -> dict[str, Any]:
+    """The session's ``job_metadata`` after a turn: its usage, outcome and export configs."""
+    return {
+        **stop.usage.to_wire(),
+        "is_error": stop.is_error,
+        "error": stop.error,
+        "export_config_ids": export_config_ids,
+    }
 
 
 def request_cancel(tx: Session, scope: Scope, session_id: str, *, owner: ProcessId) -> ChatSession:
@@ -255,7 +263,7 @@ def request_cancel(tx: Session, scope: Scope, session_id: str, *, owner: Process
 
 @dataclass(frozen=True)
 class EventsSince:
-    events: list[tuple[int, dict[str, Any]]]  # (position in the history, event)
+    events: list[tuple[int, Event]]  # (position in the history, event)
     running: bool  # a turn is still running: more events will come
     abandoned: bool = False  # a turn is open but its process is gone: close it, then read again
 
@@ -269,7 +277,7 @@ def events_after(
         .where(ChatEvent.session_id == chat.id, ChatEvent.seq > after)
         .order_by(ChatEvent.seq)
     ).all()
-    events = [(seq, payload) for seq, payload in rows]
+    events = [(seq, from_wire(payload)) for seq, payload in rows]
     if chat.turn_id is None:
         return EventsSince(events, running=False)
     # SELECT of the clock: always one row.
@@ -297,21 +305,6 @@ def close_abandoned_turns(tx: Session, *, owner: ProcessId) -> int:
             _close_abandoned(tx, chat)
             closed += 1
     return closed
-
-
-def stop_event(
-    error: str | None,
-    *,
-    usage: dict[str, Any] | None = None,
-    skipped_index_ids: list[str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "type": "stop",
-        "is_error": error is not None,
-        "error": error,
-        "usage": usage or dict(NO_USAGE),
-        "skipped_index_ids": skipped_index_ids or [],
-    }
 
 
 # The session columns that name a running turn, as they are when none runs.
@@ -356,15 +349,11 @@ def _close_abandoned(tx: Session, chat: ChatSession) -> None:
     """End a turn whose process is gone, as its process would have: a ``stop`` event saying
     so, the run's metadata, and the session free for the next turn. ``chat`` is locked."""
     log.info("closing turn %s of chat session %s: its server stopped", chat.turn_id, chat.id)
-    _add_event(tx, chat.id, _last_seq(tx, chat.id) + 1, stop_event(SERVER_STOPPED))
+    stop = Stop(SERVER_STOPPED)
+    _add_event(tx, chat.id, _last_seq(tx, chat.id) + 1, stop)
     for column, value in _NO_TURN.items():
         setattr(chat, column, value)
-    chat.job_metadata = {
-        **NO_USAGE,
-        "is_error": True,
-        "error": SERVER_STOPPED,
-        "export_config_ids": None,
-    }
+    chat.job_metadata = job_metadata(stop, None)
     chat.last_updated_at = utcnow()
     tx.flush()
 
@@ -379,7 +368,7 @@ def _last_seq(tx: Session, session_id: str) -> int:
     return last or 0
 
 
-def _add_event(tx: Session, session_id: str, seq: int, payload: dict[str, Any]) -> None:
+def _add_event(tx: Session, session_id: str, seq: int, event: Event) -> None:
     # A plain INSERT: the ORM's unit of work costs more than the statement for a row nobody
     # reads back in this transaction.
     tx.execute(
@@ -387,8 +376,8 @@ def _add_event(tx: Session, session_id: str, seq: int, payload: dict[str, Any]) 
         {
             "session_id": session_id,
             "seq": seq,
-            "type": payload["type"],
-            "payload": payload,
+            "type": event.type,
+            "payload": event.to_wire(),
             "created_at": utcnow(),
         },
     )

@@ -18,6 +18,7 @@ from indexchat.api.schemas.common import MAX_INT32, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionOut, ChatSessionWithEvents
 from indexchat.api.schemas.turns import TurnRequest
 from indexchat.domain import Scope
+from indexchat.events import from_wire
 from indexchat.services import sessions, transcripts, turns
 from indexchat.services.turn_runner import CLIENT_GONE, TurnRun, TurnRunner
 
@@ -262,7 +263,7 @@ async def export_transcript(
             answer.headers["content-disposition"] = f'attachment; filename="{chat.id}.json"'
             return answer
         return Response(
-            transcripts.markdown(chat, [e.payload for e in events]),
+            transcripts.markdown(chat, [from_wire(e.payload) for e in events]),
             media_type="text/markdown; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{chat.id}.md"'},
         )
