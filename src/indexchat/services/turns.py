@@ -16,20 +16,21 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.agent.prompts import PastTurn, title_from
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, NotFound
-from indexchat.events import Event, Stop, Text, UserInput, from_wire
+from indexchat.events import Event, Stop, Text, UserInput
 from indexchat.processes import ProcessId
 from indexchat.services.session_search import index_texts
 from indexchat.services.sessions import get_session
-from indexchat.storage.db import database_clock
-from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
+from indexchat.storage import events as stored_events
+from indexchat.storage import indexes as stored_indexes
+from indexchat.storage import turns as running_turns
+from indexchat.storage.tables import ChatSession
 
 log = logging.getLogger("indexchat.turns")
 
@@ -39,9 +40,6 @@ TURN_STALE = timedelta(seconds=10)
 SERVER_STOPPED = "the server running this turn stopped before the turn finished"
 # Earlier events read to rebuild the history a turn sends to the model.
 HISTORY_EVENTS = 64
-# Core statements on the tables: the ORM's statement handling costs more than these statements.
-_SESSIONS = cast(Table, ChatSession.__table__)
-_INSERT_EVENT = insert(cast(Table, ChatEvent.__table__))
 
 
 class TurnLost(Exception):
@@ -86,25 +84,14 @@ def begin_turn(
                 "event or cancel it"
             )
         _close_abandoned(tx, chat)
-    last_seq = _last_seq(tx, chat.id)
+    last_seq = stored_events.last_seq(tx, session_id=chat.id)
     history = _history(tx, chat.id)
     if is_retry and history and history[-1].prompt == prompt:
         raise Conflict(
             "this request repeats the session's last prompt and carries a client retry count; "
             "the turn already ran (see GET /api/v1/chat/{session_id})"
         )
-    found = (
-        {
-            row.id: row
-            for row in tx.execute(
-                select(
-                    SearchIndex.id, SearchIndex.last_synced_at, SearchIndex.export_config_id
-                ).where(SearchIndex.project_id == scope.project_id, SearchIndex.id.in_(queried))
-            )
-        }
-        if queried
-        else {}
-    )
+    found = stored_indexes.sync_states(tx, project_id=scope.project_id, index_ids=queried)
     usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
     user_input = UserInput(prompt)
     chat.turn_id = new_id("turn")
@@ -117,7 +104,7 @@ def begin_turn(
     if chat.generated_title is None:
         chat.generated_title = title_from(prompt)
         searchable.append((last_seq + 1, "title", chat.generated_title))
-    _add_event(tx, chat.id, last_seq + 1, user_input)
+    stored_events.append(tx, session_id=chat.id, seq=last_seq + 1, event=user_input)
     index_texts(tx, project_id=scope.project_id, session_id=chat.id, texts=searchable)
     return TurnPlan(
         session_id=chat.id,
@@ -168,36 +155,14 @@ def record_events(tx: Session, writes: Sequence[EventWrite]) -> list[bool | Turn
     (still the session's? a cancel asked for?) and refreshes its heartbeat, one inserts every
     event. For each write: True when its turn should cancel, or ``TurnLost`` (nothing stored).
     Answer texts become searchable (whole, as the ``text`` event holds them)."""
-    # Turn ids are unique, so "id in these sessions and turn_id in these turns" matches each
-    # session only with its own turn.
-    cancels: dict[str, bool] = {
-        row[0]: bool(row[1])
-        for row in tx.execute(
-            update(_SESSIONS)
-            .where(
-                _SESSIONS.c.id.in_({w.plan.session_id for w in writes}),
-                _SESSIONS.c.turn_id.in_({w.plan.turn_id for w in writes}),
-            )
-            .values(turn_heartbeat_at=database_clock(tx))
-            .returning(_SESSIONS.c.id, _SESSIONS.c.turn_cancel_requested)
-        )
-    }
+    cancels = running_turns.touch(
+        tx,
+        session_ids=[w.plan.session_id for w in writes],
+        turn_ids=[w.plan.turn_id for w in writes],
+    )
     kept = [w for w in writes if w.plan.session_id in cancels]
     now = utcnow()
-    if kept:
-        tx.execute(
-            _INSERT_EVENT,
-            [
-                {
-                    "session_id": w.plan.session_id,
-                    "seq": w.seq,
-                    "type": w.event.type,
-                    "payload": w.event.to_wire(),
-                    "created_at": now,
-                }
-                for w in kept
-            ],
-        )
+    stored_events.append_many(tx, [(w.plan.session_id, w.seq, w.event) for w in kept])
     for w in kept:
         if isinstance(w.event, Text):
             index_texts(
@@ -208,11 +173,7 @@ def record_events(tx: Session, writes: Sequence[EventWrite]) -> list[bool | Turn
             )
         elif isinstance(w.event, Stop):
             metadata = job_metadata(w.event, w.plan.export_config_ids)
-            tx.execute(
-                update(_SESSIONS)
-                .where(_SESSIONS.c.id == w.plan.session_id)
-                .values(**_NO_TURN, job_metadata=metadata, last_updated_at=now)
-            )
+            running_turns.end_turn(tx, session_id=w.plan.session_id, job_metadata=metadata, at=now)
     return [
         cancels[w.plan.session_id] if w.plan.session_id in cancels else TurnLost(w.plan.session_id)
         for w in writes
@@ -227,11 +188,7 @@ def _outcome(outcome: bool | TurnLost) -> bool:
 
 def heartbeat(tx: Session, running: dict[str, str]) -> None:
     """Tell other processes these turns (session id → turn id) are alive."""
-    tx.execute(
-        update(ChatSession)
-        .where(ChatSession.id.in_(list(running)), ChatSession.turn_id.in_(list(running.values())))
-        .values(turn_heartbeat_at=database_clock(tx))
-    )
+    running_turns.beat(tx, running)
 
 
 def finish_turn(tx: Session, plan: TurnPlan, seq: int, stop: Stop) -> None:
@@ -272,16 +229,10 @@ def events_after(
     tx: Session, scope: Scope, session_id: str, after: int, *, owner: ProcessId
 ) -> EventsSince:
     chat = get_session(tx, scope, session_id)
-    rows = tx.execute(
-        select(ChatEvent.seq, ChatEvent.payload)
-        .where(ChatEvent.session_id == chat.id, ChatEvent.seq > after)
-        .order_by(ChatEvent.seq)
-    ).all()
-    events = [(seq, from_wire(payload)) for seq, payload in rows]
+    events = stored_events.after(tx, session_id=chat.id, after_seq=after)
     if chat.turn_id is None:
         return EventsSince(events, running=False)
-    # SELECT of the clock: always one row.
-    alive = _owner_alive(owner, chat, lambda: cast(datetime, tx.scalar(select(database_clock(tx)))))
+    alive = _owner_alive(owner, chat, lambda: running_turns.database_now(tx))
     return EventsSince(events, running=alive, abandoned=not alive)
 
 
@@ -294,40 +245,20 @@ def close_if_abandoned(tx: Session, scope: Scope, session_id: str, *, owner: Pro
 
 def close_abandoned_turns(tx: Session, *, owner: ProcessId) -> int:
     """Close every turn whose process is gone (what a starting server does); how many."""
-    rows = tx.execute(
-        select(ChatSession, database_clock(tx))
-        .where(ChatSession.turn_id.is_not(None))
-        .with_for_update(skip_locked=True)  # a row being written to has a live turn
-    ).all()
     closed = 0
-    for chat, clock in rows:
+    for chat, clock in running_turns.lock_open_turns(tx):
         if not _owner_alive(owner, chat, clock):
             _close_abandoned(tx, chat)
             closed += 1
     return closed
 
 
-# The session columns that name a running turn, as they are when none runs.
-_NO_TURN: dict[str, Any] = {
-    "turn_id": None,
-    "turn_heartbeat_at": None,
-    "turn_cancel_requested": False,
-    "turn_owner_host": None,
-    "turn_owner_pid": None,
-    "turn_owner_started": None,
-}
-
-
 def _locked(tx: Session, scope: Scope, session_id: str) -> tuple[ChatSession, datetime]:
     """The session, locked until the transaction ends, and the database clock's time."""
-    found = tx.execute(
-        select(ChatSession, database_clock(tx))
-        .where(ChatSession.id == session_id, ChatSession.project_id == scope.project_id)
-        .with_for_update()
-    ).first()
+    found = running_turns.lock_session(tx, project_id=scope.project_id, session_id=session_id)
     if found is None:
         raise NotFound(f"chat session {session_id!r} not found")
-    return found[0], found[1]
+    return found
 
 
 def _owner_alive(
@@ -350,65 +281,31 @@ def _close_abandoned(tx: Session, chat: ChatSession) -> None:
     so, the run's metadata, and the session free for the next turn. ``chat`` is locked."""
     log.info("closing turn %s of chat session %s: its server stopped", chat.turn_id, chat.id)
     stop = Stop(SERVER_STOPPED)
-    _add_event(tx, chat.id, _last_seq(tx, chat.id) + 1, stop)
-    for column, value in _NO_TURN.items():
+    seq = stored_events.last_seq(tx, session_id=chat.id) + 1
+    stored_events.append(tx, session_id=chat.id, seq=seq, event=stop)
+    for column, value in running_turns.NO_TURN.items():
         setattr(chat, column, value)
     chat.job_metadata = job_metadata(stop, None)
     chat.last_updated_at = utcnow()
     tx.flush()
 
 
-def _last_seq(tx: Session, session_id: str) -> int:
-    last = tx.scalar(
-        select(ChatEvent.seq)
-        .where(ChatEvent.session_id == session_id)
-        .order_by(ChatEvent.seq.desc())
-        .limit(1)
-    )
-    return last or 0
-
-
-def _add_event(tx: Session, session_id: str, seq: int, event: Event) -> None:
-    # A plain INSERT: the ORM's unit of work costs more than the statement for a row nobody
-    # reads back in this transaction.
-    tx.execute(
-        _INSERT_EVENT,
-        {
-            "session_id": session_id,
-            "seq": seq,
-            "type": event.type,
-            "payload": event.to_wire(),
-            "created_at": utcnow(),
-        },
-    )
-
-
 def _history(tx: Session, session_id: str) -> list[PastTurn]:
     """Earlier turns as (prompt, answer), oldest first, from the newest events."""
-    rows = tx.execute(
-        select(ChatEvent.type, ChatEvent.payload)
-        .where(ChatEvent.session_id == session_id, ChatEvent.type.in_(("user_input", "text")))
-        .order_by(ChatEvent.seq.desc())
-        .limit(HISTORY_EVENTS)
-    ).all()
+    rows = stored_events.newest_prompts_and_answers(tx, session_id=session_id, limit=HISTORY_EVENTS)
     turns: list[tuple[str, list[str]]] = []
-    for kind, payload in reversed(rows):
+    for kind, content in rows:
         if kind == "user_input":
-            turns.append((payload["content"], []))
+            turns.append((content, []))
         elif turns:
-            turns[-1][1].append(payload["content"])
+            turns[-1][1].append(content)
     return [PastTurn(prompt, "\n\n".join(answer)) for prompt, answer in turns if answer]
 
 
 def turns_to_stop(tx: Session, running: dict[str, str]) -> dict[str, str]:
     """Of these running turns (session id → turn id), the ones to stop: ``"cancel"`` when a
     cancel was asked for, ``"lost"`` when the session was deleted or the turn taken over."""
-    rows = tx.execute(
-        select(ChatSession.id, ChatSession.turn_id, ChatSession.turn_cancel_requested).where(
-            ChatSession.id.in_(list(running))
-        )
-    ).all()
-    found = {row.id: row for row in rows}
+    found = {row.id: row for row in running_turns.turn_states(tx, list(running))}
     stop = {}
     for session_id, turn_id in running.items():
         row = found.get(session_id)
