@@ -33,11 +33,6 @@ from indexchat.storage.db import Database
 
 log = logging.getLogger("indexchat.turns")
 
-# How often running turns are checked for a cancel asked through another server process, and how
-# often the others are told they are alive: three beats within ``turns.TURN_STALE``, so one or
-# two missed beats (a slow database) do not lose a turn.
-CANCEL_POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 3.0
 
 CANCELLED_BY_REQUEST = "the turn was cancelled on request"
 CLIENT_GONE = "the client disconnected, so the turn was cancelled"
@@ -142,6 +137,7 @@ class TurnRunner:
     def __init__(self, deps: Callable[[], ChatDeps], owner: ProcessId | None = None) -> None:
         self._deps = deps
         self.owner = owner or ProcessId.of_this_process()
+        self.timings = turns.TIMINGS
         self.running: dict[str, TurnRun] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._writer: EventWriter | None = None
@@ -275,7 +271,7 @@ class TurnRunner:
         db = self._deps().db
         last_beat = time.monotonic()
         while self.running:
-            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            await asyncio.sleep(self.timings.cancel_poll_seconds)
             running = {
                 sid: run.plan.turn_id
                 for sid, run in self.running.items()
@@ -284,7 +280,7 @@ class TurnRunner:
             if not running:
                 continue
             try:
-                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                if time.monotonic() - last_beat >= self.timings.heartbeat_seconds:
                     await anyio.to_thread.run_sync(_write, db, turns.heartbeat, running)
                     last_beat = time.monotonic()
                 to_stop = await anyio.to_thread.run_sync(_read, db, turns.turns_to_stop, running)

@@ -5,7 +5,7 @@ metadata, cancel, and read events back.
 Every step is its own short transaction, so history is complete up to the last event even if
 the client goes away or the server dies. One turn runs per session, across all server
 processes: the session row names the running turn and the process running it. A turn whose
-process is gone (proved on its own machine, or its heartbeat older than ``TURN_STALE``) is
+process is gone (proved on its own machine, or its heartbeat older than ``TIMINGS.stale``) is
 closed with a ``stop`` event by the first server that looks at it: when it starts, or when a
 client asks for a new turn, a cancel or the stream.
 """
@@ -34,9 +34,34 @@ from indexchat.storage.tables import ChatSession
 
 log = logging.getLogger("indexchat.turns")
 
-# A turn whose process cannot be checked from here (it ran on another machine) counts as gone
-# once its heartbeat is this old; the runner beats three times as often.
-TURN_STALE = timedelta(seconds=10)
+
+@dataclass(frozen=True)
+class TurnTimings:
+    """How the processes serving turns keep each other informed.
+
+    ``stale``: a turn whose process cannot be checked from here (it ran on another machine)
+    counts as gone once its heartbeat is this old. ``heartbeat_seconds``: how often a process
+    refreshes its running turns' heartbeats; ``cancel_poll_seconds``: how often it checks them
+    for a cancel asked through another process (the heartbeat rides on that check).
+    ``follow_poll_seconds``: how often a client following a turn run by another process reads
+    its new events.
+    """
+
+    stale: timedelta = timedelta(seconds=10)
+    heartbeat_seconds: float = 3.0
+    cancel_poll_seconds: float = 1.0
+    follow_poll_seconds: float = 0.25
+
+    def __post_init__(self) -> None:
+        # Three beats within ``stale``, so one or two missed beats (a slow database) do not
+        # lose a live turn.
+        if self.stale.total_seconds() < 3 * self.heartbeat_seconds:
+            raise ValueError("a turn must go stale only after three missed heartbeats")
+        if self.heartbeat_seconds < self.cancel_poll_seconds:
+            raise ValueError("heartbeats are sent from the cancel poll: beat no faster than it")
+
+
+TIMINGS = TurnTimings()
 SERVER_STOPPED = "the server running this turn stopped before the turn finished"
 # Earlier events read to rebuild the history a turn sends to the model.
 HISTORY_EVENTS = 64
@@ -273,7 +298,7 @@ def _owner_alive(
             return verdict
     beat = chat.turn_heartbeat_at
     now = clock() if callable(clock) else clock
-    return beat is not None and beat > now - TURN_STALE
+    return beat is not None and beat > now - TIMINGS.stale
 
 
 def _close_abandoned(tx: Session, chat: ChatSession) -> None:

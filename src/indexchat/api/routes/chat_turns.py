@@ -22,9 +22,6 @@ from indexchat.events import from_wire
 from indexchat.services import sessions, transcripts, turns
 from indexchat.services.turn_runner import CLIENT_GONE, TurnRun, TurnRunner
 
-# How often a follower polls for events of a turn that another server process runs.
-FOLLOW_POLL_SECONDS = 0.25
-
 T = TypeVar("T")
 
 
@@ -182,7 +179,7 @@ async def _follow(
         return
     last = replay.last
     while True:  # runs in another server process: poll the stored events
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        await asyncio.sleep(runner.timings.follow_poll_seconds)
         replay = await _events_after(caller, runner, session_id, last)
         if replay.frames:
             yield replay.frames
