@@ -99,51 +99,94 @@ def begin_turn(
 ) -> TurnPlan:
     """Start a turn run by ``owner`` (this process). A turn still running answers 409; one
     whose process is gone is closed first."""
-    now = utcnow()
     chat, clock = _locked(tx, scope, session_id)
     queried = _queried_indexes(chat, index_ids)
-    if chat.turn_id is not None:
-        if _owner_alive(owner, chat, clock):
-            raise Conflict(
-                f"a turn is already running in chat session {session_id!r}; wait for its stop "
-                "event or cancel it"
-            )
-        _close_abandoned(tx, chat)
-    last_seq = stored_events.last_seq(tx, session_id=chat.id)
+    _close_stale_turn(tx, chat, clock, owner=owner)
     history = _history(tx, chat.id)
-    if is_retry and history and history[-1].prompt == prompt:
-        raise Conflict(
-            "this request repeats the session's last prompt and carries a client retry count; "
-            "the turn already ran (see GET /api/v1/chat/{session_id})"
-        )
-    found = stored_indexes.sync_states(tx, project_id=scope.project_id, index_ids=queried)
-    usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
-    user_input = UserInput(prompt)
-    chat.turn_id = new_id("turn")
-    chat.turn_heartbeat_at = clock
-    chat.turn_cancel_requested = False
-    chat.turn_owner_host, chat.turn_owner_pid = owner.host, owner.pid
-    chat.turn_owner_started = owner.started
-    chat.last_updated_at = now
-    searchable = [(last_seq + 1, "prompt", prompt)]
-    if chat.generated_title is None:
-        chat.generated_title = title_from(prompt)
-        searchable.append((last_seq + 1, "title", chat.generated_title))
-    stored_events.append(tx, session_id=chat.id, seq=last_seq + 1, event=user_input)
-    index_texts(tx, project_id=scope.project_id, session_id=chat.id, texts=searchable)
+    if is_retry:
+        _refuse_repeated_prompt(history, prompt)
+    indexes = _resolve_indexes(tx, scope, queried)
+    user_input, seq = _record_prompt(tx, scope, chat, clock, owner=owner, prompt=prompt)
+    assert chat.turn_id is not None
     return TurnPlan(
         session_id=chat.id,
         turn_id=chat.turn_id,
         scope=scope,
         prompt=prompt,
-        index_ids=usable,
-        skipped_index_ids=[i for i in queried if i not in usable],
-        export_config_ids=[found[i].export_config_id for i in usable],
+        index_ids=indexes.usable,
+        skipped_index_ids=indexes.skipped,
+        export_config_ids=indexes.export_config_ids,
         require_all_indexes=require_all_indexes,
         history=history,
         user_input=user_input,
-        user_input_seq=last_seq + 1,
+        user_input_seq=seq,
     )
+
+
+def _close_stale_turn(tx: Session, chat: ChatSession, clock: datetime, *, owner: ProcessId) -> None:
+    """Refuse a new turn while one runs; close an open turn whose process is gone."""
+    if chat.turn_id is None:
+        return
+    if _owner_alive(owner, chat, clock):
+        raise Conflict(
+            f"a turn is already running in chat session {chat.id!r}; wait for its stop "
+            "event or cancel it"
+        )
+    _close_abandoned(tx, chat)
+
+
+def _refuse_repeated_prompt(history: list[PastTurn], prompt: str) -> None:
+    """A client's retry of a request whose turn already ran must not run it twice."""
+    if history and history[-1].prompt == prompt:
+        raise Conflict(
+            "this request repeats the session's last prompt and carries a client retry count; "
+            "the turn already ran (see GET /api/v1/chat/{session_id})"
+        )
+
+
+@dataclass(frozen=True)
+class _IndexSet:
+    usable: list[str]  # known in the project and synced at least once
+    skipped: list[str]
+    export_config_ids: list[str]  # of the usable ones
+
+
+def _resolve_indexes(tx: Session, scope: Scope, queried: list[str]) -> _IndexSet:
+    found = stored_indexes.sync_states(tx, project_id=scope.project_id, index_ids=queried)
+    usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
+    return _IndexSet(
+        usable=usable,
+        skipped=[i for i in queried if i not in usable],
+        export_config_ids=[found[i].export_config_id for i in usable],
+    )
+
+
+def _record_prompt(
+    tx: Session,
+    scope: Scope,
+    chat: ChatSession,
+    clock: datetime,
+    *,
+    owner: ProcessId,
+    prompt: str,
+) -> tuple[UserInput, int]:
+    """Mark the (locked) session as running a new turn owned by ``owner`` and store the
+    prompt, searchable, as its ``user_input`` event; the event and its number."""
+    seq = stored_events.last_seq(tx, session_id=chat.id) + 1
+    chat.turn_id = new_id("turn")
+    chat.turn_heartbeat_at = clock
+    chat.turn_cancel_requested = False
+    chat.turn_owner_host, chat.turn_owner_pid = owner.host, owner.pid
+    chat.turn_owner_started = owner.started
+    chat.last_updated_at = utcnow()
+    searchable = [(seq, "prompt", prompt)]
+    if chat.generated_title is None:
+        chat.generated_title = title_from(prompt)
+        searchable.append((seq, "title", chat.generated_title))
+    user_input = UserInput(prompt)
+    stored_events.append(tx, session_id=chat.id, seq=seq, event=user_input)
+    index_texts(tx, project_id=scope.project_id, session_id=chat.id, texts=searchable)
+    return user_input, seq
 
 
 def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
