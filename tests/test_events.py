@@ -109,3 +109,15 @@ def test_events_are_frozen() -> None:
     event: Any = events.Text("x")
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.content = "y"
+
+
+def test_a_sessions_job_metadata_matches_its_schema_and_the_stop() -> None:
+    from indexchat.api.schemas.sessions import JobMetadata
+    from indexchat.services.turns import job_metadata
+
+    stop = events.Stop("the model failed", events.Usage(12.5, 100, 20, 2), ["idx-unknown"])
+    metadata = job_metadata(stop, ["cfg-1"])
+    assert set(metadata) == set(JobMetadata.model_fields)
+    assert JobMetadata.model_validate(metadata).model_dump() == metadata
+    assert {k: metadata[k] for k in stop.usage.to_wire()} == stop.usage.to_wire()
+    assert (metadata["is_error"], metadata["error"]) == (True, "the model failed")
