@@ -183,6 +183,7 @@ def pick_queries(
 def write_cost(env: dict[str, str], rounds: int, answers: list[str]) -> None:
     from indexchat.config import Settings
     from indexchat.domain import Scope
+    from indexchat.events import Event, Text, ToolResult
     from indexchat.processes import ProcessId
     from indexchat.runtime import open_database
     from indexchat.services import sessions, tenancy, turns
@@ -206,9 +207,9 @@ def write_cost(env: dict[str, str], rounds: int, answers: list[str]) -> None:
     for n in range(rounds * 2):
         kind = "text" if n % 2 else "tool_result"
         answer = answers[n % len(answers)]
-        event: dict[str, Any] = {"type": kind, "content": answer}
+        event: Event = Text(answer)
         if kind == "tool_result":
-            event = {"type": kind, "call_id": "c", "name": "retrieve", "result": [event]}
+            event = ToolResult("c", "retrieve", [{"type": "text", "content": answer}])
         seq += 1
         t = time.perf_counter()
         with db.write() as tx:

@@ -352,9 +352,10 @@ def test_keepalives_between_events_do_not_break_the_sdk_decoder() -> None:
     from llama_cloud._streaming import SSEDecoder
 
     from indexchat.api import sse
+    from indexchat.events import Text, UserInput
 
     events = [{"type": "user_input", "content": "hi"}, {"type": "text", "content": "a\nb"}]
-    wire = sse.frame(events[0]) + sse.KEEPALIVE + sse.KEEPALIVE + sse.frame(events[1])
+    wire = sse.frame(UserInput("hi")) + sse.KEEPALIVE + sse.KEEPALIVE + sse.frame(Text("a\nb"))
     decoded = list(SSEDecoder().iter_bytes(iter([wire])))  # no empty events in between
     assert [json.loads(e.data) for e in decoded] == events
     assert [e.event for e in decoded] == ["user_input", "text"]

@@ -24,6 +24,7 @@ from test_chat_turns import NOTES, history, stored
 from test_sync_retrieval import synced_index
 
 from indexchat.domain import new_id
+from indexchat.events import Stop, Text
 from indexchat.processes import ProcessId
 from indexchat.services import turns
 from indexchat.services.event_writer import EventWriter, WriterClosed
@@ -170,7 +171,7 @@ def test_a_failing_write_fails_its_own_turn_only_and_nothing_shows_before_the_co
     good, bad, lost = start_turns(db, tenant, index_id, 3)
     with db.write() as tx:  # as if another server had taken the third turn over
         tx.get_one(ChatSession, lost.session_id).turn_id = new_id("turn")
-    answer = {"type": "text", "content": "an answer"}
+    answer = Text("an answer")
 
     async def scenario() -> list[Any]:
         writer = EventWriter(db)
@@ -207,17 +208,12 @@ def test_shutdown_commits_queued_writes_then_refuses_more(
     db = server.runtime.db
     tenant, index_id = notes
     plans = start_turns(db, tenant, index_id, 5)
-    stop = turns.stop_event(None)
+    stop = Stop()
 
     async def scenario() -> None:
         writer = EventWriter(db)
         held = HeldWrites(db, [p.session_id for p in plans])
-        waits = [
-            asyncio.ensure_future(
-                writer.finish(p, p.user_input_seq + 1, stop, dict(turns.NO_USAGE))
-            )
-            for p in plans
-        ]
+        waits = [asyncio.ensure_future(writer.finish(p, p.user_input_seq + 1, stop)) for p in plans]
         await asyncio.sleep(0.1)
         closing = asyncio.ensure_future(writer.close())
         await asyncio.sleep(0.1)
@@ -277,4 +273,4 @@ def test_a_cancel_while_the_stop_commits_still_ends_the_stream_with_it(
 
 
 async def _collect(run: Any) -> list[dict]:
-    return [e async for e in run.follow() if e is not None]
+    return [e.to_wire() async for e in run.follow() if e is not None]

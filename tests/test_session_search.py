@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from indexchat.cli import app
 from indexchat.domain import Scope
+from indexchat.events import Stop, Text
 from indexchat.processes import ProcessId
 from indexchat.search import session_text
 from indexchat.services import session_search, tenancy, turns
@@ -47,9 +48,9 @@ def add_turn(server: LiveServer, scope: Scope, session_id: str, prompt: str, ans
         )
     seq = plan.user_input_seq
     with db.write() as tx:
-        turns.record_event(tx, plan, seq + 1, {"type": "text", "content": answer})
+        turns.record_event(tx, plan, seq + 1, Text(answer))
     with db.write() as tx:
-        turns.finish_turn(tx, plan, seq + 2, turns.stop_event(None), dict(turns.NO_USAGE))
+        turns.finish_turn(tx, plan, seq + 2, Stop())
 
 
 def new_chat(server: LiveServer, tenant: Tenant, *turn_texts: tuple[str, str]) -> str:

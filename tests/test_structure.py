@@ -31,6 +31,7 @@ _CAPABILITIES = {
     "config",
     "errors",
     "domain",
+    "events",
     "processes",
     "storage",
     "ingest",
@@ -43,11 +44,11 @@ ALLOWED = {
     "domain": set(),
     "events": set(),
     "processes": set(),
-    "storage": {"config", "errors", "domain"},
+    "storage": {"config", "errors", "domain", "events"},
     "ingest": {"errors", "domain"},
     "search": {"errors", "domain"},
     # The agent knows models, tools and prompts, not where tools get their data.
-    "agent": {"errors", "domain"},
+    "agent": {"errors", "domain", "events"},
     # The MCP tools reach the API through a Backend: they know no services.
     "mcp": {"errors", "domain"},
     "services": _CAPABILITIES,

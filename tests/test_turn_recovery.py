@@ -19,7 +19,7 @@ from sqlalchemy import update
 from test_chat_llm import cancel_while_following, follow, read_until
 from test_chat_turns import history, stored, stream_turn
 
-from indexchat.services.turns import TURN_STALE
+from indexchat.services.turns import TIMINGS
 from indexchat.storage.sessions import events as stored_events
 from indexchat.storage.tables import ChatSession
 
@@ -166,7 +166,7 @@ def test_a_live_turn_of_another_server_is_left_alone(deployment: Deployment, fak
             on_b.chat.stream(chat.session_id, index_ids=[], prompt="Meanwhile?")
         # Only A's heartbeat speaks for the turn now; it keeps B off for longer than staleness.
         mark_as_remote(deployment, chat.session_id)
-        until = time.monotonic() + TURN_STALE.total_seconds() + 3
+        until = time.monotonic() + TIMINGS.stale.total_seconds() + 3
         while time.monotonic() < until:
             with pytest.raises(ConflictError):
                 on_b.chat.stream(chat.session_id, index_ids=[], prompt="Meanwhile?")
@@ -178,7 +178,7 @@ def test_a_live_turn_of_another_server_is_left_alone(deployment: Deployment, fak
     assert [e["type"] for e in stored(first + rest)] == ["user_input", "stop"]
     # A streamed all along: one word every 0.1 s, far past the point a stale turn is taken.
     assert len([e for e in first + rest if e["type"] == "text_delta"]) > 10 * (
-        TURN_STALE.total_seconds() + 3
+        TIMINGS.stale.total_seconds() + 3
     )
 
 

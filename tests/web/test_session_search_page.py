@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from web.served import Browser, Served, sign_in
 
 from indexchat.domain import Scope
+from indexchat.events import Stop, Text
 from indexchat.processes import ProcessId
 from indexchat.services import tenancy, turns
 
@@ -33,9 +34,9 @@ def write_chat(served: Served, scope: Scope, texts: list[tuple[str, str]]) -> st
             )  # fmt: skip
         seq = plan.user_input_seq
         with served.db.write() as tx:
-            turns.record_event(tx, plan, seq + 1, {"type": "text", "content": answer})
+            turns.record_event(tx, plan, seq + 1, Text(answer))
         with served.db.write() as tx:
-            turns.finish_turn(tx, plan, seq + 2, turns.stop_event(None), dict(turns.NO_USAGE))
+            turns.finish_turn(tx, plan, seq + 2, Stop())
     return chat_id
 
 

@@ -1,8 +1,7 @@
 """One turn of the agent: model → tool calls → tool results → … → answer, as events.
 
-Events are plain dicts in the wire shape of the chat event union (``type`` always set). Deltas
-stream as they arrive; each reasoning or answer block also ends with its complete event, which is
-what history keeps.
+Events are ``indexchat.events`` values. Deltas stream as they arrive; each reasoning or answer
+block also ends with its complete event, which is what history keeps.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from indexchat import events
 from indexchat.agent.model import (
     ChatModel,
     Message,
@@ -22,8 +22,8 @@ from indexchat.agent.model import (
 )
 from indexchat.agent.tools import TOOL_SPECS, ToolBox, ToolError
 from indexchat.agent.trimming import fit_json
+from indexchat.events import Event
 
-Event = dict[str, Any]
 # What a tool result may add to the conversation the model sees (the event keeps it all); a
 # longer one is trimmed to fit, and stays valid JSON.
 TOOL_RESULT_CHARS = 16_000
@@ -48,6 +48,9 @@ class Tally:
         if usage.output_tokens is not None:
             self.output_tokens = (self.output_tokens or 0) + usage.output_tokens
 
+    def usage(self, duration_ms: float) -> events.Usage:
+        return events.Usage(duration_ms, self.input_tokens, self.output_tokens, self.model_calls)
+
 
 async def run_agent(
     model: ChatModel,
@@ -68,45 +71,40 @@ async def run_agent(
         async for out in model.stream(messages, offer):
             if isinstance(out, ReasoningDelta):
                 reasoning.append(out.text)
-                yield {"type": "thinking_delta", "content": out.text}
+                yield events.ThinkingDelta(out.text)
             elif isinstance(out, TextDelta):
                 if reasoning:  # the answer began: the reasoning block is complete
-                    yield {"type": "thinking", "content": "".join(reasoning)}
+                    yield events.Thinking("".join(reasoning))
                     reasoning = []
                 text.append(out.text)
-                yield {"type": "text_delta", "content": out.text}
+                yield events.TextDelta(out.text)
             elif isinstance(out, ToolRequest):
                 requests.append(out)
             else:
                 tally.add(out)
         if reasoning:
-            yield {"type": "thinking", "content": "".join(reasoning)}
+            yield events.Thinking("".join(reasoning))
         answer = "".join(text)
         if answer:
-            yield {"type": "text", "content": answer}
+            yield events.Text(answer)
         if not requests or not offer:
             return
         messages.append(_assistant_message(answer, requests))
         for request in requests:
             arguments = _arguments(request)
-            yield {
-                "type": "tool_call",
-                "call_id": request.call_id,
-                "name": request.name,
-                "arguments": arguments,
-            }
+            yield events.ToolCall(request.call_id, request.name, arguments)
             assert tools is not None
             try:
                 outcome = await tools.call(request.name, arguments)
             except ToolError as exc:
                 raise AgentError(f"tool {request.name} failed: {exc}") from exc
-            yield {
-                "type": "tool_result",
-                "call_id": request.call_id,
-                "name": request.name,
-                "result": outcome.result,
-                "image_attachment": outcome.image_attachment,
-            }
+            image = outcome.image_attachment
+            yield events.ToolResult(
+                request.call_id,
+                request.name,
+                outcome.result,
+                None if image is None else events.ImageAttachment(**image),
+            )
             content = fit_json(outcome.result, TOOL_RESULT_CHARS)
             messages.append({"role": "tool", "tool_call_id": request.call_id, "content": content})
 

@@ -18,7 +18,6 @@ from indexchat.api.deps import authenticate_first
 from indexchat.api.guards import BodyLimit, CredentialsFirst, QueryRules, RateLimit
 from indexchat.api.routes import (
     attachments,
-    chat_turns,
     directories,
     docs,
     files,
@@ -29,6 +28,7 @@ from indexchat.api.routes import (
     sessions,
     share_links,
     shared,
+    turns,
 )
 from indexchat.api.schemas.common import ErrorBody
 from indexchat.config import Settings
@@ -115,7 +115,7 @@ def _lifespan(
 def _add_routes(app: FastAPI) -> None:
     """The API's routers, the docs, the MCP endpoint and the web page."""
     routers: tuple[ModuleType, ...] = (health, projects, sessions, share_links, shared)
-    routers += (chat_turns, indexes, directories, files, retrieval)
+    routers += (turns, indexes, directories, files, retrieval)
     for module in (*routers, attachments):
         app.include_router(module.router)
     app.include_router(attachments.download_router)

@@ -29,10 +29,11 @@ from indexchat.api.schemas.indexes import IndexOut
 from indexchat.api.schemas.retrieval import FindRequest, GrepRequest, ReadRequest, RetrieveRequest
 from indexchat.domain import Scope as ProjectScope
 from indexchat.errors import IndexchatError
+from indexchat.events import Delta
 from indexchat.mcp.server import Context, build_server
 from indexchat.mcp.tools import Answer, Json
 from indexchat.services import indexes, sessions, turns
-from indexchat.services.turn_runner import CLIENT_GONE, DELTAS, TurnRunner
+from indexchat.services.turn_runner import CLIENT_GONE, TurnRunner
 
 PATH = "/mcp"
 _LIST_PAGE = 100
@@ -128,7 +129,8 @@ class ServiceBackend:
         plan = await self.caller.in_project(begin)
         run = self.runner.start(plan)
         try:  # a client that leaves (or a cancelled call) cancels the turn, as a stream does
-            events = [e async for e in run.follow() if e is not None and e["type"] not in DELTAS]
+            followed = [e async for e in run.follow() if e is not None]
+            events = [e.to_wire() for e in followed if not isinstance(e, Delta)]
         finally:
             run.cancel(CLIENT_GONE)
         return Answer(plan.session_id, events)

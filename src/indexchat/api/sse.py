@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
 from starlette.responses import StreamingResponse
+
+from indexchat.events import Event
 
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE = b": keep-alive\n\n"
@@ -36,24 +37,24 @@ EVENT_SCHEMA = {
 }
 
 
-def frame(event: dict[str, Any]) -> bytes:
-    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+def frame(event: Event) -> bytes:
+    data = json.dumps(event.to_wire(), ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event.type}\ndata: {data}\n\n".encode()
 
 
-def frames(events: Iterable[dict[str, Any]]) -> bytes:
+def frames(events: Iterable[Event]) -> bytes:
     """The frames of many events at once (a stored history replayed)."""
     return b"".join(frame(event) for event in events)
 
 
-async def encode(events: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:
+async def encode(events: AsyncIterator[Event | None]) -> AsyncIterator[bytes]:
     """Frames for events; a keep-alive comment for each ``None``."""
     async for event in events:
         yield KEEPALIVE if event is None else frame(event)
 
 
 async def encode_batches(
-    batches: AsyncIterator[list[dict[str, Any]] | None],
+    batches: AsyncIterator[list[Event] | None],
 ) -> AsyncIterator[bytes]:
     """One piece of frames for each batch of events (one write to the client, not one per
     event); a keep-alive comment for each ``None``."""

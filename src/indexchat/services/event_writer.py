@@ -15,8 +15,8 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
+from indexchat.events import Event, Stop
 from indexchat.services import turns
 from indexchat.storage.db import Database
 
@@ -47,16 +47,14 @@ class EventWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # committed transactions, for tests and logs
 
-    async def record(self, plan: turns.TurnPlan, seq: int, event: dict[str, Any]) -> bool:
+    async def record(self, plan: turns.TurnPlan, seq: int, event: Event) -> bool:
         """Store one event of a running turn; True when a cancel has been asked for. Raises
         ``turns.TurnLost`` when the session was deleted or its turn taken over."""
         return await self._submit(turns.EventWrite(plan, seq, event))
 
-    async def finish(
-        self, plan: turns.TurnPlan, seq: int, stop: dict[str, Any], metadata: dict[str, Any]
-    ) -> None:
+    async def finish(self, plan: turns.TurnPlan, seq: int, stop: Stop) -> None:
         """Store the turn's stop event with the run's metadata, freeing the session."""
-        await self._submit(turns.EventWrite(plan, seq, stop, metadata))
+        await self._submit(turns.EventWrite(plan, seq, stop))
 
     async def close(self) -> None:
         """Commit what is queued, then refuse new writes."""

@@ -4,54 +4,53 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from indexchat.domain import wire_timestamp
+from indexchat.events import Event, Stop, Text, Thinking, ToolCall, ToolResult, UserInput
 from indexchat.storage.tables import ChatSession
 
 ARGUMENTS_CHARS = 200
 
 
-def markdown(chat: ChatSession, events: Sequence[dict[str, Any]]) -> str:
+def markdown(chat: ChatSession, events: Sequence[Event]) -> str:
     lines = [f"# {chat.generated_title or 'Chat session'}", ""]
     facts = [f"Session `{chat.id}`", f"last updated {wire_timestamp(chat.last_updated_at)} UTC"]
     if chat.index_ids:
         facts.append("indexes: " + ", ".join(f"`{i}`" for i in chat.index_ids))
     lines += [" · ".join(facts), ""]
     for event in events:
-        kind = event["type"]
-        if kind == "user_input":
-            lines += ["## You", "", event["content"], "", "## Assistant", ""]
-        elif kind == "thinking":
-            quoted = "\n".join(f"> {line}" for line in event["content"].splitlines())
+        if isinstance(event, UserInput):
+            lines += ["## You", "", event.content, "", "## Assistant", ""]
+        elif isinstance(event, Thinking):
+            quoted = "\n".join(f"> {line}" for line in event.content.splitlines())
             lines += ["<details><summary>Thinking</summary>", "", quoted, "", "</details>", ""]
-        elif kind == "tool_call":
-            arguments = json.dumps(event["arguments"], ensure_ascii=False)
+        elif isinstance(event, ToolCall):
+            arguments = json.dumps(event.arguments, ensure_ascii=False)
             if len(arguments) > ARGUMENTS_CHARS:
                 arguments = arguments[:ARGUMENTS_CHARS] + "…"
-            lines += [f"*Tool call:* `{event['name']}` {arguments}", ""]
-        elif kind == "tool_result":
-            result = event.get("result")
+            lines += [f"*Tool call:* `{event.name}` {arguments}", ""]
+        elif isinstance(event, ToolResult):
+            result = event.result
             count = f"{len(result)} results" if isinstance(result, list) else "done"
-            lines += [f"*Tool result:* `{event['name']}`: {count}", ""]
-        elif kind == "text":
-            lines += [event["content"], ""]
-        elif kind == "stop":
+            lines += [f"*Tool result:* `{event.name}`: {count}", ""]
+        elif isinstance(event, Text):
+            lines += [event.content, ""]
+        elif isinstance(event, Stop):
             lines += [_stop_line(event), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _stop_line(stop: dict[str, Any]) -> str:
-    usage = stop.get("usage") or {}
-    calls = usage.get("turns") or 0
+def _stop_line(stop: Stop) -> str:
+    usage = stop.usage
+    calls = usage.turns
     parts = [f"{calls} model call{'' if calls == 1 else 's'}" if calls else "no model calls"]
-    if usage.get("total_input_tokens") is not None:
-        tokens_in, tokens_out = usage["total_input_tokens"], usage.get("total_output_tokens")
+    if usage.total_input_tokens is not None:
+        tokens_in, tokens_out = usage.total_input_tokens, usage.total_output_tokens
         parts.append(f"{tokens_in} input / {tokens_out} output tokens")
-    parts.append(f"{usage.get('duration_ms', 0):.0f} ms")
+    parts.append(f"{usage.duration_ms:.0f} ms")
     line = "*" + ", ".join(parts) + "*"
-    if stop.get("is_error"):
-        line = f"**Stopped with an error:** {stop.get('error')}  \n{line}"
-    if stop.get("skipped_index_ids"):
-        line += "  \n*Skipped indexes:* " + ", ".join(stop["skipped_index_ids"])
+    if stop.is_error:
+        line = f"**Stopped with an error:** {stop.error}  \n{line}"
+    if stop.skipped_index_ids:
+        line += "  \n*Skipped indexes:* " + ", ".join(stop.skipped_index_ids)
     return line

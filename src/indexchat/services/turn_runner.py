@@ -1,7 +1,8 @@
 """Runs chat turns in the server's event loop and lets clients watch them.
 
 A turn runs as its own task, apart from the request that started it: the stream that started
-it reads its events, other streams may follow it (resume), and a cancel (the starting client
+it reads its events, other streams may follow it (resume, ``Follower``: live when the turn runs
+in this process, from the database when another one runs it), and a cancel (the starting client
 going away, or a cancel request from any server process) stops the model call at once and is
 recorded in a ``stop`` event.
 """
@@ -11,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
+from sqlalchemy.orm import Session
 
 from indexchat.agent.loop import AgentError, Tally, run_agent
 from indexchat.agent.model import ChatModel, ModelError
 from indexchat.agent.prompts import build_messages
+from indexchat.domain import Scope
+from indexchat.events import Delta, Event, Stop
 from indexchat.processes import ProcessId
 from indexchat.search.embeddings import Embedder
 from indexchat.search.store import SearchStore
@@ -32,18 +36,14 @@ from indexchat.storage.db import Database
 
 log = logging.getLogger("indexchat.turns")
 
-# How often running turns are checked for a cancel asked through another server process, and how
-# often the others are told they are alive: three beats within ``turns.TURN_STALE``, so one or
-# two missed beats (a slow database) do not lose a turn.
-CANCEL_POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 3.0
-DELTAS = frozenset({"thinking_delta", "text_delta"})
 
 CANCELLED_BY_REQUEST = "the turn was cancelled on request"
 CLIENT_GONE = "the client disconnected, so the turn was cancelled"
 SHUTTING_DOWN = "the server shut down while the turn was running"
 
-Event = dict[str, Any]
+T = TypeVar("T")
+# How a follower's client receives a run of events as one piece (SSE frames, for a stream).
+Encode = Callable[[Iterable[Event]], bytes]
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,7 @@ class TurnRunner:
     def __init__(self, deps: Callable[[], ChatDeps], owner: ProcessId | None = None) -> None:
         self._deps = deps
         self.owner = owner or ProcessId.of_this_process()
+        self.timings = turns.TIMINGS
         self.running: dict[str, TurnRun] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._writer: EventWriter | None = None
@@ -241,7 +242,7 @@ class TurnRunner:
         await self._stop(run, db, error, tally, started)
 
     async def _emit(self, run: TurnRun, db: Database, event: Event) -> None:
-        if event["type"] in DELTAS:
+        if isinstance(event, Delta):
             run.publish(None, event)
             return
         seq = run.next_seq
@@ -258,23 +259,11 @@ class TurnRunner:
     ) -> None:
         plan = run.plan
         run.stopping = True
-        duration_ms = round((time.monotonic() - started) * 1000, 3)
-        usage = {
-            "duration_ms": duration_ms,
-            "total_input_tokens": tally.input_tokens,
-            "total_output_tokens": tally.output_tokens,
-            "turns": tally.model_calls,
-        }
-        stop = turns.stop_event(error, usage=usage, skipped_index_ids=plan.skipped_index_ids)
-        metadata = {
-            **usage,
-            "is_error": error is not None,
-            "error": error,
-            "export_config_ids": plan.export_config_ids,
-        }
+        usage = tally.usage(duration_ms=round((time.monotonic() - started) * 1000, 3))
+        stop = Stop(error, usage, plan.skipped_index_ids)
         seq = run.next_seq
         try:
-            await self.writer(db or self._deps().db).finish(plan, seq, stop, metadata)
+            await self.writer(db or self._deps().db).finish(plan, seq, stop)
         except turns.TurnLost:
             log.info("turn %s lost its session before it could stop", plan.turn_id)
         except Exception:
@@ -289,7 +278,7 @@ class TurnRunner:
         db = self._deps().db
         last_beat = time.monotonic()
         while self.running:
-            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            await asyncio.sleep(self.timings.cancel_poll_seconds)
             running = {
                 sid: run.plan.turn_id
                 for sid, run in self.running.items()
@@ -298,7 +287,7 @@ class TurnRunner:
             if not running:
                 continue
             try:
-                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                if time.monotonic() - last_beat >= self.timings.heartbeat_seconds:
                     await anyio.to_thread.run_sync(_write, db, turns.heartbeat, running)
                     last_beat = time.monotonic()
                 to_stop = await anyio.to_thread.run_sync(_read, db, turns.turns_to_stop, running)
@@ -320,3 +309,96 @@ def _write(db: Database, step: Callable[..., Any], *args: Any) -> Any:
 def _read(db: Database, step: Callable[..., Any], *args: Any) -> Any:
     with db.read() as tx:
         return step(tx, *args)
+
+
+class Reader(Protocol):
+    """Who may read a session's stream: a project's caller, or a share link's viewer."""
+
+    async def in_project(
+        self, work: Callable[[Session, Scope], T], *, heavy: bool = False
+    ) -> T: ...
+
+    async def writing(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T: ...
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Stored events after a point, already encoded by the thread that read them: a long
+    history encoded on the event loop would hold up every other stream."""
+
+    encoded: bytes
+    last: int  # position of the last event encoded (0: none)
+    running: bool
+    abandoned: bool
+
+    @classmethod
+    def of(cls, since: turns.EventsSince, encode: Encode) -> Replay:
+        last = since.events[-1][0] if since.events else 0
+        encoded = encode(event for _seq, event in since.events)
+        return cls(encoded, last, since.running, since.abandoned)
+
+
+class Follower:
+    """A client following one session's stream (it does not own the turn: leaving cancels
+    nothing). It gets the stored events after a point, then the running turn's until its stop:
+    live, deltas included, when the turn runs in this process; else read back from the database
+    every ``follow_poll_seconds``, stored events only. A turn whose server is gone is closed
+    first, so the events end with its ``stop``."""
+
+    def __init__(self, runner: TurnRunner, reader: Reader, session_id: str, encode: Encode) -> None:
+        self.runner = runner
+        self.reader = reader
+        self.session_id = session_id
+        self.encode = encode
+
+    async def start(
+        self, after: int, replay: Replay | None = None, *, keepalive_seconds: float
+    ) -> AsyncIterator[bytes | Event | None]:
+        """Read the stored events after ``after`` (``replay``, when the caller read them
+        already), so a missing session fails here, before any answer starts; then the stream:
+        encoded stored events, live events, and ``None`` after each quiet
+        ``keepalive_seconds`` of a live turn."""
+        if replay is None or replay.abandoned:
+            replay = await self.read(after, heavy=True)
+        local = self.runner.running.get(self.session_id)
+        return self._stream(replay, local, keepalive_seconds)
+
+    async def read(self, after: int, *, heavy: bool = False) -> Replay:
+        """The stored events after ``after``, closing an abandoned turn first. ``heavy``: the
+        read may be the whole history."""
+        owner, session_id, encode = self.runner.owner, self.session_id, self.encode
+
+        def read(tx: Session, scope: Scope) -> Replay:
+            return Replay.of(turns.events_after(tx, scope, session_id, after, owner=owner), encode)
+
+        def close(tx: Session, scope: Scope) -> None:
+            turns.close_if_abandoned(tx, scope, session_id, owner=owner)
+
+        replay = await self.reader.in_project(read, heavy=heavy)
+        if replay.abandoned:
+            await self.reader.writing(close)
+            replay = await self.reader.in_project(read, heavy=heavy)
+        return replay
+
+    async def _stream(
+        self, replay: Replay, local: TurnRun | None, keepalive_seconds: float
+    ) -> AsyncIterator[bytes | Event | None]:
+        if replay.encoded:
+            yield replay.encoded
+        if not replay.running:
+            return
+        if local is not None:  # runs here: follow it live, deltas included
+            async for event in local.follow(
+                after_seq=replay.last, keepalive_seconds=keepalive_seconds
+            ):
+                yield event
+            return
+        last = replay.last
+        while True:  # runs in another server process: poll the stored events
+            await asyncio.sleep(self.runner.timings.follow_poll_seconds)
+            replay = await self.read(last)
+            if replay.encoded:
+                yield replay.encoded
+                last = replay.last
+            if not replay.running:
+                return

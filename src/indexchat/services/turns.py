@@ -5,7 +5,7 @@ metadata, cancel, and read events back.
 Every step is its own short transaction, so history is complete up to the last event even if
 the client goes away or the server dies. One turn runs per session, across all server
 processes: the session row names the running turn and the process running it. A turn whose
-process is gone (proved on its own machine, or its heartbeat older than ``TURN_STALE``) is
+process is gone (proved on its own machine, or its heartbeat older than ``TIMINGS.stale``) is
 closed with a ``stop`` event by the first server that looks at it: when it starts, or when a
 client asks for a new turn, a cancel or the stream.
 """
@@ -16,32 +16,55 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from indexchat.agent.prompts import PastTurn, title_from
 from indexchat.domain import Scope, new_id, utcnow
 from indexchat.errors import Conflict, NotFound
+from indexchat.events import Event, Stop, Text, UserInput
 from indexchat.processes import ProcessId
 from indexchat.services.session_search import index_texts
 from indexchat.services.sessions import get_session
-from indexchat.storage.db import database_clock
-from indexchat.storage.tables import ChatEvent, ChatSession, SearchIndex
+from indexchat.storage import events as stored_events
+from indexchat.storage import indexes as stored_indexes
+from indexchat.storage import turns as running_turns
+from indexchat.storage.tables import ChatSession
 
 log = logging.getLogger("indexchat.turns")
 
-# A turn whose process cannot be checked from here (it ran on another machine) counts as gone
-# once its heartbeat is this old; the runner beats three times as often.
-TURN_STALE = timedelta(seconds=10)
+
+@dataclass(frozen=True)
+class TurnTimings:
+    """How the processes serving turns keep each other informed.
+
+    ``stale``: a turn whose process cannot be checked from here (it ran on another machine)
+    counts as gone once its heartbeat is this old. ``heartbeat_seconds``: how often a process
+    refreshes its running turns' heartbeats; ``cancel_poll_seconds``: how often it checks them
+    for a cancel asked through another process (the heartbeat rides on that check).
+    ``follow_poll_seconds``: how often a client following a turn run by another process reads
+    its new events.
+    """
+
+    stale: timedelta = timedelta(seconds=10)
+    heartbeat_seconds: float = 3.0
+    cancel_poll_seconds: float = 1.0
+    follow_poll_seconds: float = 0.25
+
+    def __post_init__(self) -> None:
+        # Three beats within ``stale``, so one or two missed beats (a slow database) do not
+        # lose a live turn.
+        if self.stale.total_seconds() < 3 * self.heartbeat_seconds:
+            raise ValueError("a turn must go stale only after three missed heartbeats")
+        if self.heartbeat_seconds < self.cancel_poll_seconds:
+            raise ValueError("heartbeats are sent from the cancel poll: beat no faster than it")
+
+
+TIMINGS = TurnTimings()
 SERVER_STOPPED = "the server running this turn stopped before the turn finished"
-NO_USAGE = {"duration_ms": 0.0, "total_input_tokens": None, "total_output_tokens": None, "turns": 0}
 # Earlier events read to rebuild the history a turn sends to the model.
 HISTORY_EVENTS = 64
-# Core statements on the tables: the ORM's statement handling costs more than these statements.
-_SESSIONS = cast(Table, ChatSession.__table__)
-_INSERT_EVENT = insert(cast(Table, ChatEvent.__table__))
 
 
 class TurnLost(Exception):
@@ -59,7 +82,7 @@ class TurnPlan:
     export_config_ids: list[str]
     require_all_indexes: bool
     history: list[PastTurn]
-    user_input: dict[str, Any]
+    user_input: UserInput
     user_input_seq: int
 
 
@@ -76,62 +99,94 @@ def begin_turn(
 ) -> TurnPlan:
     """Start a turn run by ``owner`` (this process). A turn still running answers 409; one
     whose process is gone is closed first."""
-    now = utcnow()
     chat, clock = _locked(tx, scope, session_id)
     queried = _queried_indexes(chat, index_ids)
-    if chat.turn_id is not None:
-        if _owner_alive(owner, chat, clock):
-            raise Conflict(
-                f"a turn is already running in chat session {session_id!r}; wait for its stop "
-                "event or cancel it"
-            )
-        _close_abandoned(tx, chat)
-    last_seq = _last_seq(tx, chat.id)
+    _close_stale_turn(tx, chat, clock, owner=owner)
     history = _history(tx, chat.id)
-    if is_retry and history and history[-1].prompt == prompt:
-        raise Conflict(
-            "this request repeats the session's last prompt and carries a client retry count; "
-            "the turn already ran (see GET /api/v1/chat/{session_id})"
-        )
-    found = (
-        {
-            row.id: row
-            for row in tx.execute(
-                select(
-                    SearchIndex.id, SearchIndex.last_synced_at, SearchIndex.export_config_id
-                ).where(SearchIndex.project_id == scope.project_id, SearchIndex.id.in_(queried))
-            )
-        }
-        if queried
-        else {}
-    )
-    usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
-    user_input = {"type": "user_input", "content": prompt}
-    chat.turn_id = new_id("turn")
-    chat.turn_heartbeat_at = clock
-    chat.turn_cancel_requested = False
-    chat.turn_owner_host, chat.turn_owner_pid = owner.host, owner.pid
-    chat.turn_owner_started = owner.started
-    chat.last_updated_at = now
-    searchable = [(last_seq + 1, "prompt", prompt)]
-    if chat.generated_title is None:
-        chat.generated_title = title_from(prompt)
-        searchable.append((last_seq + 1, "title", chat.generated_title))
-    _add_event(tx, chat.id, last_seq + 1, user_input)
-    index_texts(tx, project_id=scope.project_id, session_id=chat.id, texts=searchable)
+    if is_retry:
+        _refuse_repeated_prompt(history, prompt)
+    indexes = _resolve_indexes(tx, scope, queried)
+    user_input, seq = _record_prompt(tx, scope, chat, clock, owner=owner, prompt=prompt)
+    assert chat.turn_id is not None
     return TurnPlan(
         session_id=chat.id,
         turn_id=chat.turn_id,
         scope=scope,
         prompt=prompt,
-        index_ids=usable,
-        skipped_index_ids=[i for i in queried if i not in usable],
-        export_config_ids=[found[i].export_config_id for i in usable],
+        index_ids=indexes.usable,
+        skipped_index_ids=indexes.skipped,
+        export_config_ids=indexes.export_config_ids,
         require_all_indexes=require_all_indexes,
         history=history,
         user_input=user_input,
-        user_input_seq=last_seq + 1,
+        user_input_seq=seq,
     )
+
+
+def _close_stale_turn(tx: Session, chat: ChatSession, clock: datetime, *, owner: ProcessId) -> None:
+    """Refuse a new turn while one runs; close an open turn whose process is gone."""
+    if chat.turn_id is None:
+        return
+    if _owner_alive(owner, chat, clock):
+        raise Conflict(
+            f"a turn is already running in chat session {chat.id!r}; wait for its stop "
+            "event or cancel it"
+        )
+    _close_abandoned(tx, chat)
+
+
+def _refuse_repeated_prompt(history: list[PastTurn], prompt: str) -> None:
+    """A client's retry of a request whose turn already ran must not run it twice."""
+    if history and history[-1].prompt == prompt:
+        raise Conflict(
+            "this request repeats the session's last prompt and carries a client retry count; "
+            "the turn already ran (see GET /api/v1/chat/{session_id})"
+        )
+
+
+@dataclass(frozen=True)
+class _IndexSet:
+    usable: list[str]  # known in the project and synced at least once
+    skipped: list[str]
+    export_config_ids: list[str]  # of the usable ones
+
+
+def _resolve_indexes(tx: Session, scope: Scope, queried: list[str]) -> _IndexSet:
+    found = stored_indexes.sync_states(tx, project_id=scope.project_id, index_ids=queried)
+    usable = [i for i in queried if i in found and found[i].last_synced_at is not None]
+    return _IndexSet(
+        usable=usable,
+        skipped=[i for i in queried if i not in usable],
+        export_config_ids=[found[i].export_config_id for i in usable],
+    )
+
+
+def _record_prompt(
+    tx: Session,
+    scope: Scope,
+    chat: ChatSession,
+    clock: datetime,
+    *,
+    owner: ProcessId,
+    prompt: str,
+) -> tuple[UserInput, int]:
+    """Mark the (locked) session as running a new turn owned by ``owner`` and store the
+    prompt, searchable, as its ``user_input`` event; the event and its number."""
+    seq = stored_events.last_seq(tx, session_id=chat.id) + 1
+    chat.turn_id = new_id("turn")
+    chat.turn_heartbeat_at = clock
+    chat.turn_cancel_requested = False
+    chat.turn_owner_host, chat.turn_owner_pid = owner.host, owner.pid
+    chat.turn_owner_started = owner.started
+    chat.last_updated_at = utcnow()
+    searchable = [(seq, "prompt", prompt)]
+    if chat.generated_title is None:
+        chat.generated_title = title_from(prompt)
+        searchable.append((seq, "title", chat.generated_title))
+    user_input = UserInput(prompt)
+    stored_events.append(tx, session_id=chat.id, seq=seq, event=user_input)
+    index_texts(tx, project_id=scope.project_id, session_id=chat.id, texts=searchable)
+    return user_input, seq
 
 
 def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
@@ -148,20 +203,19 @@ def _queried_indexes(chat: ChatSession, index_ids: Sequence[str]) -> list[str]:
     )
 
 
-def record_event(tx: Session, plan: TurnPlan, seq: int, event: dict[str, Any]) -> bool:
+def record_event(tx: Session, plan: TurnPlan, seq: int, event: Event) -> bool:
     """Append one event of a running turn; True when a cancel has been asked for."""
     return _outcome(record_events(tx, [EventWrite(plan, seq, event)])[0])
 
 
 @dataclass(frozen=True)
 class EventWrite:
-    """One stored event of a running turn; ``metadata`` (the run's job metadata) marks its
-    stop, which also frees the session for the next turn."""
+    """One stored event of a running turn; its ``stop`` also records the run's job metadata
+    and frees the session for the next turn."""
 
     plan: TurnPlan
     seq: int
-    event: dict[str, Any]
-    metadata: dict[str, Any] | None = None
+    event: Event
 
 
 def record_events(tx: Session, writes: Sequence[EventWrite]) -> list[bool | TurnLost]:
@@ -169,50 +223,25 @@ def record_events(tx: Session, writes: Sequence[EventWrite]) -> list[bool | Turn
     (still the session's? a cancel asked for?) and refreshes its heartbeat, one inserts every
     event. For each write: True when its turn should cancel, or ``TurnLost`` (nothing stored).
     Answer texts become searchable (whole, as the ``text`` event holds them)."""
-    # Turn ids are unique, so "id in these sessions and turn_id in these turns" matches each
-    # session only with its own turn.
-    cancels: dict[str, bool] = {
-        row[0]: bool(row[1])
-        for row in tx.execute(
-            update(_SESSIONS)
-            .where(
-                _SESSIONS.c.id.in_({w.plan.session_id for w in writes}),
-                _SESSIONS.c.turn_id.in_({w.plan.turn_id for w in writes}),
-            )
-            .values(turn_heartbeat_at=database_clock(tx))
-            .returning(_SESSIONS.c.id, _SESSIONS.c.turn_cancel_requested)
-        )
-    }
+    cancels = running_turns.touch(
+        tx,
+        session_ids=[w.plan.session_id for w in writes],
+        turn_ids=[w.plan.turn_id for w in writes],
+    )
     kept = [w for w in writes if w.plan.session_id in cancels]
     now = utcnow()
-    if kept:
-        tx.execute(
-            _INSERT_EVENT,
-            [
-                {
-                    "session_id": w.plan.session_id,
-                    "seq": w.seq,
-                    "type": w.event["type"],
-                    "payload": w.event,
-                    "created_at": now,
-                }
-                for w in kept
-            ],
-        )
+    stored_events.append_many(tx, [(w.plan.session_id, w.seq, w.event) for w in kept])
     for w in kept:
-        if w.event["type"] == "text":
+        if isinstance(w.event, Text):
             index_texts(
                 tx,
                 project_id=w.plan.scope.project_id,
                 session_id=w.plan.session_id,
-                texts=[(w.seq, "answer", w.event["content"])],
+                texts=[(w.seq, "answer", w.event.content)],
             )
-        if w.metadata is not None:
-            tx.execute(
-                update(_SESSIONS)
-                .where(_SESSIONS.c.id == w.plan.session_id)
-                .values(**_NO_TURN, job_metadata=w.metadata, last_updated_at=now)
-            )
+        elif isinstance(w.event, Stop):
+            metadata = job_metadata(w.event, w.plan.export_config_ids)
+            running_turns.end_turn(tx, session_id=w.plan.session_id, job_metadata=metadata, at=now)
     return [
         cancels[w.plan.session_id] if w.plan.session_id in cancels else TurnLost(w.plan.session_id)
         for w in writes
@@ -227,18 +256,22 @@ def _outcome(outcome: bool | TurnLost) -> bool:
 
 def heartbeat(tx: Session, running: dict[str, str]) -> None:
     """Tell other processes these turns (session id → turn id) are alive."""
-    tx.execute(
-        update(ChatSession)
-        .where(ChatSession.id.in_(list(running)), ChatSession.turn_id.in_(list(running.values())))
-        .values(turn_heartbeat_at=database_clock(tx))
-    )
+    running_turns.beat(tx, running)
 
 
-def finish_turn(
-    tx: Session, plan: TurnPlan, seq: int, stop: dict[str, Any], job_metadata: dict[str, Any]
-) -> None:
+def finish_turn(tx: Session, plan: TurnPlan, seq: int, stop: Stop) -> None:
     """Record the stop event and the run's metadata, and free the session for the next turn."""
-    _outcome(record_events(tx, [EventWrite(plan, seq, stop, job_metadata)])[0])
+    _outcome(record_events(tx, [EventWrite(plan, seq, stop)])[0])
+
+
+def job_metadata(stop: Stop, export_config_ids: list[str] | None) -> dict[str, Any]:
+    """The session's ``job_metadata`` after a turn: its usage, outcome and export configs."""
+    return {
+        **stop.usage.to_wire(),
+        "is_error": stop.is_error,
+        "error": stop.error,
+        "export_config_ids": export_config_ids,
+    }
 
 
 def request_cancel(tx: Session, scope: Scope, session_id: str, *, owner: ProcessId) -> ChatSession:
@@ -255,7 +288,7 @@ def request_cancel(tx: Session, scope: Scope, session_id: str, *, owner: Process
 
 @dataclass(frozen=True)
 class EventsSince:
-    events: list[tuple[int, dict[str, Any]]]  # (position in the history, event)
+    events: list[tuple[int, Event]]  # (position in the history, event)
     running: bool  # a turn is still running: more events will come
     abandoned: bool = False  # a turn is open but its process is gone: close it, then read again
 
@@ -264,16 +297,10 @@ def events_after(
     tx: Session, scope: Scope, session_id: str, after: int, *, owner: ProcessId
 ) -> EventsSince:
     chat = get_session(tx, scope, session_id)
-    rows = tx.execute(
-        select(ChatEvent.seq, ChatEvent.payload)
-        .where(ChatEvent.session_id == chat.id, ChatEvent.seq > after)
-        .order_by(ChatEvent.seq)
-    ).all()
-    events = [(seq, payload) for seq, payload in rows]
+    events = stored_events.after(tx, session_id=chat.id, after_seq=after)
     if chat.turn_id is None:
         return EventsSince(events, running=False)
-    # SELECT of the clock: always one row.
-    alive = _owner_alive(owner, chat, lambda: cast(datetime, tx.scalar(select(database_clock(tx)))))
+    alive = _owner_alive(owner, chat, lambda: running_turns.database_now(tx))
     return EventsSince(events, running=alive, abandoned=not alive)
 
 
@@ -286,55 +313,20 @@ def close_if_abandoned(tx: Session, scope: Scope, session_id: str, *, owner: Pro
 
 def close_abandoned_turns(tx: Session, *, owner: ProcessId) -> int:
     """Close every turn whose process is gone (what a starting server does); how many."""
-    rows = tx.execute(
-        select(ChatSession, database_clock(tx))
-        .where(ChatSession.turn_id.is_not(None))
-        .with_for_update(skip_locked=True)  # a row being written to has a live turn
-    ).all()
     closed = 0
-    for chat, clock in rows:
+    for chat, clock in running_turns.lock_open_turns(tx):
         if not _owner_alive(owner, chat, clock):
             _close_abandoned(tx, chat)
             closed += 1
     return closed
 
 
-def stop_event(
-    error: str | None,
-    *,
-    usage: dict[str, Any] | None = None,
-    skipped_index_ids: list[str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "type": "stop",
-        "is_error": error is not None,
-        "error": error,
-        "usage": usage or dict(NO_USAGE),
-        "skipped_index_ids": skipped_index_ids or [],
-    }
-
-
-# The session columns that name a running turn, as they are when none runs.
-_NO_TURN: dict[str, Any] = {
-    "turn_id": None,
-    "turn_heartbeat_at": None,
-    "turn_cancel_requested": False,
-    "turn_owner_host": None,
-    "turn_owner_pid": None,
-    "turn_owner_started": None,
-}
-
-
 def _locked(tx: Session, scope: Scope, session_id: str) -> tuple[ChatSession, datetime]:
     """The session, locked until the transaction ends, and the database clock's time."""
-    found = tx.execute(
-        select(ChatSession, database_clock(tx))
-        .where(ChatSession.id == session_id, ChatSession.project_id == scope.project_id)
-        .with_for_update()
-    ).first()
+    found = running_turns.lock_session(tx, project_id=scope.project_id, session_id=session_id)
     if found is None:
         raise NotFound(f"chat session {session_id!r} not found")
-    return found[0], found[1]
+    return found
 
 
 def _owner_alive(
@@ -349,77 +341,39 @@ def _owner_alive(
             return verdict
     beat = chat.turn_heartbeat_at
     now = clock() if callable(clock) else clock
-    return beat is not None and beat > now - TURN_STALE
+    return beat is not None and beat > now - TIMINGS.stale
 
 
 def _close_abandoned(tx: Session, chat: ChatSession) -> None:
     """End a turn whose process is gone, as its process would have: a ``stop`` event saying
     so, the run's metadata, and the session free for the next turn. ``chat`` is locked."""
     log.info("closing turn %s of chat session %s: its server stopped", chat.turn_id, chat.id)
-    _add_event(tx, chat.id, _last_seq(tx, chat.id) + 1, stop_event(SERVER_STOPPED))
-    for column, value in _NO_TURN.items():
+    stop = Stop(SERVER_STOPPED)
+    seq = stored_events.last_seq(tx, session_id=chat.id) + 1
+    stored_events.append(tx, session_id=chat.id, seq=seq, event=stop)
+    for column, value in running_turns.NO_TURN.items():
         setattr(chat, column, value)
-    chat.job_metadata = {
-        **NO_USAGE,
-        "is_error": True,
-        "error": SERVER_STOPPED,
-        "export_config_ids": None,
-    }
+    chat.job_metadata = job_metadata(stop, None)
     chat.last_updated_at = utcnow()
     tx.flush()
 
 
-def _last_seq(tx: Session, session_id: str) -> int:
-    last = tx.scalar(
-        select(ChatEvent.seq)
-        .where(ChatEvent.session_id == session_id)
-        .order_by(ChatEvent.seq.desc())
-        .limit(1)
-    )
-    return last or 0
-
-
-def _add_event(tx: Session, session_id: str, seq: int, payload: dict[str, Any]) -> None:
-    # A plain INSERT: the ORM's unit of work costs more than the statement for a row nobody
-    # reads back in this transaction.
-    tx.execute(
-        _INSERT_EVENT,
-        {
-            "session_id": session_id,
-            "seq": seq,
-            "type": payload["type"],
-            "payload": payload,
-            "created_at": utcnow(),
-        },
-    )
-
-
 def _history(tx: Session, session_id: str) -> list[PastTurn]:
     """Earlier turns as (prompt, answer), oldest first, from the newest events."""
-    rows = tx.execute(
-        select(ChatEvent.type, ChatEvent.payload)
-        .where(ChatEvent.session_id == session_id, ChatEvent.type.in_(("user_input", "text")))
-        .order_by(ChatEvent.seq.desc())
-        .limit(HISTORY_EVENTS)
-    ).all()
+    rows = stored_events.newest_prompts_and_answers(tx, session_id=session_id, limit=HISTORY_EVENTS)
     turns: list[tuple[str, list[str]]] = []
-    for kind, payload in reversed(rows):
+    for kind, content in rows:
         if kind == "user_input":
-            turns.append((payload["content"], []))
+            turns.append((content, []))
         elif turns:
-            turns[-1][1].append(payload["content"])
+            turns[-1][1].append(content)
     return [PastTurn(prompt, "\n\n".join(answer)) for prompt, answer in turns if answer]
 
 
 def turns_to_stop(tx: Session, running: dict[str, str]) -> dict[str, str]:
     """Of these running turns (session id → turn id), the ones to stop: ``"cancel"`` when a
     cancel was asked for, ``"lost"`` when the session was deleted or the turn taken over."""
-    rows = tx.execute(
-        select(ChatSession.id, ChatSession.turn_id, ChatSession.turn_cancel_requested).where(
-            ChatSession.id.in_(list(running))
-        )
-    ).all()
-    found = {row.id: row for row in rows}
+    found = {row.id: row for row in running_turns.turn_states(tx, list(running))}
     stop = {}
     for session_id, turn_id in running.items():
         row = found.get(session_id)

@@ -144,3 +144,18 @@ def parsed_file_ids_from(tx: Session, *, project_id: str, source_id: str) -> Seq
         .where(ParsedFile.source_file_id.in_(placed))
         .order_by(ParsedFile.updated_at.desc())
     ).all()
+
+
+def sync_states(
+    tx: Session, *, project_id: str, index_ids: Sequence[str]
+) -> dict[str, Row[str, datetime | None, str]]:
+    """(id, last synced at, export config id) of the project's indexes among ``index_ids``, by
+    id (unknown ids are left out): all a chat turn reads of its indexes."""
+    if not index_ids:
+        return {}
+    rows = tx.execute(
+        select(Index.id, Index.last_synced_at, Index.export_config_id).where(
+            Index.project_id == project_id, Index.id.in_(index_ids)
+        )
+    )
+    return {row.id: row for row in rows}

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from indexchat.api import sse
 from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.routes.attachments import AttachmentName
-from indexchat.api.routes.chat_turns import Replay, follow_response, owned_stream, runner_of
+from indexchat.api.routes.turns import follow_response, owned_stream, runner_of
 from indexchat.api.schemas.common import MAX_INT32, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionWithEvents
 from indexchat.api.schemas.share_links import SharedChat, SharedTurnRequest
@@ -29,6 +29,7 @@ from indexchat.errors import NotFound
 from indexchat.runtime import Runtime
 from indexchat.services import sessions, share_links, turns
 from indexchat.services.share_links import SharedView
+from indexchat.services.turn_runner import Replay
 from indexchat.web import auth
 
 T = TypeVar("T")
@@ -130,7 +131,7 @@ async def follow_shared(token: Token, request: Request, after: After = 0) -> Res
     def read(tx: Session, view: SharedView) -> tuple[str, Replay]:
         found = view.link.session_id
         since = turns.events_after(tx, view.scope, found, after, owner=runner.owner)
-        return found, Replay.of(since)
+        return found, Replay.of(since, sse.frames)
 
     session_id, replay = await viewer.shared(read, heavy=True)  # one transaction for an idle poll
     return await follow_response(viewer, runner, session_id, after, replay)

@@ -3,10 +3,8 @@ resume a turn's stream, cancel a running turn, export a transcript."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -18,41 +16,16 @@ from indexchat.api.schemas.common import MAX_INT32, ErrorBody, IdPath
 from indexchat.api.schemas.sessions import ChatSessionOut, ChatSessionWithEvents
 from indexchat.api.schemas.turns import TurnRequest
 from indexchat.domain import Scope
+from indexchat.events import Event, from_wire
 from indexchat.services import sessions, transcripts, turns
-from indexchat.services.turn_runner import CLIENT_GONE, TurnRun, TurnRunner
-
-# How often a follower polls for events of a turn that another server process runs.
-FOLLOW_POLL_SECONDS = 0.25
-
-T = TypeVar("T")
-
-
-class ScopedCaller(Protocol):
-    """Who may read a session's stream: a project's caller, or a share link's viewer."""
-
-    async def in_project(
-        self, work: Callable[[Session, Scope], T], *, heavy: bool = False
-    ) -> T: ...
-
-    async def writing(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T: ...
-
-
-@dataclass(frozen=True)
-class Replay:
-    """Stored events after a point, already framed as SSE by the thread that read them: a long
-    history framed on the event loop would hold up every other stream."""
-
-    frames: bytes
-    last: int  # position of the last event framed (0: none)
-    running: bool
-    abandoned: bool
-
-    @classmethod
-    def of(cls, since: turns.EventsSince) -> Replay:
-        last = since.events[-1][0] if since.events else 0
-        framed = sse.frames(event for _seq, event in since.events)
-        return cls(framed, last, since.running, since.abandoned)
-
+from indexchat.services.turn_runner import (
+    CLIENT_GONE,
+    Follower,
+    Reader,
+    Replay,
+    TurnRun,
+    TurnRunner,
+)
 
 router = APIRouter(
     prefix="/api/v1/chat",
@@ -147,7 +120,7 @@ async def follow_turn(
 
 
 async def follow_response(
-    caller: ScopedCaller,
+    reader: Reader,
     runner: TurnRunner,
     session_id: str,
     after: int,
@@ -155,59 +128,21 @@ async def follow_response(
 ) -> Response:
     """The stored events of a session after ``after`` (``replay``, when the caller read them
     already), then its running turn's, as SSE."""
-    if replay is None or replay.abandoned:
-        replay = await _events_after(caller, runner, session_id, after, heavy=True)
-    local = runner.running.get(session_id)
-    return sse.EventStreamResponse(
-        _follow(caller, runner, session_id, replay, local), headers=sse.HEADERS
-    )
+    follower = Follower(runner, reader, session_id, sse.frames)
+    followed = await follower.start(after, replay, keepalive_seconds=sse.KEEPALIVE_SECONDS)
+    return sse.EventStreamResponse(_framed(followed), headers=sse.HEADERS)
 
 
-async def _follow(
-    caller: ScopedCaller,
-    runner: TurnRunner,
-    session_id: str,
-    replay: Replay,
-    local: TurnRun | None,
-) -> AsyncIterator[bytes]:
-    if replay.frames:
-        yield replay.frames
-    if not replay.running:
-        return
-    if local is not None:  # runs here: follow it live, deltas included
-        live = local.follow(after_seq=replay.last, keepalive_seconds=sse.KEEPALIVE_SECONDS)
-        async for chunk in sse.encode(live):
-            yield chunk
-        return
-    last = replay.last
-    while True:  # runs in another server process: poll the stored events
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        replay = await _events_after(caller, runner, session_id, last)
-        if replay.frames:
-            yield replay.frames
-            last = replay.last
-        if not replay.running:
-            return
-
-
-async def _events_after(
-    caller: ScopedCaller, runner: TurnRunner, session_id: str, after: int, *, heavy: bool = False
-) -> Replay:
-    """The stored events after ``after``. A turn whose server is gone is closed first, so the
-    events end with its ``stop``. ``heavy``: the read may be the whole history."""
-    owner = runner.owner
-
-    def read(tx: Session, scope: Scope) -> Replay:
-        return Replay.of(turns.events_after(tx, scope, session_id, after, owner=owner))
-
-    def close(tx: Session, scope: Scope) -> None:
-        turns.close_if_abandoned(tx, scope, session_id, owner=owner)
-
-    replay = await caller.in_project(read, heavy=heavy)
-    if replay.abandoned:
-        await caller.writing(close)
-        replay = await caller.in_project(read, heavy=heavy)
-    return replay
+async def _framed(followed: AsyncIterator[bytes | Event | None]) -> AsyncIterator[bytes]:
+    """What a follower gets, as SSE: encoded stored events as they are, a live event framed, a
+    keep-alive comment for each quiet spell."""
+    async for item in followed:
+        if item is None:
+            yield sse.KEEPALIVE
+        elif isinstance(item, bytes):
+            yield item
+        else:
+            yield sse.frame(item)
 
 
 @router.post(
@@ -262,7 +197,7 @@ async def export_transcript(
             answer.headers["content-disposition"] = f'attachment; filename="{chat.id}.json"'
             return answer
         return Response(
-            transcripts.markdown(chat, [e.payload for e in events]),
+            transcripts.markdown(chat, [from_wire(e.payload) for e in events]),
             media_type="text/markdown; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{chat.id}.md"'},
         )
