@@ -411,7 +411,3 @@ class SessionText(Base):
     seq: Mapped[int] = mapped_column(Integer)  # the event the text came from
     kind: Mapped[str] = mapped_column(String(16))  # title | prompt | answer
     text: Mapped[str] = mapped_column(Text)
-
-
-# The earlier name of Index, for the one module not yet moved to it (services/turns.py).
-SearchIndex = Index
