@@ -8,6 +8,7 @@ could be served until it was let go.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from conftest import LiveServer, Tenant, live_server, make_tenant
 from fastapi import FastAPI
 
 from indexchat.config import Settings
+from indexchat.runtime import Runtime
 from indexchat.services import directories, files, indexes, retrieval, session_search, sessions
 from indexchat.services import turns as turn_service
 
@@ -165,3 +167,23 @@ def test_a_small_page_is_still_served_on_the_event_loop(
     monkeypatch.setattr(files, "list_files", recording)
     assert http.get("/api/v1/beta/files?page_size=20").status_code == 200
     assert threads == [loop_thread]
+
+
+def test_the_chat_model_is_built_at_start_up_not_by_the_first_turn(tmp_path: Any) -> None:
+    """Building it imports the model's SDK, seconds of work: the first turn would do it on the
+    event loop, and every request and live stream of the server would wait meanwhile."""
+    settings = Settings(
+        data_dir=tmp_path,
+        llm="openai",
+        llm_model="fake-model",
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_api_key="unused",
+    )
+    runtime = Runtime.open(settings)
+    try:
+        assert runtime._chat_model is None
+        runtime.warm_up()  # what the server runs in a thread of its own at start-up
+        assert runtime._chat_model is not None
+    finally:
+        runtime.close()
+        gc.unfreeze()  # warm_up froze this test process's objects too
