@@ -9,6 +9,7 @@ could be served until it was let go.
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import pytest
 from conftest import LiveServer, Tenant, live_server, make_tenant
 from fastapi import FastAPI
 
+from indexchat.api.serving import GIL_SWITCH_INTERVAL_S
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
 from indexchat.services import directories, files, indexes, retrieval, session_search, sessions
@@ -34,6 +36,10 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
         @app.get("/test/loop-thread")
         async def loop_thread() -> int:  # async: runs on the event loop's thread
             return threading.get_ident()
+
+        @app.get("/test/switch-interval")
+        async def switch_interval() -> float:
+            return sys.getswitchinterval()
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data-stalls"))
     with live_server(settings, "sqlite", extend=loop_thread_route) as running:
@@ -149,6 +155,51 @@ def test_a_heavy_read_in_progress_does_not_stall_the_server(
         assert small.status_code == 200
     heavy.join(HOLD_SECONDS)
     assert [a.status_code for a in answers] == [200], answers[0].text if answers else "no answer"
+
+
+def test_heavy_reads_take_turns_and_small_requests_pass_them(
+    sqlite_server: LiveServer,
+    owner: Tenant,
+    targets: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each heavy read in flight is one more thread the event loop shares the GIL with: a
+    second one waits for the first, while small requests are still served."""
+    http = _http(sqlite_server, owner)
+    second_entered = threading.Event()
+    original = files.list_files
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        second_entered.set()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(files, "list_files", recording)
+    answers: dict[str, int] = {}
+
+    def ask(name: str, path: str) -> None:
+        answers[name] = http.get(path).status_code
+
+    first = threading.Thread(target=ask, args=("first", f"/api/v1/chat/{targets['session']}"))
+    second = threading.Thread(target=ask, args=("second", "/api/v1/beta/files?page_size=1000"))
+    with held(monkeypatch, sessions, "session_events") as entered:
+        first.start()
+        entered()
+        second.start()
+        assert http.get("/health", timeout=ANSWER_SECONDS).status_code == 200
+        small = http.get(f"/api/v1/chat/{targets['session']}/summary", timeout=ANSWER_SECONDS)
+        assert small.status_code == 200
+        assert not second_entered.wait(1), "a second heavy read ran beside the first"
+    first.join(HOLD_SECONDS)
+    second.join(HOLD_SECONDS)
+    assert second_entered.is_set()
+    assert answers == {"first": 200, "second": 200}
+
+
+def test_the_server_gives_the_gil_back_to_the_event_loop_sooner(
+    sqlite_server: LiveServer, owner: Tenant
+) -> None:
+    interval = _http(sqlite_server, owner).get("/test/switch-interval").json()
+    assert interval == GIL_SWITCH_INTERVAL_S < 0.005  # Python's own default
 
 
 def test_a_small_page_is_still_served_on_the_event_loop(
