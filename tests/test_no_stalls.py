@@ -195,6 +195,33 @@ def test_heavy_reads_take_turns_and_small_requests_pass_them(
     assert answers == {"first": 200, "second": 200}
 
 
+def test_a_retrieval_does_not_wait_for_a_heavy_read(
+    sqlite_server: LiveServer,
+    owner: Tenant,
+    targets: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retrieval mostly waits without the GIL (the embedding model, an embedding or rerank
+    service): made to take turns, it would hold the heavy reads up, and they it."""
+    http = _http(sqlite_server, owner)
+    retrieving = threading.Event()
+
+    def retrieve(*args: Any, **kwargs: Any) -> list[Any]:
+        retrieving.set()
+        return []
+
+    monkeypatch.setattr(retrieval, "retrieve", retrieve)
+    with held(monkeypatch, sessions, "session_events") as entered:
+        heavy = threading.Thread(target=http.get, args=(f"/api/v1/chat/{targets['session']}",))
+        heavy.start()
+        entered()
+        body = {"index_id": "idx-00000000-0000-0000-0000-000000000000", "query": "word"}
+        answer = http.post("/api/v1/retrieval/retrieve", json=body, timeout=ANSWER_SECONDS)
+        assert retrieving.is_set()
+        assert answer.status_code == 200, answer.text
+    heavy.join(HOLD_SECONDS)
+
+
 def test_the_server_gives_the_gil_back_to_the_event_loop_sooner(
     sqlite_server: LiveServer, owner: Tenant
 ) -> None:
