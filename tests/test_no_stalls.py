@@ -3,7 +3,9 @@
 On SQLite small requests run their database work on the event loop (no thread hop). Each heavy
 read here is held, on purpose, inside the service call it makes; while it is held, ``/health``
 and a small request must still answer. Had the heavy read run on the event loop, nothing else
-could be served until it was let go.
+could be served until it was let go. Heavy reads also take turns (each one in flight is one
+more thread the event loop shares the GIL with), and retrieval, which mostly waits without the
+GIL, does not wait for them.
 """
 
 from __future__ import annotations
