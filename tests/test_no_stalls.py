@@ -3,11 +3,15 @@
 On SQLite small requests run their database work on the event loop (no thread hop). Each heavy
 read here is held, on purpose, inside the service call it makes; while it is held, ``/health``
 and a small request must still answer. Had the heavy read run on the event loop, nothing else
-could be served until it was let go.
+could be served until it was let go. Heavy reads also take turns (each one in flight is one
+more thread the event loop shares the GIL with), and retrieval, which mostly waits without the
+GIL, does not wait for them.
 """
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +22,9 @@ import pytest
 from conftest import LiveServer, Tenant, live_server, make_tenant
 from fastapi import FastAPI
 
+from indexchat.api.serving import GIL_SWITCH_INTERVAL_S
 from indexchat.config import Settings
+from indexchat.runtime import Runtime
 from indexchat.services import directories, files, indexes, retrieval, session_search, sessions
 from indexchat.services import turns as turn_service
 
@@ -32,6 +38,10 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
         @app.get("/test/loop-thread")
         async def loop_thread() -> int:  # async: runs on the event loop's thread
             return threading.get_ident()
+
+        @app.get("/test/switch-interval")
+        async def switch_interval() -> float:
+            return sys.getswitchinterval()
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data-stalls"))
     with live_server(settings, "sqlite", extend=loop_thread_route) as running:
@@ -149,6 +159,78 @@ def test_a_heavy_read_in_progress_does_not_stall_the_server(
     assert [a.status_code for a in answers] == [200], answers[0].text if answers else "no answer"
 
 
+def test_heavy_reads_take_turns_and_small_requests_pass_them(
+    sqlite_server: LiveServer,
+    owner: Tenant,
+    targets: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each heavy read in flight is one more thread the event loop shares the GIL with: a
+    second one waits for the first, while small requests are still served."""
+    http = _http(sqlite_server, owner)
+    second_entered = threading.Event()
+    original = files.list_files
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        second_entered.set()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(files, "list_files", recording)
+    answers: dict[str, int] = {}
+
+    def ask(name: str, path: str) -> None:
+        answers[name] = http.get(path).status_code
+
+    first = threading.Thread(target=ask, args=("first", f"/api/v1/chat/{targets['session']}"))
+    second = threading.Thread(target=ask, args=("second", "/api/v1/beta/files?page_size=1000"))
+    with held(monkeypatch, sessions, "session_events") as entered:
+        first.start()
+        entered()
+        second.start()
+        assert http.get("/health", timeout=ANSWER_SECONDS).status_code == 200
+        small = http.get(f"/api/v1/chat/{targets['session']}/summary", timeout=ANSWER_SECONDS)
+        assert small.status_code == 200
+        assert not second_entered.wait(1), "a second heavy read ran beside the first"
+    first.join(HOLD_SECONDS)
+    second.join(HOLD_SECONDS)
+    assert second_entered.is_set()
+    assert answers == {"first": 200, "second": 200}
+
+
+def test_a_retrieval_does_not_wait_for_a_heavy_read(
+    sqlite_server: LiveServer,
+    owner: Tenant,
+    targets: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retrieval mostly waits without the GIL (the embedding model, an embedding or rerank
+    service): made to take turns, it would hold the heavy reads up, and they it."""
+    http = _http(sqlite_server, owner)
+    retrieving = threading.Event()
+
+    def retrieve(*args: Any, **kwargs: Any) -> list[Any]:
+        retrieving.set()
+        return []
+
+    monkeypatch.setattr(retrieval, "retrieve", retrieve)
+    with held(monkeypatch, sessions, "session_events") as entered:
+        heavy = threading.Thread(target=http.get, args=(f"/api/v1/chat/{targets['session']}",))
+        heavy.start()
+        entered()
+        body = {"index_id": "idx-00000000-0000-0000-0000-000000000000", "query": "word"}
+        answer = http.post("/api/v1/retrieval/retrieve", json=body, timeout=ANSWER_SECONDS)
+        assert retrieving.is_set()
+        assert answer.status_code == 200, answer.text
+    heavy.join(HOLD_SECONDS)
+
+
+def test_the_server_gives_the_gil_back_to_the_event_loop_sooner(
+    sqlite_server: LiveServer, owner: Tenant
+) -> None:
+    interval = _http(sqlite_server, owner).get("/test/switch-interval").json()
+    assert interval == GIL_SWITCH_INTERVAL_S < 0.005  # Python's own default
+
+
 def test_a_small_page_is_still_served_on_the_event_loop(
     sqlite_server: LiveServer, owner: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,3 +247,23 @@ def test_a_small_page_is_still_served_on_the_event_loop(
     monkeypatch.setattr(files, "list_files", recording)
     assert http.get("/api/v1/beta/files?page_size=20").status_code == 200
     assert threads == [loop_thread]
+
+
+def test_the_chat_model_is_built_at_start_up_not_by_the_first_turn(tmp_path: Any) -> None:
+    """Building it imports the model's SDK, seconds of work: the first turn would do it on the
+    event loop, and every request and live stream of the server would wait meanwhile."""
+    settings = Settings(
+        data_dir=tmp_path,
+        llm="openai",
+        llm_model="fake-model",
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_api_key="unused",
+    )
+    runtime = Runtime.open(settings)
+    try:
+        assert runtime._chat_model is None
+        runtime.warm_up()  # what the server runs in a thread of its own at start-up
+        assert runtime._chat_model is not None
+    finally:
+        runtime.close()
+        gc.unfreeze()  # warm_up froze this test process's objects too

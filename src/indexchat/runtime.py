@@ -144,8 +144,10 @@ class Runtime:
 
     def warm_up(self) -> None:
         """Load the local embedding model now rather than on the first query (unless it was
-        never exported: that waits for the first sync), then take everything built so far out
-        of the garbage collector's full passes.
+        never exported: that waits for the first sync), build the chat model (importing its
+        SDK takes seconds, and the first turn would do it on the event loop, stalling every
+        request and stream meanwhile), then take everything built so far out of the garbage
+        collector's full passes.
 
         Those objects (modules, the ORM's mappings, the model's wrappers) live as long as the
         process; left in, each full collection walks them all and stalls whatever request is
@@ -157,6 +159,14 @@ class Runtime:
                 embedder.load(export=False)
         except Exception:  # the first embed will report it to its caller
             log.exception("loading the embedding model failed")
+        try:
+            if self.settings.llm == "openai":
+                # Imported before taking the lock the chat model is built under, which other
+                # lazily built parts share: they are not held up for the import's duration.
+                import indexchat.agent.openai_chat  # noqa: F401
+            self.chat_model  # noqa: B018 - built now, not by the first turn
+        except Exception:  # the first turn will report it to its caller
+            log.exception("building the chat model failed")
         gc.freeze()
 
     def close(self) -> None:

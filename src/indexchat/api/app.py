@@ -31,6 +31,7 @@ from indexchat.api.routes import (
     turns,
 )
 from indexchat.api.schemas.common import ErrorBody
+from indexchat.api.serving import favour_the_event_loop
 from indexchat.config import Settings
 from indexchat.runtime import Runtime
 from indexchat.services.rate_limits import RateLimiter
@@ -88,6 +89,7 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        favour_the_event_loop()
         owned = runtime is None
         app.state.runtime = Runtime.open(settings) if owned else runtime
         # Loads the model and freezes start-up objects out of full GC passes (see warm_up).

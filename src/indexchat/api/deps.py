@@ -14,15 +14,27 @@ for as long as it runs. So only small, bounded work runs inline: work whose size
 data (a session's whole history, a transcript, a page of hundreds of rows, a file's text) is
 ``heavy`` and always runs in a worker thread, serialisation included. A route that can tell
 from the request how much it will read says so with ``heavy_page``.
+
+A worker thread still needs the GIL, and the event loop takes it back only when the holder lets
+go: at the end of the switch interval, if the holder runs at that moment, and only to whichever
+waiting thread the OS wakes. With several heavy reads in flight the loop queued behind all of
+them for every callback it ran. So heavy work runs ``HEAVY_AT_ONCE`` at a time per event loop
+(``run_heavy``), and the server lowers the switch interval (``serving.favour_the_event_loop``):
+the loop then waits on at most one other thread, for a short while, each time it wants the GIL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +55,12 @@ T = TypeVar("T")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The largest page of rows worth serving on the event loop: bigger pages go to a worker thread.
 INLINE_PAGE_MAX = 50
+# Heavy work in flight at once per event loop; more queue, so the loop competes with one thread.
+HEAVY_AT_ONCE = 1
+# Per event loop: tests run several servers, each on a loop of its own, in one process.
+_heavy_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
 _bearer = HTTPBearer(
     auto_error=False, description="An indexchat API key (`indexchat keys create`)."
 )
@@ -94,10 +112,14 @@ class Caller:
         work whose cost grows with the data it reads, run in a worker thread."""
         return await self._dispatch(work, True, heavy)
 
-    async def searching(self, work: Callable[[Session, Scope], T]) -> T:
+    async def searching(self, work: Callable[[Session, Scope], T], *, waits: bool = False) -> T:
         """Like ``in_project`` for a read-only POST that computes (embeds, searches): a read
-        transaction, always in a worker thread so the event loop stays free."""
-        return await replace(self, write=False)._dispatch(work, True, heavy=True)
+        transaction, always in a worker thread so the event loop stays free. ``waits``: work
+        that mostly waits without the GIL (on an embedding or rerank service, in the embedding
+        model's native code) does not take turns with the heavy reads, whom it would only
+        hold up."""
+        caller = replace(self, write=False)
+        return await caller._dispatch(work, True, heavy=True, takes_turns=not waits)
 
     async def reading(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
         """Like ``in_project``, in a read transaction (a check before a write, say)."""
@@ -120,13 +142,19 @@ class Caller:
         return await self._dispatch(work, False)
 
     async def _dispatch(
-        self, work: Callable[[Session, Any], T], scoped: bool, heavy: bool = False
+        self,
+        work: Callable[[Session, Any], T],
+        scoped: bool,
+        heavy: bool = False,
+        takes_turns: bool = True,
     ) -> T:
         if self.runtime.db.is_sqlite and not heavy:
             try:  # on the event loop, unless it would have to wait for another writer
                 return self._run(work, scoped, wait=False)
             except WouldBlock:
                 pass
+        if heavy and takes_turns:
+            return await run_heavy(self._run, work, scoped)
         return await run_in_threadpool(self._run, work, scoped)
 
     def _run(self, work: Callable[[Session, Any], T], scoped: bool, wait: bool = True) -> T:
@@ -146,6 +174,15 @@ class Caller:
                 project_id=self.project_id,
             )
             return work(tx, scope)
+
+
+async def run_heavy(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` in a worker thread, after the heavy work in flight before it."""
+    loop = asyncio.get_running_loop()
+    limiter = _heavy_limiters.get(loop)
+    if limiter is None:
+        limiter = _heavy_limiters[loop] = anyio.CapacityLimiter(HEAVY_AT_ONCE)
+    return await anyio.to_thread.run_sync(functools.partial(call, *args), limiter=limiter)
 
 
 def heavy_page(page_size: int) -> bool:

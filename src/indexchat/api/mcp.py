@@ -91,7 +91,7 @@ class ServiceBackend:
 
     async def retrieve(self, body: Json) -> Json:
         work = retrieve_work(RetrieveRequest.model_validate(body), self.caller.runtime)
-        return await self.caller.searching(_dumping(work))
+        return await self.caller.searching(_dumping(work), waits=True)
 
     async def find(self, body: Json) -> Json:
         work = find_work(FindRequest.model_validate(body), self.caller.page_tokens)

@@ -64,7 +64,7 @@ def _post(
 
 @_post("/retrieve", RetrievalResults, "Hybrid search (vector + full text) over an index", UPSTREAM)
 async def retrieve(body: RetrieveRequest, caller: ProjectCaller) -> Response:
-    return await caller.searching(_responding(retrieve_work(body, caller.runtime)))
+    return await caller.searching(_responding(retrieve_work(body, caller.runtime)), waits=True)
 
 
 @_post("/files/find", CursorPage[FoundFile], "Find files in an index by name")

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from indexchat.api import sse
+from indexchat.api.deps import run_heavy
 from indexchat.api.responses import json_response, stream_blob
 from indexchat.api.routes.attachments import AttachmentName
 from indexchat.api.routes.turns import follow_response, owned_stream, runner_of
@@ -61,6 +62,8 @@ class Viewer:
         as for ``Caller.in_project``."""
         if self.runtime.db.is_sqlite and not self.write and not heavy:
             return self._run(work)  # a read in WAL mode never waits: no thread hop
+        if heavy:
+            return await run_heavy(self._run, work)
         return await run_in_threadpool(self._run, work)
 
     async def in_project(self, work: Callable[[Session, Scope], T], *, heavy: bool = False) -> T:
