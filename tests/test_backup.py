@@ -12,11 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deployments import INDEXCHAT, Deployment, wait_until
-from sqlalchemy import select
-from test_chat_turns import stream_turn
-from test_sync_jobs import (
+from deployments import (
     FILES,
+    INDEXCHAT,
+    Deployment,
     assert_indexed_once,
     assert_store_matches_tables,
     make_index,
@@ -25,7 +24,10 @@ from test_sync_jobs import (
     start_sync,
     wait_for_progress,
     wait_for_sync,
+    wait_until,
 )
+from sqlalchemy import select
+from streams import stream_turn
 
 from indexchat.services.backup import referenced_blobs
 from indexchat.storage.blobs import LocalBlobStore

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, live_server, make_tenant
+from factories import LiveServer, Tenant, live_server, make_tenant
 from fastapi import FastAPI
 
 from indexchat.config import Settings
