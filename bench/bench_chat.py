@@ -102,48 +102,28 @@ def serve_fake_llm() -> None:
     """Run the scripted model until stdin closes. Prints its base URL; on each ``dump`` line read
     from stdin prints (and resets) the seconds spent serving each prompt's model calls."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import fake_llm
     from fake_llm import FakeLLM, Reply, ToolCall
 
     served: dict[str, float] = defaultdict(float)  # prompt -> seconds inside the handler
     calls: Counter[str] = Counter()
     lock = threading.Lock()
-    local = threading.local()
+
+    def prompt_of(body: dict[str, Any]) -> str:
+        return str(next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user"))
 
     def reply(body: dict[str, Any]) -> Reply:
-        messages = body["messages"]
-        prompt = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        local.prompt = prompt
-        if messages[-1]["role"] == "user" and body.get("tools"):
+        prompt = prompt_of(body)
+        if body["messages"][-1]["role"] == "user" and body.get("tools"):
             return Reply(tool_calls=[ToolCall("retrieve", {"query": prompt, "top_k": 4})])
         return Reply(text=ANSWER)
 
-    handle = fake_llm._Handler.do_POST
+    def timed(body: dict[str, Any], seconds: float) -> None:
+        prompt = prompt_of(body)
+        with lock:
+            served[prompt] += seconds
+            calls[prompt] += 1
 
-    def timed(self: Any) -> None:  # the whole call: body read, reply, every frame written
-        local.prompt = None
-        t0 = time.perf_counter()
-        try:
-            handle(self)
-        finally:
-            spent = time.perf_counter() - t0
-            if local.prompt is not None:
-                with lock:
-                    served[local.prompt] += spent
-                    calls[local.prompt] += 1
-
-    setup = fake_llm._Handler.setup
-
-    def no_delay(self: Any) -> None:
-        # Real model servers (uvicorn, Go's net/http) disable Nagle. Left on, each streamed
-        # reply after the first on a kept-alive connection stalls ~40 ms on the client's
-        # delayed ACK, and no timer inside this process can see it.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        setup(self)
-
-    fake_llm._Handler.do_POST = timed  # type: ignore[method-assign]
-    fake_llm._Handler.setup = no_delay  # type: ignore[method-assign]
-    fake = FakeLLM(default=reply)
+    fake = FakeLLM(default=reply, on_served=timed)
     print(fake.base_url, flush=True)
     for line in sys.stdin:
         if line.strip() == "dump":
