@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
 sys.path.insert(0, str(ROOT / "tests"))
 
 import fuzzing  # noqa: E402 - the CI run's configuration, from tests/
