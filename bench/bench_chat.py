@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import RESULTS, ROOT, Server, load_scifact, summary
+from common import RESULTS, ROOT, Server, load_scifact, machine, summary
 
 TURN_TIMEOUT_S = 300  # a turn still running after this counts as an error
 
@@ -705,11 +705,7 @@ def main() -> None:
         "command": command,
         "files": args.files,
         "started": datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
     }
     model = FakeModelProcess()
     server = None

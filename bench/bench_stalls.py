@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ from typing import Any
 
 import common
 import httpx
-from common import RESULTS, ROOT, pct
+from common import RESULTS, ROOT, machine, pct
 
 DELTA_S = 0.02  # the live turn's model sends a delta this often
 PROBE_INTERVAL_S = 0.02
@@ -341,12 +340,7 @@ def main() -> None:
         "command": command,
         "clients": args.clients,
         "started": datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average": os.getloadavg(),
-        },
+        "machine": machine(),
         "baseline": [],
         "loaded": [],
     }

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -25,8 +27,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent  # the venv's indexchat next to the running python
 RESULTS = HERE / "results"
-# BEIR's SciFact (corpus.jsonl, queries.jsonl, qrels/test.tsv), in shared/ beside the repository.
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+# BEIR's SciFact (corpus.jsonl, queries.jsonl, qrels/test.tsv): in shared/ beside the repository,
+# or where INDEXCHAT_BENCH_SCIFACT says (a git worktree has no shared/ beside it).
+SCIFACT = Path(
+    os.environ.get("INDEXCHAT_BENCH_SCIFACT") or ROOT.parent / "shared" / "data" / "scifact"
+)
 
 
 # --- servers ------------------------------------------------------------------------------------
@@ -236,3 +241,13 @@ def summary(values: list[float]) -> dict[str, float]:
 def medians_of(runs: list[dict[str, float]]) -> dict[str, float]:
     """Per key, the median over runs."""
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def machine() -> dict[str, Any]:
+    """What a result needs to say about where it was measured (the load says how shared)."""
+    return {
+        "platform": platform.platform(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
