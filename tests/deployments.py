@@ -55,6 +55,7 @@ class Deployment:
     database_url: str | None
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
     api_key: str = ""
+    clients: list[LlamaCloud] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         settings = Settings(data_dir=self.data_dir, database_url=self.database_url)
@@ -115,7 +116,11 @@ class Deployment:
 
     @property
     def client(self) -> LlamaCloud:
-        return LlamaCloud(api_key=self.api_key, base_url=self.base_url, max_retries=0)
+        """A new SDK client for the newest server; ``close()`` closes it, so no pooled
+        connection to a killed server is left for the garbage collector."""
+        client = LlamaCloud(api_key=self.api_key, base_url=self.base_url, max_retries=0)
+        self.clients.append(client)
+        return client
 
     def job(self, index_id: str) -> Job:
         with self.db.read() as tx:
@@ -124,6 +129,8 @@ class Deployment:
         return job
 
     def close(self) -> None:
+        for client in self.clients:
+            client.close()
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
