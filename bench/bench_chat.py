@@ -41,7 +41,6 @@ import os
 import platform
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,12 +54,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import RESULTS, ROOT, Server, load_scifact, machine, summary
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-BIN = Path(sys.executable).parent
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
-RESULTS = HERE / "results"
 TURN_TIMEOUT_S = 300  # a turn still running after this counts as an error
 
 TOPICS = [
@@ -102,48 +97,28 @@ def serve_fake_llm() -> None:
     """Run the scripted model until stdin closes. Prints its base URL; on each ``dump`` line read
     from stdin prints (and resets) the seconds spent serving each prompt's model calls."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import fake_llm
     from fake_llm import FakeLLM, Reply, ToolCall
 
     served: dict[str, float] = defaultdict(float)  # prompt -> seconds inside the handler
     calls: Counter[str] = Counter()
     lock = threading.Lock()
-    local = threading.local()
+
+    def prompt_of(body: dict[str, Any]) -> str:
+        return str(next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user"))
 
     def reply(body: dict[str, Any]) -> Reply:
-        messages = body["messages"]
-        prompt = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        local.prompt = prompt
-        if messages[-1]["role"] == "user" and body.get("tools"):
+        prompt = prompt_of(body)
+        if body["messages"][-1]["role"] == "user" and body.get("tools"):
             return Reply(tool_calls=[ToolCall("retrieve", {"query": prompt, "top_k": 4})])
         return Reply(text=ANSWER)
 
-    handle = fake_llm._Handler.do_POST
+    def timed(body: dict[str, Any], seconds: float) -> None:
+        prompt = prompt_of(body)
+        with lock:
+            served[prompt] += seconds
+            calls[prompt] += 1
 
-    def timed(self: Any) -> None:  # the whole call: body read, reply, every frame written
-        local.prompt = None
-        t0 = time.perf_counter()
-        try:
-            handle(self)
-        finally:
-            spent = time.perf_counter() - t0
-            if local.prompt is not None:
-                with lock:
-                    served[local.prompt] += spent
-                    calls[local.prompt] += 1
-
-    setup = fake_llm._Handler.setup
-
-    def no_delay(self: Any) -> None:
-        # Real model servers (uvicorn, Go's net/http) disable Nagle. Left on, each streamed
-        # reply after the first on a kept-alive connection stalls ~40 ms on the client's
-        # delayed ACK, and no timer inside this process can see it.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        setup(self)
-
-    fake_llm._Handler.do_POST = timed  # type: ignore[method-assign]
-    fake_llm._Handler.setup = no_delay  # type: ignore[method-assign]
-    fake = FakeLLM(default=reply)
+    fake = FakeLLM(default=reply, on_served=timed)
     print(fake.base_url, flush=True)
     for line in sys.stdin:
         if line.strip() == "dump":
@@ -353,24 +328,6 @@ async def turn_over_httpx(client: httpx.AsyncClient, path: str, body: Any) -> Re
 # --- figures ------------------------------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "p50": statistics.median(values),
-        "p99": pct(values, 99),
-        "mean": statistics.fmean(values),
-        "max": max(values),
-    }
-
-
 # Where a turn's time goes, between the arrivals of its events (client side).
 STAGES = [
     ("request written → user_input", None, "user_input"),
@@ -420,75 +377,6 @@ class CpuMeter:
 
 
 # --- servers ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``indexchat serve`` on a free port with its own log file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.key = (
-            subprocess.run(
-                [BIN / "indexchat", "keys", "create"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [BIN / "indexchat", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited; see {log}")
-            try:
-                httpx.get(f"{self.base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start; see {log}") from None
-                time.sleep(0.1)
-
-    def sdk(self) -> Any:
-        from llama_cloud import LlamaCloud
-
-        return LlamaCloud(api_key=self.key, base_url=self.base, max_retries=0, timeout=120)
-
-    def problems(self) -> dict[str, int]:
-        """Tracebacks and error lines in the server log, by kind."""
-        text = self.log.read_text(errors="replace")
-        return {
-            "tracebacks": text.count("Traceback (most recent call last)"),
-            "database is locked": text.count("database is locked"),
-            "HTTP 5xx": sum(1 for line in text.splitlines() if '" 50' in line),
-            "ERROR lines": sum(1 for line in text.splitlines() if line.startswith("ERROR")),
-        }
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 def build_index(client: Any, files: dict[str, bytes]) -> tuple[str, float]:
@@ -643,25 +531,15 @@ async def concurrent(
     }
 
 
-def scifact_queries(limit: int) -> tuple[list[str], set[str]]:
-    """The first ``limit`` SciFact test queries and the documents relevant to them."""
-    relevant: dict[str, set[str]] = defaultdict(set)
-    with open(SCIFACT / "qrels" / "test.tsv") as fh:
-        next(fh)
-        for line in fh:
-            qid, did, _ = line.split()
-            relevant[qid].add(did)
-    texts = {}
-    with open(SCIFACT / "queries.jsonl") as fh:
-        for line in fh:
-            q = json.loads(line)
-            texts[q["_id"]] = q["text"]
+def scifact_queries(limit: int) -> tuple[list[str], set[str], dict[str, str]]:
+    """The first ``limit`` SciFact test queries, the documents relevant to them, and the corpus."""
+    corpus, texts, relevant = load_scifact()
     chosen = list(relevant)[:limit]
-    return [texts[q] for q in chosen], {d for q in chosen for d in relevant[q]}
+    return [texts[q] for q in chosen], {d for q in chosen for d in relevant[q]}, corpus
 
 
 def scifact_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    queries, needed = scifact_queries(args.scifact_queries)
+    queries, needed, scifact = scifact_queries(args.scifact_queries)
     env = {
         **os.environ,
         "INDEXCHAT_LLM": "extractive",
@@ -680,12 +558,11 @@ def scifact_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         docs, sync_s = None, None
     else:
         env["INDEXCHAT_DATA_DIR"] = str(work / "scifact")
-        corpus = {}
-        with open(SCIFACT / "corpus.jsonl") as fh:
-            for n, line in enumerate(fh):
-                doc = json.loads(line)
-                if n < args.scifact_limit_docs or doc["_id"] in needed:
-                    corpus[f"{doc['_id']}.txt"] = f"{doc['title']}\n\n{doc['text']}".encode()
+        corpus = {
+            f"{doc_id}.txt": text.encode()
+            for n, (doc_id, text) in enumerate(scifact.items())
+            if n < args.scifact_limit_docs or doc_id in needed
+        }
         server = Server(env, work / "server-scifact.log")
         print(f"scifact: ingesting {len(corpus)} documents…", flush=True)
         index_id, sync_s = build_index(server.sdk(), corpus)
@@ -828,11 +705,7 @@ def main() -> None:
         "command": command,
         "files": args.files,
         "started": datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
     }
     model = FakeModelProcess()
     server = None

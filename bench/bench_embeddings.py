@@ -17,8 +17,6 @@ empty cache.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import platform
 import shlex
@@ -30,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from common import SCIFACT, ndcg_at, read_jsonl, read_qrels
 
 from indexchat.search.embeddings import LocalEmbedder
 
@@ -37,25 +36,13 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 def load_scifact(data: Path) -> tuple[list[str], list[str], dict[str, str], dict[str, dict]]:
-    """Corpus ids and passages, test queries, and graded qrels."""
+    """Corpus ids and passages, test queries (in file order), and graded qrels."""
     ids, passages = [], []
-    with open(data / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            doc = json.loads(line)
-            ids.append(doc["_id"])
-            passages.append((doc["title"] + " " + doc["text"]).strip())  # as BEIR's SBERT does
-    qrels: dict[str, dict[str, int]] = {}
-    with open(data / "qrels" / "test.tsv", encoding="utf-8") as f:  # text mode drops the \r
-        next(f)
-        for line in f:
-            query_id, doc_id, score = line.rstrip("\n").split("\t")
-            qrels.setdefault(query_id, {})[doc_id] = int(score)
-    queries: dict[str, str] = {}
-    with open(data / "queries.jsonl", encoding="utf-8") as f:
-        for line in f:
-            query = json.loads(line)
-            if query["_id"] in qrels:
-                queries[query["_id"]] = query["text"]
+    for doc in read_jsonl(data / "corpus.jsonl"):
+        ids.append(doc["_id"])
+        passages.append((doc["title"] + " " + doc["text"]).strip())  # as BEIR's SBERT does
+    qrels = read_qrels(data)
+    queries = {q["_id"]: q["text"] for q in read_jsonl(data / "queries.jsonl") if q["_id"] in qrels}
     return ids, passages, queries, qrels
 
 
@@ -65,12 +52,8 @@ def ndcg_at_10(
     """Mean nDCG@10; BEIR leaves out a hit whose id equals the query's (none on SciFact)."""
     total = 0.0
     for row, query_id in enumerate(query_ids):
-        ranked = [j for j in np.argsort(-scores[row])[:11] if doc_ids[j] != query_id][:10]
-        judged = qrels[query_id]
-        dcg = sum(judged.get(doc_ids[j], 0) / math.log2(r + 2) for r, j in enumerate(ranked))
-        ideal = sorted(judged.values(), reverse=True)[:10]
-        idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
-        total += dcg / idcg if idcg > 0 else 0.0
+        ranked = [doc_ids[j] for j in np.argsort(-scores[row])[:11] if doc_ids[j] != query_id]
+        total += ndcg_at(ranked, qrels[query_id], 10)
     return total / len(query_ids)
 
 
@@ -138,7 +121,7 @@ def _ints(text: str) -> list[int]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--cache-dir", type=Path, default=None, help="built models (kept)")
     parser.add_argument("--n", type=int, default=1000, help="passages per speed run")
     parser.add_argument("--repeats", type=int, default=3)

@@ -17,14 +17,14 @@ import argparse
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from common import create_key, free_port, serve, stop
 
 import indexchat
 
@@ -47,40 +47,11 @@ def cli_seconds(args: list[str], runs: int) -> tuple[list[float], list[float]]:
     return wall, cpu
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "indexchat", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def server_memory(docs: Path) -> dict[str, float]:
@@ -93,13 +64,10 @@ def server_memory(docs: Path) -> dict[str, float]:
     port = free_port()
     figures: dict[str, float] = {}
     try:
-        server = start_server(env, port)
+        server = serve(env, port)
         time.sleep(IDLE_SECONDS)
         figures["idle after start, fresh data dir"] = rss_mb(server.pid)
-        key = subprocess.run(
-            [sys.executable, "-m", "indexchat", "keys", "create"],
-            env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        key = create_key(env)
         api_env = {
             **env,
             "LLAMA_CLOUD_API_KEY": key,
@@ -114,7 +82,7 @@ def server_memory(docs: Path) -> dict[str, float]:
         time.sleep(IDLE_SECONDS)
         figures["idle after the first ingest"] = rss_mb(server.pid)
         stop(server)
-        server = start_server(env, port)
+        server = serve(env, port)
         time.sleep(IDLE_SECONDS)
         figures["idle after a restart (model loaded)"] = rss_mb(server.pid)
         stop(server)

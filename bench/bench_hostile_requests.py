@@ -17,13 +17,12 @@ import argparse
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from common import free_port, serve, stop
 
 CHUNK = 1024 * 1024
 
@@ -76,22 +75,11 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=400)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="indexchat-bench-hostile-"))
-    port = 18000 + os.getpid() % 1000
+    port = free_port()
     env = {**os.environ, "INDEXCHAT_LLM": "extractive"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "indexchat", "serve", "--data-dir", str(work), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    server = serve(env, port, args=("--data-dir", str(work)), timeout=30)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         time.sleep(3)  # the model loads in the background after start
         health = []
         for _ in range(20):
@@ -123,8 +111,7 @@ def main() -> None:
             after = rss_mib(server.pid)
             print(f"| {name} | {answer} | {seconds:.2f} | {before:.0f} → {after:.0f} |")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 if __name__ == "__main__":

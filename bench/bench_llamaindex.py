@@ -22,7 +22,6 @@ peak RSS. Prints a Markdown table and one JSON line, and writes the JSON to ``be
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -32,16 +31,10 @@ import sys
 import time
 from pathlib import Path
 
+from common import load_scifact, ndcg_at, pct, recall_at
+
 HERE = Path(__file__).resolve().parent
 TOP_K = 100
-
-
-def scifact_bench():
-    """bench_scifact.py loaded by path: its data loading and metrics, shared across venvs."""
-    spec = importlib.util.spec_from_file_location("bench_scifact", HERE / "bench_scifact.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def model_dir() -> Path:
@@ -57,11 +50,6 @@ def model_dir() -> Path:
 def peak_rss_mb() -> float:
     # Linux reports ru_maxrss in KiB.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def p99(latencies: list[float]) -> float:
-    ordered = sorted(latencies)
-    return ordered[max(int(len(ordered) * 0.99) - 1, 0)]
 
 
 def main() -> None:
@@ -80,8 +68,7 @@ def main() -> None:
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.retrievers.bm25 import BM25Retriever
 
-    shared = scifact_bench()
-    corpus, queries, qrels = shared.load(args.limit_docs)
+    corpus, queries, qrels = load_scifact(args.limit_docs)
 
     t0 = time.perf_counter()
     embed_model = HuggingFaceEmbedding(model_name=str(model_dir()), device="cpu")
@@ -144,15 +131,15 @@ def main() -> None:
             results = retriever.retrieve(text)
             latencies.append((time.perf_counter() - t) * 1000)
             ranked = list(dict.fromkeys(r.node.metadata["doc_id"] for r in results))
-            ndcgs.append(shared.ndcg_at(ranked, qrels[qid]))
-            recalls.append(shared.recall_at(ranked, qrels[qid]))
+            ndcgs.append(ndcg_at(ranked, qrels[qid]))
+            recalls.append(recall_at(ranked, qrels[qid]))
         rows.append(
             {
                 "retrieval": label,
                 "ndcg_at_10": round(statistics.mean(ndcgs), 4),
                 "recall_at_100": round(statistics.mean(recalls), 4),
                 "p50_ms": round(statistics.median(latencies), 1),
-                "p99_ms": round(p99(latencies), 1),
+                "p99_ms": round(pct(latencies, 99), 1),
                 # All threads' CPU per query, scoring included: steadier than wall time on a
                 # shared machine.
                 "cpu_ms_per_query": round((time.process_time() - cpu0) * 1000 / len(queries), 1),

@@ -16,8 +16,6 @@ import argparse
 import itertools
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,20 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from common import ROOT, create_key, free_port, serve, start_postgres, stop
 
-HERE = Path(__file__).parent
-BIN = Path(sys.executable).parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from hostile_files import MB, deep_html, docx_bomb, many_page_pdf, xlsx_bomb  # noqa: E402
 
 NOTE = b"The zq0001x marker sits in a small note beside the hostile file."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_bytes(pid: int) -> int:
@@ -148,20 +139,10 @@ def main() -> None:
         "INDEXCHAT_MAX_UPLOAD_BYTES": str((args.upload_mb + 20) * MB),
     }
     if args.backend == "postgres":
-        from bench_sessions import start_postgres
-
         env["INDEXCHAT_DATABASE_URL"] = start_postgres(work)
-    created = subprocess.run(
-        [BIN / "indexchat", "keys", "create"], env=env, capture_output=True, text=True, check=True
-    )
-    key = created.stdout.strip().splitlines()[-1]
+    key = create_key(env)
     port = free_port()
-    server = subprocess.Popen(
-        [BIN / "indexchat", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = serve(env, port, timeout=60)
     files = work / "files"
     files.mkdir()
     cases: list[tuple[str, str, Callable[[Path], None]]] = [
@@ -177,15 +158,6 @@ def main() -> None:
     ]
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("server did not start") from None
-                time.sleep(0.1)
         api = Api(base, key)
         (files / "warm.txt").write_bytes(NOTE)
         warm, _, _ = api.index_with("warm-up", files / "warm.txt")
@@ -244,8 +216,7 @@ def main() -> None:
             f"Python {platform.python_version()}"
         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -33,25 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_chat import QUESTIONS, RESULTS, ROOT, TOPICS, Server, build_index
+from bench_chat import QUESTIONS, TOPICS, build_index
+from common import RESULTS, ROOT, Server, median, pct
 
 sys.path.insert(0, str(ROOT / "tests"))
 from web.chromium import launch  # noqa: E402 - the page tests' way of starting Chromium
 
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return (
-        ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        if ordered
-        else float("nan")
-    )
 
 
 def sign_in(context: Any, server: Server) -> None:
@@ -265,7 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def row(label: str, values: list[float], goal: str = "") -> str:
-    spread = f"{p95(values):.1f} ms (max {max(values):.1f})" if values else ""
+    spread = f"{pct(values, 95):.1f} ms (max {max(values):.1f})" if values else ""
     return f"| {label} | {len(values)} | {median(values):.1f} ms | {spread} | {goal} |"
 
 

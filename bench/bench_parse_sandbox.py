@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_scifact import create_key, free_port, start_server
+from common import create_key, free_port, serve, stop
 from llama_cloud import LlamaCloud
 
 DOCS = Path(os.environ.get("INDEXCHAT_TEST_DOCS", "/work/shared/data/docs"))
@@ -56,7 +56,7 @@ def start(name: str, src: Path) -> tuple[LlamaCloud, str, subprocess.Popen[bytes
     env = {**os.environ, "INDEXCHAT_DATA_DIR": str(work / "data"), "PYTHONPATH": str(src)}
     key = create_key(env)
     port = free_port()
-    server = start_server(port, env)
+    server = serve(env, port)
     client = LlamaCloud(api_key=key, base_url=f"http://127.0.0.1:{port}", max_retries=0)
     warm = client.beta.directories.create(name="warm-up")
     client.beta.directories.files.upload(warm.id, upload_file=("w.txt", b"warm up"))
@@ -95,8 +95,7 @@ def main() -> None:
         print(f"after / before: {ratio:.2f}")
     finally:
         for _, _, server in servers.values():
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
 
 
 if __name__ == "__main__":

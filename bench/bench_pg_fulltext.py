@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from bench_scifact import load, ndcg_at, recall_at
+from common import load_scifact, ndcg_at, pct, recall_at
 from sqlalchemy import Connection, func, select
 
 from indexchat.domain import Scope
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--limit-docs", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="passes over the queries")
     args = parser.parse_args()
-    corpus, queries, qrels = load(args.limit_docs)
+    corpus, queries, qrels = load_scifact(args.limit_docs)
     work = Path(tempfile.mkdtemp(prefix="indexchat-ftbench-"))
     import pgserver
 
@@ -202,7 +202,7 @@ def measure(runs: dict, queries: dict[str, str], qrels: dict, repeat: int) -> No
     print("|---|---|---|---|---|---|")
     for label in labels:
         lat = sorted(latencies[label])
-        p50, p99 = statistics.median(lat), lat[max(0, int(len(lat) * 0.99) - 1)]
+        p50, p99 = statistics.median(lat), pct(lat, 99)
         print(
             f"| {label} | {statistics.mean(ndcgs[label]):.4f} | "
             f"{statistics.mean(recalls[label]):.4f} | {p50:.1f} | {p99:.1f} | {p50 / base:.2f}× |"

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import statistics
 import time
+
+from common import median
 
 from indexchat.api.guards import RateLimit
 from indexchat.services.rate_limits import RateLimiter
@@ -56,13 +57,13 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, (app, scopes) in cases.items():
             results[name].append(asyncio.run(_per_request(app, scopes, args.requests)))
-    base = statistics.median(results["no-op app (baseline)"])
+    base = median(results["no-op app (baseline)"])
     print(f"\n## Rate limit cost per request (median of {args.repeats} x {args.requests:,})\n")
     print("| case | µs per request | added µs |")
     print("|---|---|---|")
     for name, runs in results.items():
-        median = statistics.median(runs)
-        print(f"| {name} | {median * 1e6:.2f} | {(median - base) * 1e6:+.2f} |")
+        middle = median(runs)
+        print(f"| {name} | {middle * 1e6:.2f} | {(middle - base) * 1e6:+.2f} |")
     print(f"\nmachine: {platform.platform()}, Python {platform.python_version()}")
 
 

@@ -30,7 +30,8 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from bench_chat import BIN, RESULTS, ROOT, Server, build_index, free_port, pct
+from bench_chat import build_index
+from common import BIN, RESULTS, ROOT, Server, free_port, pct
 
 # shared/ sits beside the clone (or beside the folder of worktrees).
 DOCS = (

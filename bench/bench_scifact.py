@@ -17,61 +17,26 @@ retrieval, which takes seconds instead of minutes of embedding.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import httpx
+from common import (
+    SCIFACT,
+    create_key,
+    free_port,
+    load_scifact,
+    ndcg_at,
+    pct,
+    recall_at,
+    serve,
+    stop,
+)
 from llama_cloud import LlamaCloud
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
-BIN = Path(sys.executable).parent
-
-
-def load(limit: int | None, data: Path = DATA) -> tuple[dict, dict, dict]:
-    corpus = {}
-    with open(data / "corpus.jsonl") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            corpus[doc["_id"]] = f"{doc['title']}\n\n{doc['text']}"
-    queries = {}
-    with open(data / "queries.jsonl") as fh:
-        for line in fh:
-            q = json.loads(line)
-            queries[q["_id"]] = q["text"]
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with open(data / "qrels" / "test.tsv") as fh:
-        next(fh)
-        for line in fh:
-            qid, did, score = line.split()
-            qrels[qid][did] = int(score)
-    queries = {q: queries[q] for q in qrels}
-    if limit:
-        keep = set(list(corpus)[:limit]) | {d for rel in qrels.values() for d in rel}
-        corpus = {d: t for d, t in corpus.items() if d in keep}
-    return corpus, queries, qrels
-
-
-def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
-    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted(relevant.values(), reverse=True)[:k]
-    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
-def recall_at(ranked: list[str], relevant: dict[str, int], k: int = 100) -> float:
-    hits = {d for d in ranked[:k] if relevant.get(d, 0) > 0}
-    return len(hits) / len([d for d, r in relevant.items() if r > 0])
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -87,40 +52,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [BIN / "indexchat", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(600):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health")
-            return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("indexchat serve did not start")
-
-
-def create_key(env: dict[str, str]) -> str:
-    """A fresh API key, made by ``indexchat keys create`` against ``env``'s data dir."""
-    created = subprocess.run(
-        [BIN / "indexchat", "keys", "create"], env=env, capture_output=True, text=True, check=True
-    )
-    return created.stdout.strip().splitlines()[-1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--data", type=Path, default=DATA, help="the SciFact folder")
+    parser.add_argument("--data", type=Path, default=SCIFACT, help="the SciFact folder")
     parser.add_argument("--limit-docs", type=int, default=None)
     parser.add_argument("--embeddings", default=os.environ.get("INDEXCHAT_EMBEDDINGS", "local"))
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the data here")
@@ -140,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.skip_ingest and args.data_dir is None:
         parser.error("--skip-ingest needs --data-dir")
-    corpus, queries, qrels = load(args.limit_docs, args.data)
+    corpus, queries, qrels = load_scifact(args.limit_docs, args.data)
     work = args.data_dir or Path(tempfile.mkdtemp(prefix="indexchat-scifact-"))
     work.mkdir(parents=True, exist_ok=True)
     reuse = args.skip_ingest
@@ -163,7 +98,7 @@ def main() -> None:
         # One-time set-up is not ingestion: a new installation exports the embedding model on
         # its first sync (tens of seconds, with torch loaded). A first server pays for it on a
         # one-document index; the measured server then starts as a user's would, model ready.
-        warm_server = start_server(port, env)
+        warm_server = serve(env, port)
         warm = LlamaCloud(api_key=key, base_url=base, max_retries=0, timeout=300)
         directory = warm.beta.directories.create(name="warm-up")
         warm.beta.directories.files.upload(directory.id, upload_file=("w.txt", b"warm up"))
@@ -172,9 +107,8 @@ def main() -> None:
         while warm.indexes.get(warm_index.id, expand=["sync_in_progress"]).sync_in_progress:
             time.sleep(0.2)
         warm.indexes.delete(warm_index.id)
-        warm_server.terminate()
-        warm_server.wait(timeout=30)
-    server = start_server(port, env)
+        stop(warm_server)
+    server = serve(env, port)
     try:
         client = LlamaCloud(api_key=key, base_url=base, max_retries=0, timeout=120)
         upload_s = ingest_s = float("nan")
@@ -259,7 +193,7 @@ def main() -> None:
                     statistics.mean(ndcgs),
                     statistics.mean(recalls),
                     statistics.median(latencies),
-                    latencies[int(len(latencies) * 0.99) - 1],
+                    pct(latencies, 99),
                 )
             )
             print(rows[-1], flush=True)
@@ -271,7 +205,7 @@ def main() -> None:
             client.retrieval.retrieve(index_id=index.id, query=text, top_k=10)
             short.append((time.perf_counter() - t) * 1000)
         short.sort()
-        short_p50, short_p99 = statistics.median(short), short[int(len(short) * 0.99) - 1]
+        short_p50, short_p99 = statistics.median(short), pct(short, 99)
         # Baseline in the same run: an authenticated call that does no search (this VM's speed
         # drifts by 1.5x from hour to hour; the ratio to this tells a slow machine from a slow
         # search).
@@ -295,10 +229,7 @@ def main() -> None:
         print(
             f"| hybrid (default), top_k 10: latency only | | | {short_p50:.1f} | {short_p99:.1f} |"
         )
-        print(
-            f"| baseline: `indexes.get` (no search) | | | {base_p50:.1f} | "
-            f"{base[int(len(base) * 0.99) - 1]:.1f} |"
-        )
+        print(f"| baseline: `indexes.get` (no search) | | | {base_p50:.1f} | {pct(base, 99):.1f} |")
         print(
             f"\nretrieve p50 / baseline p50: top_k 100 {rows[0][3] / base_p50:.1f}x, "
             f"top_k 10 {short_p50 / base_p50:.1f}x"
@@ -309,8 +240,7 @@ def main() -> None:
             f"Python {platform.python_version()}"
         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 if __name__ == "__main__":

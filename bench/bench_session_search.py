@@ -30,8 +30,6 @@ import platform
 import random
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -41,10 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_sessions import free_port, start_postgres, wait_healthy
+from common import ROOT, free_port, pct, serve, start_postgres, stop
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 DOCS = Path(os.environ.get("INDEXCHAT_TEST_DOCS") or ROOT.parent / "shared" / "data" / "docs")
 BOOK = DOCS / "book-war-and-peace-1225p.txt"
 BATCH = 2_000  # sessions per insert transaction
@@ -221,7 +217,7 @@ def write_cost(env: dict[str, str], rounds: int, answers: list[str]) -> None:
     print("| event written (own transaction) | p50 ms | p99 ms |\n|---|---|---|")
     for kind, label in (("text", "`text` (answer indexed)"), ("tool_result", "`tool_result`")):
         print(f"| {label} | {statistics.median(timings[kind]):.3f} | "
-              f"{pct(timings[kind], 0.99):.3f} |")  # fmt: skip
+              f"{pct(timings[kind], 99):.3f} |")  # fmt: skip
     print(f"\nindexing one answer adds {text - other:.3f} ms at p50", flush=True)
 
 
@@ -233,11 +229,6 @@ def timed(client: httpx.Client, url: str, params: dict[str, Any], repeats: int) 
         out.append((time.perf_counter() - t) * 1000)
         assert response.status_code == 200, response.text
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def main() -> None:
@@ -259,19 +250,12 @@ def main() -> None:
         write_cost(env, args.write_rounds, answers)
     queries = pick_queries(frequency, answers, args.queries, args.seed)
     port = free_port()
-    server = subprocess.Popen(
-        [BIN / "indexchat", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = serve(env, port, timeout=60)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_healthy(f"{base}/health", server)
         report(base, key, queries, frequency, args)
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        stop(server)
 
 
 def report(
@@ -302,12 +286,12 @@ def report(
     print("|---|---|---|---|---|")
     for kind, n, texts, _, timings in rows:
         print(f"| search: {kind} | {n} | {texts:,.0f} | {statistics.median(timings):.1f} "
-              f"| {pct(timings, 0.99):.1f} |")  # fmt: skip
+              f"| {pct(timings, 99):.1f} |")  # fmt: skip
     print(f"| search: all kinds | {sum(r[1] for r in rows)} | | "
-          f"{statistics.median(everything):.1f} | {pct(everything, 0.99):.1f} |")  # fmt: skip
+          f"{statistics.median(everything):.1f} | {pct(everything, 99):.1f} |")  # fmt: skip
     both = listing + listing_again
     print(f"| GET /api/v1/chat page 1 (before and after) | | | {statistics.median(both):.1f} "
-          f"| {pct(both, 0.99):.1f} |")  # fmt: skip
+          f"| {pct(both, 99):.1f} |")  # fmt: skip
     print(f"\nqueries: { {k: v[:5] for k, v in queries.items()} }")
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip

@@ -13,10 +13,8 @@ import argparse
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -24,28 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
-
-HERE = Path(__file__).parent
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {url}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server did not start: {url}")
+from common import BIN, HERE, create_key, free_port, medians_of, pct, start_postgres, wait_healthy
 
 
 def wrk(
@@ -84,19 +61,6 @@ def _latency(out: str, label: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-
-
-def start_postgres(workdir: Path) -> str:
-    import pgserver
-
-    pgdata = workdir / "pg"
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    server.psql("CREATE DATABASE indexchat_bench;")
-    return f"postgresql+psycopg://postgres@/indexchat_bench?host={pgdata}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -117,17 +81,7 @@ def main() -> None:
     }
     if args.backend == "postgres":
         env["INDEXCHAT_DATABASE_URL"] = start_postgres(work)
-    key = (
-        subprocess.run(
-            [BIN / "indexchat", "keys", "create"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    key = create_key(env)
     ours_port, bare_port = free_port(), free_port()
     procs = [
         subprocess.Popen(
@@ -145,8 +99,8 @@ def main() -> None:
     ]
     try:
         ours, bare = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{bare_port}"
-        wait_healthy(f"{ours}/health", procs[0])
-        wait_healthy(f"{bare}/bare", procs[1])
+        wait_healthy(f"{ours}/health", procs[0], timeout=60)
+        wait_healthy(f"{bare}/bare", procs[1], timeout=60)
         auth = {"Authorization": f"Bearer {key}"}
         for _ in range(100):
             httpx.post(f"{ours}/api/v1/chat", json={}, headers=auth).raise_for_status()
@@ -168,7 +122,7 @@ def main() -> None:
                     wrk(url, connections, args.duration, headers, script)
                     for _ in range(args.repeats)
                 ]
-                results[(name, connections)] = median_of(runs)
+                results[(name, connections)] = medians_of(runs)
                 print(name, connections, results[(name, connections)], flush=True)
 
         print(
@@ -270,7 +224,7 @@ def deep_page(base_url: str, env: dict[str, str], count: int) -> dict[str, tuple
                 timings.append((time.perf_counter() - t) * 1000)
                 assert response.status_code == 200 and len(response.json()["items"]) == page_size
             timings.sort()
-            out[label] = (statistics.median(timings[20:]), timings[int(len(timings) * 0.99) - 1])
+            out[label] = (statistics.median(timings[20:]), pct(timings, 99))
     return out
 
 

@@ -13,13 +13,12 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from bench_sessions import BIN, free_port, start_postgres, wait_healthy
+from common import create_key, free_port, pct, serve, start_postgres, stop
 
 TURNS = 5
 
@@ -34,7 +33,7 @@ def timed(client: httpx.Client, url: str, count: int) -> tuple[float, float]:
         timings.append((time.perf_counter() - t) * 1000)
         assert response.status_code == 200, response.text
     timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.99) - 1]
+    return statistics.median(timings), pct(timings, 99)
 
 
 def main() -> None:
@@ -48,20 +47,11 @@ def main() -> None:
     env = {**os.environ, "INDEXCHAT_DATA_DIR": str(work / "data")}
     if args.backend == "postgres":
         env["INDEXCHAT_DATABASE_URL"] = start_postgres(work)
-    created = subprocess.run(
-        [BIN / "indexchat", "keys", "create"], env=env, capture_output=True, text=True, check=True
-    )
-    key = created.stdout.strip().splitlines()[-1]
+    key = create_key(env)
     port = free_port()
-    proc = subprocess.Popen(
-        [BIN / "indexchat", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = serve(env, port, timeout=60)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(f"{base}/health", proc)
         owner = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
         chat = owner.post("/api/v1/chat", json={"shared_access": "query"}).json()["session_id"]
         for n in range(TURNS):
@@ -104,8 +94,7 @@ def main() -> None:
             f"Python {platform.python_version()}"
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -38,12 +37,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import common
 import httpx
+from common import RESULTS, ROOT, machine, pct
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-BIN = Path(sys.executable).parent
-RESULTS = HERE / "results"
 DELTA_S = 0.02  # the live turn's model sends a delta this often
 PROBE_INTERVAL_S = 0.02
 LIVE_PROMPT = "live"
@@ -144,11 +141,11 @@ class Helper:
 # --- the server and its data ------------------------------------------------------------------
 
 
-class Server:
-    """``indexchat serve`` on a free port, over SQLite in ``data_dir``."""
+class Server(common.Server):
+    """``indexchat serve`` on a free port, over SQLite in ``data_dir``, with a client."""
 
     def __init__(self, data_dir: Path, model_url: str, log: Path) -> None:
-        self.env = {
+        env = {
             **os.environ,
             "INDEXCHAT_DATA_DIR": str(data_dir),
             "INDEXCHAT_LLM": "openai",
@@ -156,67 +153,19 @@ class Server:
             "INDEXCHAT_LLM_MODEL": "fake-model",
             "OPENAI_API_KEY": "unused",
         }
-        self.env.pop("INDEXCHAT_DATABASE_URL", None)
+        env.pop("INDEXCHAT_DATABASE_URL", None)
         key_file = data_dir / "bench-stalls-key"
         if not key_file.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
-            created = subprocess.run(
-                [BIN / "indexchat", "keys", "create"],
-                env=self.env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            key_file.write_text(created.stdout.strip().splitlines()[-1])
-        self.key = key_file.read_text().strip()
-        with socket_port() as port:
-            self.port = port
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [BIN / "indexchat", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 180
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited; see {log}")
-            try:
-                httpx.get(f"{self.base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start; see {log}") from None
-                time.sleep(0.1)
+            key_file.write_text(common.create_key(env))
+        super().__init__(env, log, key=key_file.read_text().strip(), timeout=180)
         self.http = httpx.Client(
             base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}, timeout=300
         )
 
     def stop(self) -> None:
         self.http.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
-class socket_port:
-    """A free loopback port (closed again before the server binds it)."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        return int(self.sock.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
+        super().stop()
 
 
 def set_up(server: Server, data_dir: Path, files: int, grep_kb: int) -> dict[str, str]:
@@ -318,11 +267,6 @@ async def live_stream(server: Server) -> list[float]:
     return arrivals
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def phase(server: Server, load: list[str] | None) -> dict[str, Any]:
     """One stream and the probe; with ``load``, the heavy clients too."""
     heavy = Helper(*load) if load else None
@@ -339,10 +283,10 @@ async def phase(server: Server, load: list[str] | None) -> dict[str, Any]:
         "health_ms": {
             "n": len(latencies),
             "p50": statistics.median(latencies),
-            "p99": pct(latencies, 0.99),
+            "p99": pct(latencies, 99),
             "max": max(latencies),
         },
-        "gap_ms": {"n": len(gaps), "p99": pct(gaps, 0.99), "max": max(gaps)},
+        "gap_ms": {"n": len(gaps), "p99": pct(gaps, 99), "max": max(gaps)},
         "heavy_statuses": statuses,
     }
 
@@ -396,12 +340,7 @@ def main() -> None:
         "command": command,
         "clients": args.clients,
         "started": datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average": os.getloadavg(),
-        },
+        "machine": machine(),
         "baseline": [],
         "loaded": [],
     }

@@ -37,10 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import RESULTS, ROOT
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from deployments import Deployment, fresh_postgres_database, wait_until  # noqa: E402

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench_scifact import DATA, create_key, free_port, load, ndcg_at, recall_at, start_server
+from common import SCIFACT, create_key, free_port, load_scifact, ndcg_at, recall_at, serve, stop
 from llama_cloud import LlamaCloud
 
 KINDS = ("DEFAULT", "DISABLED")
@@ -81,16 +81,16 @@ def upload_all(client: LlamaCloud, corpus: dict[str, str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--data", type=Path, default=DATA, help="the SciFact folder")
+    parser.add_argument("--data", type=Path, default=SCIFACT, help="the SciFact folder")
     parser.add_argument("--limit-docs", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    corpus, queries, qrels = load(args.limit_docs, args.data)
+    corpus, queries, qrels = load_scifact(args.limit_docs, args.data)
     work = Path(tempfile.mkdtemp(prefix="indexchat-vector-target-"))
     env = server_env(work, args.backend)
     key = create_key(env)
     port = free_port()
-    server = start_server(port, env)
+    server = serve(env, port)
     try:
         client = LlamaCloud(
             api_key=key, base_url=f"http://127.0.0.1:{port}", max_retries=0, timeout=300
@@ -118,8 +118,7 @@ def main() -> None:
         ratio = statistics.median(times["DEFAULT"]) / statistics.median(times["DISABLED"])
         print(f"DISABLED syncs {ratio:.1f}x faster (medians)")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 if __name__ == "__main__":

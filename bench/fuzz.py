@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
 sys.path.insert(0, str(ROOT / "tests"))
 
 import fuzzing  # noqa: E402 - the CI run's configuration, from tests/
-from conftest import live_server  # noqa: E402 - the tests' way of starting a server
+from factories import live_server  # noqa: E402 - the tests' way of starting a server
 
 from indexchat.config import Settings  # noqa: E402
 

@@ -76,9 +76,18 @@ def slow_reply(words: int = 100, seconds_per_word: float = 0.1) -> Reply:
 class FakeLLM(ScriptedServer[Script]):
     """The server. It starts on construction; ``close()`` (or leaving ``with``) stops it."""
 
-    def __init__(self, model: str = "fake-model", default: Script | None = None) -> None:
+    def __init__(
+        self,
+        model: str = "fake-model",
+        default: Script | None = None,
+        on_served: Callable[[dict[str, Any], float], None] | None = None,
+    ) -> None:
+        """``on_served(body, seconds)`` is called on the handler's thread after each chat
+        completion call whose body parsed, with the seconds spent serving it (body read, reply,
+        every frame written): a benchmark subtracts the model's own time from what it measured."""
         self.model = model
         self.default: Script = default if default is not None else Reply(text="ok")
+        self.on_served = on_served
         self.disconnected = threading.Event()  # set when a client leaves a stream early
         self.disconnects = 0
         self.completed = 0  # responses sent in full
@@ -133,11 +142,19 @@ class _Handler(ProviderHandler):
         if self.path != "/v1/chat/completions":
             self._send_error(404, "not_found", f"no route {self.path}")
             return
+        started = time.perf_counter()
         try:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         except ValueError:
             self._send_error(400, "invalid_request_error", "body is not JSON")
             return
+        try:
+            self._answer(fake, body)
+        finally:
+            if fake.on_served is not None:
+                fake.on_served(body, time.perf_counter() - started)
+
+    def _answer(self, fake: FakeLLM, body: dict[str, Any]) -> None:
         reply = fake._take(body)
         if reply.fault in _ERROR_STATUS:
             self._send_error(*_ERROR_STATUS[reply.fault])

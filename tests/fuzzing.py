@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import jsonschema
 import schemathesis
-from conftest import LiveServer, Tenant, add_index, make_tenant
+from factories import LiveServer, Tenant, add_index, make_tenant
 from schemathesis.checks import CHECKS, CheckContext, load_all_checks, run_checks
 from schemathesis.core.failures import Failure
 from schemathesis.core.parameters import ParameterLocation

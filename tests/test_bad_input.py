@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, count_sessions
+from factories import LiveServer, Tenant, count_sessions
 from llama_cloud import UnprocessableEntityError
 
 BAD_BODIES = [

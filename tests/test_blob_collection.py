@@ -10,10 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, LiveServer, live_server, make_tenant
 from deployments import fresh_postgres_database
+from factories import (
+    BACKENDS,
+    NOTE,
+    LiveServer,
+    live_server,
+    make_tenant,
+    parsed_ids,
+    synced_pdf_and_note,
+)
 from sqlalchemy import delete, select
-from test_blob_references import NOTE, parsed_ids, synced
 
 from indexchat.config import Settings
 from indexchat.services.backup import blob_path
@@ -57,7 +64,7 @@ def stored_digest(server: LiveServer, file_id: str) -> str:
 def test_unnamed_blobs_go_after_the_grace_period_and_named_ones_stay(quiet: LiveServer) -> None:
     blobs, db = quiet.runtime.blobs, quiet.runtime.db
     owner, other = make_tenant(quiet), make_tenant(quiet)
-    index_id = synced(owner)  # an upload, its parsed text, page screenshots
+    index_id = synced_pdf_and_note(owner)  # an upload, its parsed text, page screenshots
     ids = parsed_ids(owner, index_id)
     # The same bytes in two tenants: the owner's row goes, the other's keeps them.
     shared = b"the same bytes, uploaded by two tenants"

@@ -11,22 +11,26 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import BACKENDS, LiveServer, Tenant, documented_statuses, live_server, make_tenant
 from deployments import fresh_postgres_database
+from factories import (
+    BACKENDS,
+    LiveServer,
+    Tenant,
+    documented_statuses,
+    live_server,
+    make_tenant,
+    parsed_ids,
+    synced_pdf_and_note,
+    wait_for_sync,
+)
 from llama_cloud import ConflictError
 from sqlalchemy import select
-from test_cli_chat import minimal_pdf
-from test_sync_retrieval import make_index, wait_for_sync
 
 from indexchat.agent.tools import READ_FILE, ToolError
 from indexchat.config import Settings
 from indexchat.services.backup import blob_path
 from indexchat.services.chat_tools import IndexTools
 from indexchat.storage.tables import Attachment, ParsedFile, StoredFile
-
-FJORDS = minimal_pdf(["Glaciers carve valleys.", "Fjords are drowned glacial valleys."])
-# Parsed text differs from these bytes (the line endings): losing one leaves the other.
-NOTE = b"# Sourdough\r\n\r\nSourdough bread rises with wild yeast.\r\n"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -45,19 +49,6 @@ def eager(
         yield running
 
 
-def synced(tenant: Tenant) -> str:
-    index_id, _, _ = make_index(
-        tenant, {"fjords.pdf": FJORDS, "bread.md": NOTE}, store_attachments=["screenshots"]
-    )
-    state = wait_for_sync(tenant.client, index_id)
-    assert state["files_parsed"] == 2
-    return index_id
-
-
-def parsed_ids(tenant: Tenant, index_id: str) -> dict[str, str]:
-    return {f.file_name: f.file_id for f in tenant.client.retrieval.find(index_id=index_id)}
-
-
 def screenshot_url(tenant: Tenant, source_id: str) -> str:
     name = next(iter(tenant.client.beta.attachments.list(source_id=source_id))).name
     return tenant.client.beta.attachments.get(name, source_id=source_id).url
@@ -67,7 +58,7 @@ def test_deleting_a_copy_of_another_tenants_screenshot_or_text_keeps_theirs(
     eager: LiveServer,
 ) -> None:
     owner, other = make_tenant(eager), make_tenant(eager)
-    index_id = synced(owner)
+    index_id = synced_pdf_and_note(owner)
     ids = parsed_ids(owner, index_id)
     url = screenshot_url(owner, ids["fjords.pdf"])
     png = httpx.get(url).content
@@ -101,7 +92,7 @@ def test_missing_parsed_output_is_a_clear_error_until_a_sync_restores_it(
     eager: LiveServer,
 ) -> None:
     tenant = make_tenant(eager)
-    index_id = synced(tenant)
+    index_id = synced_pdf_and_note(tenant)
     ids = parsed_ids(tenant, index_id)
     text = tenant.client.retrieval.read(index_id=index_id, file_id=ids["bread.md"]).content
     with eager.runtime.db.read() as tx:

@@ -6,25 +6,39 @@ client disconnects, and every fault a provider can throw at us."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from conftest import BACKENDS, LiveServer, Tenant, free_port, live_server, make_tenant
 from deployments import fresh_postgres_database
+from factories import (
+    BACKENDS,
+    MAX_CALLS,
+    TIMEOUT,
+    TURN_NOTES,
+    LiveServer,
+    Tenant,
+    free_port,
+    live_server,
+    llm_settings,
+    make_index,
+    make_tenant,
+    synced_index,
+    wait_for_sync,
+)
 from fake_llm import FakeLLM, Reply, ToolCall, slow_reply
-from llama_cloud import ConflictError, LlamaCloud
-from test_chat_turns import NOTES, history, sse_events, stored, stream_turn
-from test_sync_retrieval import make_index, synced_index, wait_for_sync
+from llama_cloud import ConflictError
+from streams import (
+    cancel_while_following,
+    follow,
+    history,
+    read_until,
+    stored,
+    stream_turn,
+)
 
 from indexchat.agent.loop import TOOL_RESULT_CHARS
-from indexchat.config import Settings
-
-MAX_CALLS = 3
-TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +50,6 @@ def fake() -> Iterator[FakeLLM]:
 @pytest.fixture(autouse=True)
 def fresh_script(fake: FakeLLM) -> None:
     fake.reset()  # nothing left queued by an earlier test
-
-
-def llm_settings(tmp: Any, database_url: str | None, base_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp,
-        database_url=database_url,
-        llm="openai",
-        llm_model="fake-model",
-        llm_base_url=base_url,
-        llm_api_key="sk-test",
-        llm_timeout_seconds=TIMEOUT,
-        max_model_calls=MAX_CALLS,
-    )
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -70,7 +71,7 @@ def llm_server(
 
 @pytest.fixture(scope="module")
 def notes(llm_server: LiveServer) -> tuple[Tenant, str]:
-    return synced_index(llm_server, NOTES)
+    return synced_index(llm_server, TURN_NOTES)
 
 
 def search_then_answer(answer: str = "The Danube flows through Vienna [rivers.md].") -> Any:
@@ -256,17 +257,6 @@ def test_a_refused_connection_ends_the_turn_with_an_error(tmp_path: Any, fake: F
     assert events[-1]["is_error"] and "cannot reach the language model" in events[-1]["error"]
 
 
-def read_until(lines: Iterator[str], kind: str) -> list[dict]:
-    """Read events up to the first of ``kind``, leaving the stream open for more."""
-    seen = []
-    for line in lines:
-        if line.startswith("data:"):
-            seen += sse_events([line])
-            if seen[-1]["type"] == kind:
-                return seen
-    raise AssertionError(f"no {kind} event")
-
-
 def wait_for(condition: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -341,33 +331,6 @@ def test_one_turn_at_a_time_cancel_and_follow(notes: tuple[Tenant, str], fake: F
     assert (
         stream_turn(client, chat.session_id, index_ids=[], prompt="Next?")[-1]["is_error"] is False
     )
-
-
-def follow(client: LlamaCloud, session_id: str, timeout: float = 30) -> list[dict]:
-    """Every event of the session's stream, from the start of its history to the stop."""
-    with httpx.stream(
-        "GET",
-        f"{str(client.base_url).rstrip('/')}/api/v1/chat/{session_id}/messages/stream",
-        headers={"Authorization": f"Bearer {client.api_key}"},
-        timeout=timeout,
-    ) as response:
-        assert response.status_code == 200
-        return sse_events(list(response.iter_lines()))
-
-
-def cancel_while_following(
-    client: LlamaCloud, session_id: str, lines: Iterator[str]
-) -> tuple[list[dict], list[dict]]:
-    """With the running turn's own stream at ``lines``: follow the turn through ``client``,
-    cancel it, and read both streams to the end (the rest of the turn's, the followed one)."""
-    followed: list[dict] = []
-    follower = threading.Thread(target=lambda: followed.extend(follow(client, session_id)))
-    follower.start()
-    time.sleep(0.5)
-    client.post(f"/api/v1/chat/{session_id}/messages/cancel", cast_to=object)
-    rest = sse_events(list(lines))
-    follower.join(10)
-    return rest, followed
 
 
 def test_a_retried_request_does_not_run_the_turn_twice(

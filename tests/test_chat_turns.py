@@ -10,53 +10,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, add_index, make_tenant
-from llama_cloud import ConflictError, LlamaCloud, NotFoundError, Stream, UnprocessableEntityError
-from test_sync_retrieval import make_index, wait_for_sync
+from factories import (
+    TURN_NOTES,
+    LiveServer,
+    Tenant,
+    add_index,
+    make_index,
+    make_tenant,
+    wait_for_sync,
+)
+from llama_cloud import ConflictError, NotFoundError, Stream, UnprocessableEntityError
+from streams import history, sse_events, stored, stream_turn
 
 from indexchat.agent import loop
 from indexchat.agent.extractive import HEADER
 from indexchat.api.schemas.turns import MAX_PROMPT_CHARS
 
-NOTES = {
-    "rivers.md": "# Rivers\n\nThe Danube flows through Vienna, Bratislava and Budapest.",
-    "cats.md": "# Cats\n\nDomestic cats sleep for twelve to sixteen hours a day.",
-    "tea.txt": "Green tea is steamed or pan-fired soon after picking to stop oxidation.",
-}
-DELTAS = {"text_delta", "thinking_delta"}
-
 
 @pytest.fixture
 def notes(tenant: Tenant) -> str:
-    index_id, _, _ = make_index(tenant, {k: v.encode() for k, v in NOTES.items()})
+    index_id, _, _ = make_index(tenant, {k: v.encode() for k, v in TURN_NOTES.items()})
     wait_for_sync(tenant.client, index_id)
     return index_id
-
-
-def sse_events(lines: list[str]) -> list[dict]:
-    """Parse SSE lines as a client would: ``data:`` lines hold one JSON event each."""
-    events = []
-    for line in lines:
-        assert not line.startswith(("id:", "retry:")), line
-        if line.startswith("data:"):
-            events.append(json.loads(line[len("data:") :]))
-    return events
-
-
-def stream_turn(client: LlamaCloud, session_id: str, **body: object) -> list[dict]:
-    body.setdefault("index_ids", [])
-    with client.chat.with_streaming_response.stream(session_id, **body) as response:  # type: ignore[arg-type]
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return sse_events(list(response.iter_lines()))
-
-
-def stored(events: list[dict]) -> list[dict]:
-    return [e for e in events if e["type"] not in DELTAS]
-
-
-def history(client: LlamaCloud, session_id: str) -> list[dict]:
-    return [e.to_dict() for e in client.chat.retrieve(session_id).events]
 
 
 def test_a_turn_streams_in_order_and_is_kept_as_history(tenant: Tenant, notes: str) -> None:

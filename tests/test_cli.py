@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, add_index, free_port, make_tenant
+from factories import LiveServer, Tenant, add_index, free_port, make_tenant
 from llama_cloud import AuthenticationError, LlamaCloud
 from typer.testing import CliRunner
 

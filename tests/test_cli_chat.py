@@ -14,10 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, add_index, live_server, make_tenant
+from factories import (
+    LiveServer,
+    Tenant,
+    add_index,
+    live_server,
+    llm_settings,
+    make_index,
+    make_tenant,
+    minimal_pdf,
+    wait_for_sync,
+)
 from fake_llm import FakeLLM, Reply
-from test_chat_llm import llm_settings
-from test_sync_retrieval import make_index, wait_for_sync
 from typer.testing import CliRunner
 
 from indexchat.cli import app
@@ -35,34 +43,6 @@ DANUBE = "Which cities does the Danube flow through?"
 CATS = "How long do domestic cats sleep?"
 # The extractive answerer runs no language model: no model calls, no tokens.
 USAGE = re.compile(r"^no model calls · \d+\.\d s$", re.M)
-
-
-def minimal_pdf(pages: list[str]) -> bytes:
-    """A PDF with one line of Helvetica text per page."""
-    count = len(pages)
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(count))
-    font = 3 + 2 * count
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>",
-    ]
-    for i, text in enumerate(pages):
-        content = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET"
-        objects += [
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            f"/Resources << /Font << /F1 {font} 0 R >> >> /Contents {4 + 2 * i} 0 R >>",
-            f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
-        ]
-    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out, offsets = b"%PDF-1.4\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    trailer = f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    return out + trailer.encode()
 
 
 @pytest.fixture

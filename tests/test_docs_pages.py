@@ -7,7 +7,7 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
-from conftest import LiveServer
+from factories import LiveServer
 
 # The pages touch no storage: one backend is enough.
 pytestmark = pytest.mark.parametrize("server", ["sqlite"], indirect=True)

@@ -12,8 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant
-from test_sign_ins import new_link
+from factories import LiveServer, Tenant, new_link
 
 from indexchat.api.pagination import PageTokens
 from indexchat.api.signing import LinkParams, UrlSigner

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import add_index, documented_statuses, live_server, make_tenant
+from factories import add_index, documented_statuses, live_server, make_tenant
 
 from indexchat.config import Settings
 from indexchat.errors import UpstreamFailed

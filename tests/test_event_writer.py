@@ -13,15 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BACKENDS, LiveServer, Tenant, live_server
 from deployments import fresh_postgres_database
+from factories import (
+    BACKENDS,
+    TURN_NOTES,
+    LiveServer,
+    Tenant,
+    live_server,
+    llm_settings,
+    synced_index,
+)
 from fake_llm import FakeLLM, Reply, ToolCall
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from test_chat_llm import llm_settings
-from test_chat_turns import NOTES, history, stored
-from test_sync_retrieval import synced_index
+from streams import history, stored
 
 from indexchat.domain import new_id
 from indexchat.events import Stop, Text
@@ -59,7 +65,7 @@ def served(
 
 @pytest.fixture(scope="module")
 def notes(served: tuple[LiveServer, FastAPI]) -> tuple[Tenant, str]:
-    return synced_index(served[0], NOTES)
+    return synced_index(served[0], TURN_NOTES)
 
 
 def retrieve_then_answer(body: dict[str, Any]) -> Reply:

@@ -169,6 +169,17 @@ def test_script_runs_out_into_the_default_and_callables_see_the_request(fake: Fa
     assert answers == ["first", "echo What does aspirin do?"]
 
 
+def test_on_served_sees_each_call_with_the_time_its_whole_stream_took() -> None:
+    served: list[tuple[str, float]] = []
+    slow = Reply(text=["a ", "b ", "c"], chunk_delay=0.05)
+    with FakeLLM(default=slow, on_served=lambda b, s: served.append((b["model"], s))) as fake:
+        list(_stream(_client(fake)))
+        _client(fake).chat.completions.create(model="other", messages=MESSAGES)
+    assert [model for model, _ in served] == ["fake-model", "other"]
+    # Every frame of the stream was written before the call counted as served.
+    assert served[0][1] >= 0.05 * 5 and served[1][1] >= 0
+
+
 def test_models_are_listed(fake: FakeLLM) -> None:
     assert [m.id for m in _client(fake).models.list()] == ["fake-model"]
 

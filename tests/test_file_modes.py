@@ -7,8 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, live_server, make_tenant
 from deployments import fresh_postgres_database
+from factories import BACKENDS, live_server, make_tenant
 
 from indexchat.config import Settings
 from indexchat.services.backup import backup

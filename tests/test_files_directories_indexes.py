@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, count_sessions, make_tenant
+from factories import LiveServer, Tenant, count_sessions, make_tenant
 from llama_cloud import BadRequestError, ConflictError, NotFoundError, UnprocessableEntityError
 
 from indexchat.services.files import clean_file_name

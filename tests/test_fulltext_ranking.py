@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from alembic import command
-from conftest import BACKENDS
+from factories import BACKENDS
 from sqlalchemy import delete, text
 
 from indexchat.domain import Scope

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, live_server
+from factories import LiveServer, Tenant, live_server
 from fastapi import FastAPI
 
 from indexchat.api.serving import MAX_HEAD_BYTES, MAX_URL_BYTES

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant
+from factories import NOTES, LiveServer, Tenant, make_index, wait_for_sync
 from llama_cloud import UnprocessableEntityError
-from test_chat_turns import stream_turn
-from test_sync_retrieval import NOTES, make_index, wait_for_sync
+from streams import stream_turn
 
 from indexchat.search.embeddings import LOCAL_DIMENSION
 

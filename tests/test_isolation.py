@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, add_index, count_sessions, make_tenant
+from factories import LiveServer, Tenant, add_index, count_sessions, make_tenant
 from llama_cloud import AuthenticationError, LlamaCloud, NotFoundError
 
 from indexchat.services import tenancy

@@ -13,11 +13,10 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from conftest import LiveServer, Tenant, make_tenant
+from factories import LiveServer, Tenant, make_index, make_tenant, wait_for_sync
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from test_sync_retrieval import make_index, wait_for_sync
 
 from indexchat.services import tenancy
 

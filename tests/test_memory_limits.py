@@ -11,9 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer, live_server, make_tenant
+from factories import (
+    LiveServer,
+    failures,
+    live_server,
+    make_tenant,
+    sync_and_wait,
+    upload_index,
+)
 from hostile_files import MB, deep_html, docx_bomb, many_page_pdf, xlsx_bomb
-from test_parse_limits import failures, sync_and_wait, upload_index
 
 from indexchat.config import Settings
 from indexchat.ingest.parsers import ParseError, parse

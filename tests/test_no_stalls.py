@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, live_server, make_tenant
+from factories import LiveServer, Tenant, live_server, make_tenant
 from fastapi import FastAPI
 
 from indexchat.api.serving import GIL_SWITCH_INTERVAL_S
@@ -56,13 +56,13 @@ def owner(sqlite_server: LiveServer) -> Tenant:
 @pytest.fixture(scope="module")
 def targets(sqlite_server: LiveServer, owner: Tenant) -> dict[str, str]:
     """A session with a share link, a directory, and a file, made over the API."""
-    http = _http(sqlite_server, owner)
-    session_id = http.post("/api/v1/chat", json={}).json()["session_id"]
-    link = http.post(f"/api/v1/chat/{session_id}/share-links", json={}).json()
-    directory = http.post("/api/v1/beta/directories", json={"name": "d"}).json()["id"]
-    upload = {"upload_file": ("a.txt", b"some text")}
-    placed = http.post(f"/api/v1/beta/directories/{directory}/files/upload", files=upload)
-    assert placed.status_code == 200, placed.text
+    with _http(sqlite_server, owner) as http:
+        session_id = http.post("/api/v1/chat", json={}).json()["session_id"]
+        link = http.post(f"/api/v1/chat/{session_id}/share-links", json={}).json()
+        directory = http.post("/api/v1/beta/directories", json={"name": "d"}).json()["id"]
+        upload = {"upload_file": ("a.txt", b"some text")}
+        placed = http.post(f"/api/v1/beta/directories/{directory}/files/upload", files=upload)
+        assert placed.status_code == 200, placed.text
     return {
         "session": session_id,
         "share_token": link["url"].rstrip("/").rsplit("/", 1)[1],
@@ -74,6 +74,13 @@ def targets(sqlite_server: LiveServer, owner: Tenant) -> dict[str, str]:
 def _http(server: LiveServer, tenant: Tenant) -> httpx.Client:
     headers = {"Authorization": f"Bearer {tenant.api_key}"}
     return httpx.Client(base_url=server.base_url, headers=headers, timeout=HOLD_SECONDS * 2)
+
+
+@pytest.fixture
+def http(sqlite_server: LiveServer, owner: Tenant) -> Iterator[httpx.Client]:
+    """The owner's client, closed after the test (its pooled connections with it)."""
+    with _http(sqlite_server, owner) as client:
+        yield client
 
 
 @contextmanager
@@ -132,8 +139,7 @@ HEAVY: list[tuple[Any, str, str, str, Any]] = [
     ids=[f"{method} {path}" for _m, _n, method, path, _b in HEAVY],
 )
 def test_a_heavy_read_in_progress_does_not_stall_the_server(
-    sqlite_server: LiveServer,
-    owner: Tenant,
+    http: httpx.Client,
     targets: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     module: Any,
@@ -142,7 +148,6 @@ def test_a_heavy_read_in_progress_does_not_stall_the_server(
     path: str,
     body: Any,
 ) -> None:
-    http = _http(sqlite_server, owner)
     loop_thread = http.get("/test/loop-thread").json()
     answers: list[httpx.Response] = []
     with held(monkeypatch, module, name) as entered:
@@ -232,10 +237,9 @@ def test_the_server_gives_the_gil_back_to_the_event_loop_sooner(
 
 
 def test_a_small_page_is_still_served_on_the_event_loop(
-    sqlite_server: LiveServer, owner: Tenant, monkeypatch: pytest.MonkeyPatch
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The other side of the choice: a small page costs less than a thread hop would."""
-    http = _http(sqlite_server, owner)
     loop_thread = http.get("/test/loop-thread").json()
     threads: list[int] = []
     original = files.list_files

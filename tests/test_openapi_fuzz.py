@@ -5,7 +5,7 @@ content type documented, responses match the schema."""
 from __future__ import annotations
 
 import fuzzing
-from conftest import LiveServer
+from factories import LiveServer
 
 # Per operation in the fuzzing phase, and stateful scenarios; coverage sends what it implies.
 BUDGET = fuzzing.Budget(fuzzing_per_operation=40, stateful_scenarios=40)

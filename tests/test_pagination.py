@@ -6,7 +6,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, make_tenant
+from factories import LiveServer, Tenant, make_tenant
 
 from indexchat.api.routes.sessions import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import pytest
 from deployments import Deployment, wait_until
+from factories import failures, sync_and_wait, upload_index
 from llama_cloud import LlamaCloud
 from sqlalchemy import select
 
@@ -150,29 +151,6 @@ def test_an_interrupted_parse_is_killed_at_once(sandbox: ParseSandbox) -> None:
 
 
 # ---- syncs, on each backend ---------------------------------------------------------------
-
-
-def upload_index(client: LlamaCloud, files: dict[str, bytes]) -> str:
-    directory = client.beta.directories.create(name="uploads")
-    for name, data in files.items():
-        client.beta.directories.files.upload(directory.id, upload_file=(name, data))
-    return client.indexes.create(source_directory_id=directory.id, name="uploads").id
-
-
-def sync_and_wait(client: LlamaCloud, index_id: str, timeout: float = 60) -> dict[str, object]:
-    assert client.indexes.sync(index_id)["status"] == "started"
-    wait_until(
-        lambda: not client.indexes.get(index_id, expand=["sync_in_progress"]).sync_in_progress,
-        "the sync to finish",
-        timeout,
-    )
-    return client.indexes.get(index_id).metadata
-
-
-def failures(metadata: dict[str, object]) -> dict[str, str]:
-    failed = metadata["failed_files"]
-    assert isinstance(failed, list)
-    return {f["file_name"]: f["error"] for f in failed}
 
 
 def test_sync_fails_a_zip_bomb_and_a_slow_file_alone(deployment: Deployment, bomb: bytes) -> None:

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import httpx
 import llama_cloud
 import pytest
-from conftest import LiveServer, live_server, make_tenant
+from factories import LiveServer, live_server, make_tenant, signed_in
 from llama_cloud import LlamaCloud
-from test_sign_ins import signed_in
 
 from indexchat.config import Settings
 from indexchat.services import tenancy

@@ -8,9 +8,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from conftest import LiveServer, Tenant, live_server
+from factories import LiveServer, Tenant, live_server, make_index, synced_index, wait_for_sync
 from fake_rerank import FakeReranker, overlap_score
-from test_sync_retrieval import make_index, synced_index, wait_for_sync
 
 from indexchat.config import Settings
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from alembic import command
-from conftest import LiveServer, Tenant, make_tenant
-from test_chat_turns import stream_turn
+from factories import LiveServer, Tenant, make_tenant
+from streams import stream_turn
 from typer.testing import CliRunner
 
 from indexchat.cli import app

@@ -7,7 +7,7 @@ import warnings
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, add_index, count_sessions
+from factories import LiveServer, Tenant, add_index, count_sessions
 from llama_cloud import NotFoundError
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")

@@ -9,10 +9,18 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, add_index, live_server, make_tenant
+from factories import (
+    TURN_NOTES,
+    LiveServer,
+    Tenant,
+    add_index,
+    live_server,
+    make_index,
+    make_tenant,
+    wait_for_sync,
+)
 from llama_cloud import LlamaCloud
-from test_chat_turns import NOTES, history, sse_events, stream_turn
-from test_sync_retrieval import make_index, wait_for_sync
+from streams import history, sse_events, stream_turn
 
 from indexchat.config import Settings
 from indexchat.domain import new_id
@@ -22,7 +30,7 @@ from indexchat.storage.tables import Attachment, ChatEvent, ShareLink
 
 @pytest.fixture
 def notes(tenant: Tenant) -> str:
-    index_id, _, _ = make_index(tenant, {k: v.encode() for k, v in NOTES.items()})
+    index_id, _, _ = make_index(tenant, {k: v.encode() for k, v in TURN_NOTES.items()})
     wait_for_sync(tenant.client, index_id)
     return index_id
 

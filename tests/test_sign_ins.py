@@ -11,30 +11,24 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, count_sessions, live_server, make_tenant
+from factories import (
+    LiveServer,
+    Tenant,
+    count_sessions,
+    live_server,
+    login,
+    make_tenant,
+    new_link,
+    signed_in,
+)
 from sqlalchemy import func, select, update
 
 from indexchat.config import Settings
 from indexchat.domain import utcnow
-from indexchat.services import sign_ins, tenancy
+from indexchat.services import tenancy
 from indexchat.storage.tables import SignIn, SignInLink
 
 FOURTEEN_DAYS = 14 * 24 * 3600
-
-
-def login(server: LiveServer, api_key: str, **extra: str) -> httpx.Response:
-    return httpx.post(
-        f"{server.base_url}/login",
-        data={"api_key": api_key, **extra},
-        headers={"Origin": server.base_url},
-    )
-
-
-def signed_in(server: LiveServer, api_key: str) -> httpx.Client:
-    """A client holding the cookie of a sign-in made with ``api_key`` (and nothing else)."""
-    response = login(server, api_key)
-    assert response.status_code == 303, response.text
-    return httpx.Client(base_url=server.base_url, cookies={"session": response.cookies["session"]})
 
 
 def sign_in_row(server: LiveServer, token: str) -> SignIn | None:
@@ -46,11 +40,6 @@ def sign_in_row(server: LiveServer, token: str) -> SignIn | None:
 def count_sign_ins(server: LiveServer) -> int:
     with server.runtime.db.read() as tx:
         return int(tx.scalar(select(func.count()).select_from(SignIn)) or 0)
-
-
-def new_link(server: LiveServer, tenant: Tenant) -> str:
-    with server.runtime.db.write() as tx:
-        return sign_ins.create_link(tx, organization=tenant.organization, project=tenant.project)
 
 
 def test_a_key_signs_in_with_an_httponly_cookie_whose_hash_alone_is_stored(

@@ -20,6 +20,8 @@ import indexchat
 from indexchat import errors
 from indexchat.api.errors import STATUS_BY_ERROR, known_error_response, status_for
 from indexchat.config import Settings
+from indexchat.search.embeddings import LOCAL_DIMENSION
+from indexchat.search.postgres import PostgresSearchStore
 from indexchat.storage.db import Database
 from indexchat.storage.migrate import alembic_config, upgrade
 
@@ -90,6 +92,52 @@ def test_layers_import_only_downward(path: Path) -> None:
     assert not upward, f"{relative} imports {upward} from a higher layer"
 
 
+TESTS = Path(__file__).resolve().parent
+
+
+def _shared_test_code_imports(source: str) -> list[str]:
+    """Modules a test or bench file imports that are test modules or conftest. Helpers live in
+    factories.py, streams.py, deployments.py and the like; fixtures reach tests by name, never
+    by import, so one test module never depends on another's internals."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+            if not node.module:  # ``from . import test_x``
+                names = [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found += [n for n in names if re.fullmatch(r"conftest|test_\w*", n.split(".")[-1])]
+    return found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from conftest import make_tenant",
+        "import conftest",
+        "from test_chat_turns import NOTES",
+        "def f():\n    from web.test_chat_page import page\n",
+        "from . import test_sessions",
+    ],
+)
+def test_the_shared_test_code_check_sees_a_violation(source: str) -> None:
+    assert _shared_test_code_imports(source)
+
+
+def test_no_test_or_bench_imports_a_test_module_or_conftest() -> None:
+    files = sorted(TESTS.rglob("*.py")) + sorted((TESTS.parent / "bench").rglob("*.py"))
+    assert len(files) > 50
+    offenders = {
+        str(path.relative_to(TESTS.parent)): found
+        for path in files
+        if (found := _shared_test_code_imports(path.read_text()))
+    }
+    assert offenders == {}, "import helpers from factories.py (or a helper module), not these"
+
+
 def test_nothing_below_api_imports_fastapi() -> None:
     for path in PACKAGE.rglob("*.py"):
         layer = path.relative_to(PACKAGE).parts[0]
@@ -147,8 +195,12 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
 
 
 def test_migrations_match_the_models_on_postgres(postgres_url: str) -> None:
+    """Also with the search store's own tables present, as in every live database: their
+    pgvector columns are left out of the comparison, not reflected (SQLAlchemy would warn)."""
     db = Database(postgres_url)
     upgrade(db.engine)
+    with db.engine.begin() as connection:
+        PostgresSearchStore(LOCAL_DIMENSION).ensure_schema(connection)
     with db.engine.connect() as connection:
         command.check(alembic_config(connection))
     db.dispose()

@@ -8,144 +8,28 @@ and in the search store.
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
 
-from deployments import Deployment, wait_until
+from deployments import (
+    FILES,
+    Deployment,
+    assert_indexed_once,
+    assert_store_matches_tables,
+    indexed_markers,
+    make_index,
+    note,
+    start_sync,
+    wait_for_progress,
+    wait_for_sync,
+)
 from llama_cloud import LlamaCloud
-from sqlalchemy import select, text
 
-from indexchat.search.embeddings import LOCAL_DIMENSION
-from indexchat.search.sqlite import text_tables as sqlite_text_tables
 from indexchat.services import tenancy
 from indexchat.services.sync import BATCH_FILES
 from indexchat.storage import jobs
-from indexchat.storage.db import Database
-from indexchat.storage.tables import Chunk, Job
-
-# Seven batches of passages the model reads in full (~128 tokens each): a sync lasts long enough
-# to be stopped with work done on both sides, even on a fast CPU.
-FILES = 6 * BATCH_FILES + 8
-FILLER = " ".join(
-    f"Paragraph {n} records an observation about the sample and its measurement." for n in range(10)
-)
-
-
-def marker(i: int) -> str:
-    return f"zq{i:04d}x"
-
-
-def note(i: int) -> bytes:
-    return f"Note {i}: the marker {marker(i)} belongs to this file only. {FILLER}".encode()
-
-
-def make_index(client: LlamaCloud, files: range, name: str = "notes") -> str:
-    directory = client.beta.directories.create(name=name)
-
-    def upload(i: int) -> None:
-        client.beta.directories.files.upload(
-            directory.id, upload_file=(f"note-{i:04d}.txt", note(i))
-        )
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(upload, files))
-    return client.indexes.create(source_directory_id=directory.id, name=name).id
-
-
-def start_sync(deployment: Deployment, index_id: str, client: LlamaCloud | None = None) -> int:
-    started = (client or deployment.client).indexes.sync(index_id)
-    assert started["status"] == "started"
-    return int(started["job_id"])
-
-
-def wait_for_progress(deployment: Deployment, index_id: str, files: int) -> dict[str, Any]:
-    """The job's progress once at least one batch is written, asserting the sync is not done."""
-
-    def progressed() -> dict[str, Any] | None:
-        progress = deployment.job(index_id).progress or {}
-        return progress if progress.get("files_done", 0) >= BATCH_FILES else None
-
-    progress = wait_until(progressed, "a first batch")
-    assert progress["files_done"] < files, "the sync finished before it could be interrupted"
-    return progress
-
-
-def wait_for_sync(
-    deployment: Deployment, index_id: str, timeout: float = 180, client: LlamaCloud | None = None
-) -> dict[str, Any]:
-    client = client or deployment.client
-    wait_until(
-        lambda: not client.indexes.get(index_id, expand=["sync_in_progress"]).sync_in_progress,
-        "the sync to finish",
-        timeout,
-    )
-    return client.indexes.get(index_id).metadata
-
-
-def search_entry_ids(db: Database) -> set[int]:
-    """Chunk ids held by the search store, text and vectors alike."""
-    with db.read() as tx:
-        if db.is_sqlite:
-            connection = tx.connection()
-            words = [
-                rowid
-                for table in sqlite_text_tables(connection)
-                for rowid in connection.exec_driver_sql(f"SELECT rowid FROM {table}").scalars()
-            ]
-            vectors = tx.execute(
-                text(f"SELECT rowid FROM chunk_vectors_{LOCAL_DIMENSION}")
-            ).scalars()
-            found = set(words)
-            assert set(vectors) == found, "text and vector entries differ"
-            return found
-        return set(
-            tx.execute(text(f"SELECT chunk_id FROM chunk_search_{LOCAL_DIMENSION}")).scalars()
-        )
-
-
-def indexed_markers(db: Database, index_id: str) -> tuple[list[str], set[int]]:
-    with db.read() as tx:
-        rows = tx.execute(select(Chunk.id, Chunk.text).where(Chunk.index_id == index_id)).all()
-    markers = sorted(m for _, chunk_text in rows for m in re.findall(r"zq\d{4}x", chunk_text))
-    return markers, {chunk_id for chunk_id, _ in rows}
-
-
-def assert_indexed_once(
-    deployment: Deployment, index_id: str, files: range, client: LlamaCloud | None = None
-) -> None:
-    """Every file searchable, each by exactly one chunk: none missing, none twice."""
-    client = client or deployment.client
-    metadata = client.indexes.get(index_id).metadata
-    count = len(files)
-    assert (metadata["files_total"], metadata["files_parsed"], metadata["chunks"]) == (
-        count,
-        count,
-        count,
-    )
-    markers, chunk_ids = indexed_markers(deployment.db, index_id)
-    assert markers == [marker(i) for i in files]
-    assert chunk_ids <= search_entry_ids(deployment.db)
-    # Through the API, one file per batch boundary: its marker finds its one chunk only.
-    for i in sorted({files[0], files[-1], *files[BATCH_FILES - 1 :: BATCH_FILES]}):
-        results = client.retrieval.retrieve(
-            index_id=index_id,
-            query=marker(i),
-            top_k=5,
-            full_text_pipeline_weight=1,
-            vector_pipeline_weight=0,
-        ).results
-        assert [marker(i) in r.content for r in results] == [True], (i, results)
-
-
-def assert_store_matches_tables(deployment: Deployment) -> None:
-    """No search entry without its chunk (nothing left behind by an interrupted batch)."""
-    with deployment.db.read() as tx:
-        chunk_ids = set(tx.scalars(select(Chunk.id)))
-    assert search_entry_ids(deployment.db) == chunk_ids
+from indexchat.storage.tables import Job
 
 
 def worker_pid(job: Job) -> int:

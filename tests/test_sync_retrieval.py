@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant, make_tenant
-from llama_cloud import BadRequestError, ConflictError, LlamaCloud, NotFoundError
+from factories import (
+    NOTES,
+    LiveServer,
+    Tenant,
+    make_index,
+    make_tenant,
+    wait_for_sync,
+)
+from llama_cloud import BadRequestError, ConflictError, NotFoundError
 
 from indexchat.services.retrieval import grep
-
-NOTES = {
-    "volcano.md": "# Volcanoes\n\nBasaltic lava from shield volcanoes flows far before it cools.",
-    "bread.md": "# Baking\n\nSourdough bread rises with wild yeast and lactobacilli.",
-    "tides.txt": "Tides follow the moon: two high waters a day on most coasts.",
-}
-
-
-def wait_for_sync(client: LlamaCloud, index_id: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while client.indexes.get(index_id, expand=["sync_in_progress"]).sync_in_progress:
-        assert time.monotonic() < deadline, "sync did not finish"
-        time.sleep(0.2)
-    return client.indexes.get(index_id).metadata
-
-
-def make_index(tenant: Tenant, files: dict[str, bytes], **options: object) -> tuple[str, str, dict]:
-    directory = tenant.client.beta.directories.create(name="notes")
-    placed = {}
-    for name, data in files.items():
-        placed[name] = tenant.client.beta.directories.files.upload(
-            directory.id,
-            upload_file=(name, data),
-            metadata=json.dumps({"topic": name.split(".")[0]}),
-        ).id
-    index = tenant.client.indexes.create(source_directory_id=directory.id, **options)
-    assert tenant.client.indexes.sync(index.id)["status"] == "started"
-    return index.id, directory.id, placed
-
-
-def synced_index(server: LiveServer, notes: dict[str, str]) -> tuple[Tenant, str]:
-    """A new tenant with one synced index over ``notes`` (file name -> text)."""
-    tenant = make_tenant(server)
-    index_id, _, _ = make_index(tenant, {name: text.encode() for name, text in notes.items()})
-    wait_for_sync(tenant.client, index_id)
-    return tenant, index_id
 
 
 @pytest.fixture

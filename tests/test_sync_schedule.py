@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, LiveServer, Tenant, live_server, make_tenant
 from deployments import fresh_postgres_database, wait_until
+from factories import BACKENDS, LiveServer, Tenant, live_server, make_tenant
 from sqlalchemy import func, select
 
 from indexchat.config import Settings

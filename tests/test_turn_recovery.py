@@ -16,8 +16,7 @@ from deployments import Deployment, wait_until
 from fake_llm import FakeLLM, Reply, slow_reply
 from llama_cloud import ConflictError, LlamaCloud
 from sqlalchemy import update
-from test_chat_llm import cancel_while_following, follow, read_until
-from test_chat_turns import history, stored, stream_turn
+from streams import cancel_while_following, follow, history, read_until, stored, stream_turn
 
 from indexchat.services.turns import TIMINGS
 from indexchat.storage.sessions import events as stored_events

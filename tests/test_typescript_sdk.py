@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import LiveServer, Tenant
+from factories import LiveServer, Tenant
 
 TS = Path(__file__).parent / "ts"
 SDK_VERSION = json.loads((TS / "package.json").read_text())["dependencies"][

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import LiveServer, Tenant
-from test_sync_retrieval import make_index, wait_for_sync
+from factories import LiveServer, Tenant, make_index, wait_for_sync
 
 from indexchat.search.vector_cache import VectorCache
 

@@ -8,8 +8,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import free_port
 from deployments import INDEXCHAT, Deployment, wait_until
+from factories import free_port
 
 
 def test_two_processes_serve_one_postgres_fleet(deployment: Deployment) -> None:

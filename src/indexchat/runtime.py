@@ -92,6 +92,15 @@ class Runtime:
                 self._chat_model = make_chat_model(self.settings)
             return self._chat_model
 
+    async def release_chat_model(self) -> None:
+        """Close the chat model's connections: they belong to the event loop that is ending.
+        The next use (on another loop) makes a new model."""
+        with self._lock:
+            model, self._chat_model = self._chat_model, None
+        close = getattr(model, "aclose", None)
+        if close is not None:
+            await close()
+
     def chat_deps(self) -> ChatDeps:
         return ChatDeps(
             db=self.db,

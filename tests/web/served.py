@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BACKENDS, free_port
+from factories import BACKENDS, free_port
 from fake_llm import FakeLLM
 from llama_cloud import LlamaCloud
 from sqlalchemy import create_engine, text

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
+from factories import free_port
 from sqlalchemy import func, select
 from web.served import Browser, Served, sign_in
 

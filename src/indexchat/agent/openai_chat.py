@@ -95,6 +95,10 @@ class OpenAIChatModel:
     def name(self) -> str:
         return f"openai:{self.model}"
 
+    async def aclose(self) -> None:
+        """Close the pooled connections, on the event loop that opened them."""
+        await self._client.close()
+
     async def stream(
         self, messages: list[Message], tools: list[dict[str, Any]]
     ) -> AsyncIterator[ModelOutput]:

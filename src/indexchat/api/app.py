@@ -106,6 +106,7 @@ def _lifespan(
                 yield
         finally:
             await app.state.turns.close()
+            await app.state.runtime.release_chat_model()
             if worker is not None:
                 await run_in_threadpool(worker.close)
             if owned:

@@ -35,9 +35,16 @@ def include_object(
     )
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave the search store's tables out before they are reflected: SQLAlchemy knows no
+    pgvector column type and warns about each one it meets."""
+    return not (type_ == "table" and (name or "").startswith(SEARCH_STORE_PREFIXES))
+
+
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,
+    include_name=include_name,
     include_object=include_object,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
