@@ -58,6 +58,7 @@ class Served:
     db: Database
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None  # copies the process's output into ``output``
 
     def new_project_key(self) -> str:
         """A key for a new project of its own, so a test sees only what it made."""
@@ -102,13 +103,21 @@ def start_serve(data_dir: Path, database_url: str | None, **env: str) -> Served:
     while True:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
+            _close_output(process, reader)
             raise RuntimeError("indexchat serve did not start:\n" + "".join(output))
         link = next((line.strip() for line in output if "/login?token=" in line), None)
         if link and _healthy(base_url):
             break
         time.sleep(0.1)
     url = database_url or f"sqlite:///{data_dir / 'indexchat.db'}"
-    return Served(base_url=base_url, link=link, db=Database(url), process=process, output=output)
+    return Served(
+        base_url=base_url,
+        link=link,
+        db=Database(url),
+        process=process,
+        output=output,
+        reader=reader,
+    )
 
 
 def stop_serve(served: Served) -> None:
@@ -117,7 +126,17 @@ def stop_serve(served: Served) -> None:
         served.process.wait(15)
     except subprocess.TimeoutExpired:
         served.process.kill()
+    _close_output(served.process, served.reader)
     served.db.dispose()
+
+
+def _close_output(process: subprocess.Popen[str], reader: threading.Thread | None) -> None:
+    """Close the output pipe once the reader has seen its end (the process has exited)."""
+    process.wait()
+    if reader is not None:
+        reader.join(10)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def _healthy(base_url: str) -> bool:
