@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from factories import free_port
 from llama_cloud import LlamaCloud
 from sqlalchemy import create_engine, select, text
@@ -146,6 +147,13 @@ def fresh_postgres_database(url: str) -> str:
         connection.exec_driver_sql(f"CREATE DATABASE {database}")
     engine.dispose()
     return parsed.set(database=database).render_as_string(hide_password=False)
+
+
+def database_for(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """A fresh database URL for ``backend``: None on SQLite (the data dir holds it)."""
+    if backend != "postgres":
+        return None
+    return fresh_postgres_database(request.getfixturevalue("postgres_url"))
 
 
 # Seven batches of passages the model reads in full (~128 tokens each): a sync lasts long enough

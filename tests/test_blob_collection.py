@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from deployments import fresh_postgres_database
+from deployments import database_for
 from factories import (
     BACKENDS,
     NOTE,
@@ -40,9 +40,7 @@ def quiet(
     backend: str = request.param
     data_dir = tmp_path_factory.mktemp(f"collect-{backend}")
     (data_dir / "models").symlink_to(model_cache)
-    url = None
-    if backend == "postgres":
-        url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    url = database_for(request, backend)
     settings = Settings(data_dir=data_dir, database_url=url, blob_collect_seconds=0)
     with live_server(settings, backend) as running:
         yield running
@@ -161,9 +159,7 @@ def test_the_worker_collects_periodically(
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "models").symlink_to(model_cache)
-    url = None
-    if backend == "postgres":
-        url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    url = database_for(request, backend)
     settings = Settings(
         data_dir=data_dir, database_url=url, blob_collect_seconds=0.2, blob_grace_seconds=HOUR
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from deployments import fresh_postgres_database
+from deployments import database_for
 from factories import (
     BACKENDS,
     LiveServer,
@@ -41,9 +41,7 @@ def eager(
     backend: str = request.param
     data_dir = tmp_path_factory.mktemp(f"eager-{backend}")
     (data_dir / "models").symlink_to(model_cache)
-    url = None
-    if backend == "postgres":
-        url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    url = database_for(request, backend)
     settings = Settings(data_dir=data_dir, database_url=url, blob_grace_seconds=0)
     with live_server(settings, backend) as running:
         yield running

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from deployments import fresh_postgres_database
+from deployments import database_for
 from factories import (
     BACKENDS,
     TURN_NOTES,
@@ -52,11 +52,7 @@ def served(
     request: pytest.FixtureRequest, fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LiveServer, FastAPI]]:
     backend: str = request.param
-    database_url = (
-        fresh_postgres_database(request.getfixturevalue("postgres_url"))
-        if backend == "postgres"
-        else None
-    )
+    database_url = database_for(request, backend)
     settings = llm_settings(tmp_path_factory.mktemp(f"gc-{backend}"), database_url, fake.base_url)
     apps: list[FastAPI] = []
     with live_server(settings, backend, extend=apps.append) as running:

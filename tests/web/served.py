@@ -22,11 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from deployments import database_for
 from factories import BACKENDS, free_port
 from fake_llm import FakeLLM
 from llama_cloud import LlamaCloud
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from web.chromium import CHROMIUM, launch
 
 from indexchat.services import tenancy
@@ -68,17 +67,6 @@ class Served:
 
     def sdk(self, api_key: str) -> LlamaCloud:
         return LlamaCloud(api_key=api_key, base_url=self.base_url, max_retries=0)
-
-
-def fresh_postgres_database(postgres_url: str) -> str:
-    """A new database on the test PostgreSQL, so a served instance starts empty."""
-    url = make_url(postgres_url)
-    name = f"web_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def start_serve(data_dir: Path, database_url: str | None, **env: str) -> Served:
@@ -144,12 +132,6 @@ def _healthy(base_url: str) -> bool:
         return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def database_for(request: pytest.FixtureRequest, backend: str) -> str | None:
-    if backend != "postgres":
-        return None
-    return fresh_postgres_database(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture(scope="session")
